@@ -1,0 +1,5 @@
+//! The catalog process. Flags: `--help`.
+
+fn main() -> anyhow::Result<()> {
+    microservices::main(microservices::Service::Catalog)
+}

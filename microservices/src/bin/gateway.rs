@@ -1,0 +1,5 @@
+//! The gateway process. Flags: `--help`.
+
+fn main() -> anyhow::Result<()> {
+    microservices::main(microservices::Service::Gateway)
+}

@@ -1,0 +1,263 @@
+//! # microservices: the same shop as a gateway plus one process per module
+//!
+//! Wiring only. Each service opens its own database with only its module's tables, plugs HTTP
+//! clients in for the modules it depends on, and serves its routes behind the service
+//! credential. The gateway is the only public entry point: it checks tokens, forwards requests
+//! to the owning service and composes the product page.
+//!
+//! | process   | owns (tables)          | calls                         |
+//! |-----------|------------------------|-------------------------------|
+//! | gateway   | nothing                | all six, product page fan-out |
+//! | accounts  | users                  | -                             |
+//! | catalog   | categories, products   | -                             |
+//! | inventory | stock, reservations    | -                             |
+//! | reviews   | reviews, summaries     | catalog                       |
+//! | payments  | charges                | -                             |
+//! | orders    | orders, lines          | catalog, inventory, payments  |
+//!
+//! Run one: `cargo run --release -p microservices --bin catalog -- --port 8082`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::middleware::from_fn;
+use actix_web::web;
+use shop::accounts::AccountsState;
+use shop::auth::{ServiceCredential, TokenKeys, require_service_credential};
+use shop::catalog::{CatalogClient, CatalogState};
+use shop::gateway::Upstreams;
+use shop::http_client::ServiceClient;
+use shop::inventory::{InventoryClient, LocalInventory};
+use shop::orders::{OrdersState, SagaCheckout};
+use shop::payments::{LocalPayments, PaymentsClient};
+use shop::product_page::ProductPages;
+use shop::reviews::{ReviewsClient, ReviewsState};
+use shop::settings::default_port;
+use shop::telemetry::Readiness;
+use shop::{Application, Schema, Settings};
+
+/// The seven processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    Gateway,
+    Accounts,
+    Catalog,
+    Inventory,
+    Reviews,
+    Payments,
+    Orders,
+}
+
+impl Service {
+    pub const ALL: [Service; 7] =
+        [Self::Gateway, Self::Accounts, Self::Catalog, Self::Inventory, Self::Reviews, Self::Payments, Self::Orders];
+    /// The six module services, in an order where each one's upstreams come before it.
+    pub const MODULES: [Service; 6] =
+        [Self::Accounts, Self::Catalog, Self::Inventory, Self::Payments, Self::Reviews, Self::Orders];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gateway => "gateway",
+            Self::Accounts => "accounts",
+            Self::Catalog => "catalog",
+            Self::Inventory => "inventory",
+            Self::Reviews => "reviews",
+            Self::Payments => "payments",
+            Self::Orders => "orders",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Self::Gateway => default_port::PUBLIC,
+            Self::Accounts => default_port::ACCOUNTS,
+            Self::Catalog => default_port::CATALOG,
+            Self::Inventory => default_port::INVENTORY,
+            Self::Reviews => default_port::REVIEWS,
+            Self::Payments => default_port::PAYMENTS,
+            Self::Orders => default_port::ORDERS,
+        }
+    }
+
+    fn schema(self) -> Option<Schema> {
+        match self {
+            Self::Gateway => None,
+            Self::Accounts => Some(Schema::Accounts),
+            Self::Catalog => Some(Schema::Catalog),
+            Self::Inventory => Some(Schema::Inventory),
+            Self::Reviews => Some(Schema::Reviews),
+            Self::Payments => Some(Schema::Payments),
+            Self::Orders => Some(Schema::Orders),
+        }
+    }
+}
+
+/// HTTP clients for the upstreams named in the settings, one per upstream.
+struct Clients<'a>(&'a Settings);
+
+impl Clients<'_> {
+    fn client(&self, name: &'static str, url: &str) -> anyhow::Result<ServiceClient> {
+        ServiceClient::new(name, url, &self.0.security.service_token, self.0.upstream_timeout())
+    }
+    fn accounts(&self) -> anyhow::Result<ServiceClient> {
+        self.client("accounts", &self.0.upstreams.accounts_url)
+    }
+    fn catalog(&self) -> anyhow::Result<ServiceClient> {
+        self.client("catalog", &self.0.upstreams.catalog_url)
+    }
+    fn inventory(&self) -> anyhow::Result<ServiceClient> {
+        self.client("inventory", &self.0.upstreams.inventory_url)
+    }
+    fn reviews(&self) -> anyhow::Result<ServiceClient> {
+        self.client("reviews", &self.0.upstreams.reviews_url)
+    }
+    fn payments(&self) -> anyhow::Result<ServiceClient> {
+        self.client("payments", &self.0.upstreams.payments_url)
+    }
+    fn orders(&self) -> anyhow::Result<ServiceClient> {
+        self.client("orders", &self.0.upstreams.orders_url)
+    }
+}
+
+/// Opens the service's database (if it has one) and binds its server.
+pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Application> {
+    let clients = Clients(settings);
+    let token_keys = web::Data::new(TokenKeys::new(
+        &settings.security.token_secret,
+        Duration::from_secs(settings.security.token_ttl_secs),
+    ));
+
+    let Some(schema) = service.schema() else {
+        return build_gateway(settings, &clients, token_keys);
+    };
+    let default_url = format!("sqlite:{}.db", service.name());
+    let db = shop::open_database(settings, &default_url, &[schema]).await?;
+    let readiness = web::Data::new(Readiness::Database(db.clone()));
+    let credential = web::Data::new(ServiceCredential(settings.security.service_token.clone()));
+
+    // What this service's routes need, and which routes it serves.
+    let state: Vec<Box<dyn Fn(&mut web::ServiceConfig) + Send + Sync>> = match schema {
+        Schema::Accounts => {
+            let state = web::Data::new(AccountsState { db });
+            vec![
+                Box::new(move |cfg| {
+                    cfg.app_data(state.clone());
+                }),
+                Box::new(shop::accounts::configure_public),
+            ]
+        }
+        Schema::Catalog => {
+            let state = web::Data::new(CatalogState { db });
+            vec![
+                Box::new(move |cfg| {
+                    cfg.app_data(state.clone());
+                }),
+                Box::new(shop::catalog::configure_public),
+                Box::new(shop::catalog::configure_internal),
+            ]
+        }
+        Schema::Inventory => {
+            let state = web::Data::new(LocalInventory(db));
+            vec![
+                Box::new(move |cfg| {
+                    cfg.app_data(state.clone());
+                }),
+                Box::new(shop::inventory::configure_internal),
+            ]
+        }
+        Schema::Reviews => {
+            let state = web::Data::new(ReviewsState { db, catalog: Arc::new(CatalogClient(clients.catalog()?)) });
+            vec![
+                Box::new(move |cfg| {
+                    cfg.app_data(state.clone());
+                }),
+                Box::new(shop::reviews::configure_public),
+                Box::new(shop::reviews::configure_internal),
+            ]
+        }
+        Schema::Payments => {
+            let state = web::Data::new(LocalPayments { db, latency: settings.payment_latency() });
+            vec![
+                Box::new(move |cfg| {
+                    cfg.app_data(state.clone());
+                }),
+                Box::new(shop::payments::configure_internal),
+            ]
+        }
+        Schema::Orders => {
+            let checkout = SagaCheckout {
+                db: db.clone(),
+                catalog: Arc::new(CatalogClient(clients.catalog()?)),
+                inventory: Arc::new(InventoryClient(clients.inventory()?)),
+                payments: Arc::new(PaymentsClient(clients.payments()?)),
+            };
+            let state = web::Data::new(OrdersState { db, checkout: Arc::new(checkout) });
+            vec![
+                Box::new(move |cfg| {
+                    cfg.app_data(state.clone());
+                }),
+                Box::new(shop::orders::configure_public),
+            ]
+        }
+    };
+    let state = Arc::new(state);
+
+    Application::build(service.name(), settings, service.default_port(), move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(token_keys.clone()).app_data(readiness.clone()).app_data(credential.clone());
+        // Operations endpoints stay open; everything else needs the service credential.
+        cfg.configure(shop::telemetry::configure_ops);
+        let state = state.clone();
+        cfg.service(web::scope("").wrap(from_fn(require_service_credential)).configure(move |scope| {
+            for part in state.iter() {
+                part(scope);
+            }
+        }));
+    })
+}
+
+fn build_gateway(
+    settings: &Settings,
+    clients: &Clients<'_>,
+    token_keys: web::Data<TokenKeys>,
+) -> anyhow::Result<Application> {
+    let upstreams = Upstreams {
+        accounts: clients.accounts()?,
+        catalog: clients.catalog()?,
+        reviews: clients.reviews()?,
+        orders: clients.orders()?,
+    };
+    let pages = web::Data::new(ProductPages {
+        catalog: Arc::new(CatalogClient(upstreams.catalog.clone())),
+        inventory: Arc::new(InventoryClient(clients.inventory()?)),
+        reviews: Arc::new(ReviewsClient(upstreams.reviews.clone())),
+    });
+    let readiness = web::Data::new(Readiness::Upstreams(vec![
+        upstreams.accounts.clone(),
+        upstreams.catalog.clone(),
+        clients.inventory()?,
+        upstreams.reviews.clone(),
+        clients.payments()?,
+        upstreams.orders.clone(),
+    ]));
+    let upstreams = web::Data::new(upstreams);
+    Application::build("gateway", settings, Service::Gateway.default_port(), move |cfg: &mut web::ServiceConfig| {
+        cfg.app_data(token_keys.clone())
+            .app_data(readiness.clone())
+            .app_data(upstreams.clone())
+            .app_data(pages.clone())
+            .configure(shop::telemetry::configure_ops)
+            .configure(shop::gateway::configure);
+    })
+}
+
+/// The body of every service binary's `main`.
+pub fn main(service: Service) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use clap::Parser;
+    let settings = Settings::parse();
+    shop::telemetry::init_tracing(&settings.server.log_level);
+    actix_web::rt::System::new().block_on(async move {
+        let app = build(service, &settings).await.with_context(|| format!("starting {}", service.name()))?;
+        app.run_until_signalled().await.context("serving")
+    })
+}

@@ -1,0 +1,95 @@
+//! Building and running one HTTP server process, the same way for every binary.
+//!
+//! [`Application::build`] binds the listener (port 0 picks a free port, as tests and the
+//! harness do), installs the shared middleware and extractor settings, mounts the routes a
+//! process serves, and prints the settings it runs with. Everything that can differ between
+//! processes is in the `configure` function the caller passes.
+
+use std::net::TcpListener;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::error::{json_config, path_config, query_config, route_not_found};
+use crate::settings::Settings;
+use crate::telemetry::{Metrics, record_metrics};
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Binds and prepares a server; it starts serving when [`Application::run_until_stopped`]
+    /// is awaited (or the server future is spawned).
+    pub fn build<F>(process: &'static str, settings: &Settings, default_port: u16, configure: F) -> anyhow::Result<Self>
+    where
+        F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    {
+        let port = settings.server.port.unwrap_or(default_port);
+        let listener = TcpListener::bind((settings.server.host.as_str(), port))?;
+        let port = listener.local_addr()?.port();
+        let metrics = web::Data::new(Metrics::new(process));
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(record_metrics))
+                .app_data(metrics.clone())
+                .app_data(json_config())
+                .app_data(query_config())
+                .app_data(path_config())
+                .configure(configure.clone())
+                .default_service(web::to(route_not_found))
+        })
+        .workers(settings.server.workers.max(1))
+        .tcp_nodelay(true)
+        // The harness stops processes with SIGTERM and waits; in-flight requests get 5 s.
+        .shutdown_timeout(5)
+        .disable_signals()
+        .listen(listener)?
+        .run();
+        eprintln!("{}", settings.summary(process, port));
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A handle to stop the server from elsewhere (tests stop services to observe degradation).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+
+    /// Runs until the server stops or the process gets SIGINT/SIGTERM, then stops gracefully.
+    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        tokio::select! {
+            finished = &mut server => return finished.map_err(std::io::Error::other)?,
+            () = shutdown_signal() => {}
+        }
+        handle.stop(true).await;
+        server.await.map_err(std::io::Error::other)?
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler works at start-up");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,247 @@
+//! Payments: a simulated card processor with idempotent charges and refunds.
+//!
+//! Every charge waits `--payment-latency-ms` (the processor's round trip) before it is decided,
+//! and that wait happens outside any database transaction. The card [`DECLINED_CARD`] is always
+//! declined; every other well-formed card is approved.
+//!
+//! Charges are idempotent by key: the same key and amount return the first outcome, a different
+//! amount is a conflict. Refunding a key that was never charged leaves a `voided` tombstone, so a
+//! charge that arrives late (after the saga gave up and compensated) cannot take money.
+//!
+//! No public routes. Internal: `POST /internal/charges`, `POST /internal/charges/{key}/refund`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+
+use crate::db::{Database, now_millis};
+use crate::error::ApiError;
+use crate::http_client::ServiceClient;
+
+/// The test card the simulated processor always declines.
+pub const DECLINED_CARD: &str = "4000000000000002";
+/// Largest single charge: ten million currency units.
+pub const MAX_AMOUNT_CENTS: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChargeRequest {
+    pub idempotency_key: String,
+    pub amount_cents: i64,
+    pub card_number: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ChargeStatus {
+    Approved,
+    Declined,
+    Refunded,
+    Voided,
+}
+
+impl ChargeStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Approved => "approved",
+            Self::Declined => "declined",
+            Self::Refunded => "refunded",
+            Self::Voided => "voided",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, ApiError> {
+        Ok(match s {
+            "approved" => Self::Approved,
+            "declined" => Self::Declined,
+            "refunded" => Self::Refunded,
+            "voided" => Self::Voided,
+            other => return Err(ApiError::internal(format!("unknown charge status {other}"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ChargeResult {
+    pub idempotency_key: String,
+    pub amount_cents: i64,
+    pub status: ChargeStatus,
+}
+
+#[async_trait]
+pub trait Payments: Send + Sync {
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError>;
+    async fn refund(&self, idempotency_key: &str) -> Result<(), ApiError>;
+}
+
+pub type SharedPayments = Arc<dyn Payments>;
+
+/// Checks a card number's shape: 12 to 19 digits.
+pub fn validate_card(card_number: &str) -> Result<(), ApiError> {
+    let ok = (12..=19).contains(&card_number.len()) && card_number.bytes().all(|b| b.is_ascii_digit());
+    if ok { Ok(()) } else { Err(ApiError::validation("card_number must be 12 to 19 digits")) }
+}
+
+impl ChargeRequest {
+    fn validate(&self) -> Result<(), ApiError> {
+        if self.idempotency_key.is_empty() || self.idempotency_key.len() > 200 {
+            return Err(ApiError::validation("idempotency_key must be 1 to 200 characters"));
+        }
+        if !(1..=MAX_AMOUNT_CENTS).contains(&self.amount_cents) {
+            return Err(ApiError::validation(format!("amount_cents must be between 1 and {MAX_AMOUNT_CENTS}")));
+        }
+        validate_card(&self.card_number)
+    }
+}
+
+/// The processor: the same code serves the monolith (in-process) and the payments service.
+#[derive(Clone, Debug)]
+pub struct LocalPayments {
+    pub db: Database,
+    /// Simulated processor round trip per new charge.
+    pub latency: Duration,
+}
+
+#[async_trait]
+impl Payments for LocalPayments {
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
+        request.validate()?;
+        if let Some(existing) = repo::find(&self.db, &request.idempotency_key).await? {
+            return replay(existing, request);
+        }
+        // The processor's round trip: no transaction and no connection is held meanwhile.
+        tokio::time::sleep(self.latency).await;
+        let decided =
+            if request.card_number == DECLINED_CARD { ChargeStatus::Declined } else { ChargeStatus::Approved };
+        repo::insert_if_absent(&self.db, request, decided).await?;
+        // Whatever is stored now wins: ours, a concurrent duplicate's, or a void written while we waited.
+        let stored = repo::find(&self.db, &request.idempotency_key)
+            .await?
+            .ok_or_else(|| ApiError::internal("charge vanished after insert"))?;
+        replay(stored, request)
+    }
+
+    async fn refund(&self, idempotency_key: &str) -> Result<(), ApiError> {
+        Ok(repo::refund_or_void(&self.db, idempotency_key).await?)
+    }
+}
+
+/// Answers a repeated charge with the stored outcome; a different amount under the same key is
+/// a client bug.
+fn replay(stored: ChargeResult, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
+    if stored.status != ChargeStatus::Voided && stored.amount_cents != request.amount_cents {
+        return Err(ApiError::conflict("charge_key_reused", "this idempotency key was used for a different amount"));
+    }
+    Ok(stored)
+}
+
+#[derive(Clone, Debug)]
+pub struct PaymentsClient(pub ServiceClient);
+
+#[async_trait]
+impl Payments for PaymentsClient {
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
+        self.0.post_json("/internal/charges", request).await
+    }
+    async fn refund(&self, idempotency_key: &str) -> Result<(), ApiError> {
+        let path = format!("/internal/charges/{idempotency_key}/refund");
+        self.0.post_json::<_, serde_json::Value>(&path, &serde_json::json!({})).await.map(|_| ())
+    }
+}
+
+pub mod repo {
+    use super::*;
+
+    pub async fn find(db: &Database, key: &str) -> Result<Option<ChargeResult>, ApiError> {
+        let row = sqlx::query("SELECT amount_cents, status FROM charges WHERE idempotency_key = $1")
+            .bind(key)
+            .fetch_optional(&db.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let status: String = row.try_get("status")?;
+        Ok(Some(ChargeResult {
+            idempotency_key: key.to_string(),
+            amount_cents: row.try_get("amount_cents")?,
+            status: ChargeStatus::parse(&status)?,
+        }))
+    }
+
+    pub async fn insert_if_absent(
+        db: &Database,
+        request: &ChargeRequest,
+        status: ChargeStatus,
+    ) -> Result<(), sqlx::Error> {
+        let now = now_millis();
+        let last4 = &request.card_number[request.card_number.len().saturating_sub(4)..];
+        sqlx::query(
+            "INSERT INTO charges (idempotency_key, amount_cents, card_last4, status, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(request.idempotency_key.clone())
+        .bind(request.amount_cents)
+        .bind(last4.to_string())
+        .bind(status.as_str())
+        .bind(now)
+        .execute(&db.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Refunds an approved charge, or voids a key that was never charged.
+    pub async fn refund_or_void(db: &Database, key: &str) -> Result<(), sqlx::Error> {
+        let now = now_millis();
+        let mut tx = db.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO charges (idempotency_key, amount_cents, card_last4, status, created_at, updated_at) \
+             VALUES ($1, 0, '', 'voided', $2, $2) ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE charges SET status = 'refunded', updated_at = $2 WHERE idempotency_key = $1 AND status = 'approved'")
+            .bind(key)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+}
+
+pub fn configure_internal(cfg: &mut web::ServiceConfig) {
+    cfg.route("/internal/charges", web::post().to(charge))
+        .route("/internal/charges/{key}/refund", web::post().to(refund));
+}
+
+async fn charge(payments: web::Data<LocalPayments>, body: web::Json<ChargeRequest>) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(payments.charge(&body).await?))
+}
+
+async fn refund(payments: web::Data<LocalPayments>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    payments.refund(&key).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "idempotency_key": key.as_str(), "status": "refunded" })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn card_numbers_must_be_12_to_19_digits() {
+        assert!(validate_card("4242424242424242").is_ok());
+        assert!(validate_card("4242").is_err());
+        assert!(validate_card("4242-4242-4242-4242").is_err());
+    }
+
+    #[test]
+    fn a_replay_with_another_amount_is_a_conflict() {
+        let stored = ChargeResult { idempotency_key: "k".into(), amount_cents: 100, status: ChargeStatus::Approved };
+        let same =
+            ChargeRequest { idempotency_key: "k".into(), amount_cents: 100, card_number: "4242424242424242".into() };
+        let other = ChargeRequest { amount_cents: 200, ..same.clone() };
+        assert_eq!(replay(stored.clone(), &same).ok(), Some(stored.clone()));
+        assert!(replay(stored, &other).is_err());
+    }
+}

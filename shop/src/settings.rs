@@ -1,0 +1,189 @@
+//! Settings of every process, as clap flags with environment fallbacks.
+//!
+//! Every binary (monolith, gateway, the six services) parses the same [`Settings`], so both
+//! architectures are configured by the same flags with the same defaults; each process prints the
+//! values it runs with at start-up ([`Settings::summary`]), and the harness records them.
+
+use std::time::Duration;
+
+use clap::{Args, Parser};
+
+/// Default ports when started by hand; the harness and the tests always pick free ports.
+pub mod default_port {
+    pub const PUBLIC: u16 = 8080;
+    pub const ACCOUNTS: u16 = 8081;
+    pub const CATALOG: u16 = 8082;
+    pub const INVENTORY: u16 = 8083;
+    pub const REVIEWS: u16 = 8084;
+    pub const PAYMENTS: u16 = 8085;
+    pub const ORDERS: u16 = 8086;
+}
+
+#[derive(Debug, Clone, Parser)]
+#[command(version, about = "A splitbench shop process")]
+pub struct Settings {
+    #[command(flatten)]
+    pub server: ServerSettings,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub security: SecuritySettings,
+    #[command(flatten)]
+    pub payments: PaymentSettings,
+    #[command(flatten)]
+    pub upstreams: UpstreamSettings,
+    #[command(flatten)]
+    pub seed: SeedSettings,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServerSettings {
+    /// Address to listen on.
+    #[arg(long, env = "SPLITBENCH_HOST", default_value = "127.0.0.1")]
+    pub host: String,
+    /// Port to listen on (0 picks a free one); each binary has its own default.
+    #[arg(long, env = "SPLITBENCH_PORT")]
+    pub port: Option<u16>,
+    /// actix worker threads of this process. Set explicitly: actix's default (one per core per
+    /// process) would give seven microservices seven times the monolith's threads.
+    #[arg(long, env = "SPLITBENCH_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+    /// tracing filter (e.g. warn, info, shop=debug); quiet by default.
+    #[arg(long, env = "SPLITBENCH_LOG", default_value = "warn")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// sqlite:<file> (default: a file per process in the working directory) or postgres://...
+    #[arg(long, env = "SPLITBENCH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Connections in this process's database pool.
+    #[arg(long, env = "SPLITBENCH_DB_POOL_SIZE", default_value_t = 4)]
+    pub db_pool_size: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SecuritySettings {
+    /// HMAC key that signs user tokens. The default is for local benchmarking only.
+    #[arg(long, env = "SPLITBENCH_TOKEN_SECRET", default_value = "splitbench-dev-token-secret")]
+    pub token_secret: String,
+    /// Lifetime of a user token.
+    #[arg(long, env = "SPLITBENCH_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+    /// Credential that services require on internal routes (microservices only).
+    #[arg(long, env = "SPLITBENCH_SERVICE_TOKEN", default_value = "splitbench-dev-service-token")]
+    pub service_token: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PaymentSettings {
+    /// Simulated card processor latency per charge, in milliseconds. 10 ms by default: a fast
+    /// processor on a nearby network. It is spent outside any database transaction.
+    #[arg(long, env = "SPLITBENCH_PAYMENT_LATENCY_MS", default_value_t = 10)]
+    pub payment_latency_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UpstreamSettings {
+    #[arg(long, env = "SPLITBENCH_ACCOUNTS_URL", default_value = "http://127.0.0.1:8081")]
+    pub accounts_url: String,
+    #[arg(long, env = "SPLITBENCH_CATALOG_URL", default_value = "http://127.0.0.1:8082")]
+    pub catalog_url: String,
+    #[arg(long, env = "SPLITBENCH_INVENTORY_URL", default_value = "http://127.0.0.1:8083")]
+    pub inventory_url: String,
+    #[arg(long, env = "SPLITBENCH_REVIEWS_URL", default_value = "http://127.0.0.1:8084")]
+    pub reviews_url: String,
+    #[arg(long, env = "SPLITBENCH_PAYMENTS_URL", default_value = "http://127.0.0.1:8085")]
+    pub payments_url: String,
+    #[arg(long, env = "SPLITBENCH_ORDERS_URL", default_value = "http://127.0.0.1:8086")]
+    pub orders_url: String,
+    /// Timeout of every call between services (covers connect, send and the whole answer).
+    /// Must exceed the payment latency.
+    #[arg(long, env = "SPLITBENCH_UPSTREAM_TIMEOUT_MS", default_value_t = 2000)]
+    pub upstream_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SeedSettings {
+    /// Seed of the deterministic data generator.
+    #[arg(long, env = "SPLITBENCH_SEED", default_value_t = 42)]
+    pub seed: u64,
+    #[arg(long, env = "SPLITBENCH_PRODUCTS", default_value_t = 10_000)]
+    pub products: u32,
+    #[arg(long, env = "SPLITBENCH_CATEGORIES", default_value_t = 20)]
+    pub categories: u32,
+    #[arg(long, env = "SPLITBENCH_USERS", default_value_t = 1_000)]
+    pub users: u32,
+    /// Start with empty tables (no seed data).
+    #[arg(long, env = "SPLITBENCH_NO_SEED")]
+    pub no_seed: bool,
+}
+
+impl Settings {
+    /// The defaults, as a process started without flags or environment would get them.
+    pub fn defaults() -> Self {
+        Self::parse_from(["splitbench"])
+    }
+
+    pub fn upstream_timeout(&self) -> Duration {
+        Duration::from_millis(self.upstreams.upstream_timeout_ms)
+    }
+
+    pub fn payment_latency(&self) -> Duration {
+        Duration::from_millis(self.payments.payment_latency_ms)
+    }
+
+    /// One line with every setting that can change a measurement, printed at start-up.
+    pub fn summary(&self, process: &str, port: u16) -> String {
+        let db =
+            self.database.database_url.as_deref().map_or_else(|| "(default sqlite file)".to_string(), redact_password);
+        format!(
+            "{process}: listening on {}:{port}; workers={} db_pool_size={} database={db} log_level={} \
+             tcp_nodelay=true payment_latency_ms={} upstream_timeout_ms={} seed={} products={} \
+             categories={} users={}",
+            self.server.host,
+            self.server.workers,
+            self.database.db_pool_size,
+            self.server.log_level,
+            self.payments.payment_latency_ms,
+            self.upstreams.upstream_timeout_ms,
+            self.seed.seed,
+            self.seed.products,
+            self.seed.categories,
+            self.seed.users,
+        )
+    }
+}
+
+/// Hides the password of a database URL before it is printed.
+pub fn redact_password(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &credentials[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_from_database_urls() {
+        assert_eq!(redact_password("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_password("sqlite:shop.db"), "sqlite:shop.db");
+    }
+
+    #[test]
+    fn defaults_parse_without_flags() {
+        let settings = Settings::defaults();
+        assert_eq!(settings.server.workers, 1);
+        assert_eq!(settings.seed.products, 10_000);
+    }
+}

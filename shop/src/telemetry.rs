@@ -1,0 +1,127 @@
+//! Logs, metrics and the operations endpoints (`/health`, `/ready`, `/metrics`) of every process.
+//!
+//! Logs are structured (`tracing`) and quiet by default (`warn`). Metrics are Prometheus text:
+//! a request counter and a latency histogram per route pattern, method and status.
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+
+use crate::db::Database;
+use crate::http_client::ServiceClient;
+
+/// Installs the global tracing subscriber once; later calls (tests) are no-ops.
+pub fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| "warn".into());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+/// The per-process Prometheus registry and its request metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+}
+
+impl Metrics {
+    pub fn new(process: &str) -> Self {
+        let registry = Registry::new_custom(Some("splitbench".into()), None).expect("static registry prefix is valid");
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests answered").const_label("process", process),
+            &["route", "method", "status"],
+        )
+        .expect("static metric definition is valid");
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "Time to answer an HTTP request")
+                .const_label("process", process)
+                // 50 µs .. ~1.6 s in powers of two: loopback calls are sub-millisecond.
+                .buckets(prometheus::exponential_buckets(0.000_05, 2.0, 16).expect("valid buckets")),
+            &["route", "method"],
+        )
+        .expect("static metric definition is valid");
+        registry.register(Box::new(requests.clone())).expect("registered once");
+        registry.register(Box::new(latency.clone())).expect("registered once");
+        Self { registry, requests, latency }
+    }
+
+    fn render(&self) -> String {
+        let mut out = Vec::new();
+        // Encoding into a Vec cannot fail for well-formed metric families.
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+/// Middleware recording every request's route, status and latency.
+pub async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = std::time::Instant::now();
+    let metrics = req.app_data::<web::Data<Metrics>>().cloned();
+    let method = req.method().clone();
+    let result = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let (route, status) = match &result {
+            Ok(res) => (res.request().match_pattern(), res.status()),
+            Err(err) => (None, err.as_response_error().status_code()),
+        };
+        let route = route.unwrap_or_else(|| "unmatched".to_string());
+        metrics.requests.with_label_values(&[route.as_str(), method.as_str(), status.as_str()]).inc();
+        metrics.latency.with_label_values(&[route.as_str(), method.as_str()]).observe(started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+/// What `/ready` checks: the process's database, or (the gateway) its upstream services.
+#[derive(Clone, Debug)]
+pub enum Readiness {
+    Database(Database),
+    Upstreams(Vec<ServiceClient>),
+}
+
+impl Readiness {
+    async fn check(&self) -> Result<(), String> {
+        match self {
+            Readiness::Database(db) => db.ping().await.map_err(|e| format!("database: {e}")),
+            Readiness::Upstreams(clients) => {
+                for client in clients {
+                    client.health().await.map_err(|e| e.message)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Mounts `/health`, `/ready` and `/metrics`.
+pub fn configure_ops(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health", web::get().to(health))
+        .route("/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn health() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({ "status": "ok" }))
+}
+
+async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
+    match readiness.check().await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "status": "ready" })),
+        Err(reason) => HttpResponse::ServiceUnavailable()
+            .json(serde_json::json!({ "error": { "code": "not_ready", "message": reason } })),
+    }
+}
+
+async fn metrics(metrics: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(metrics.render())
+}

@@ -1,0 +1,235 @@
+//! Starting and stopping an architecture with fresh databases.
+//!
+//! [`RunningShop::start`] builds every process of an architecture inside this process (each
+//! a real actix-web server on its own free loopback port, with its own worker threads and its
+//! own database) and returns the public base URL. Microservices start in dependency order so
+//! that each service learns its upstreams' ports; the gateway comes last.
+//!
+//! Databases: SQLite files in a temporary directory (removed on drop), or, with a PostgreSQL
+//! server URL, one freshly created database per process, dropped by [`RunningShop::stop`].
+
+use std::collections::BTreeMap;
+
+use actix_web::dev::ServerHandle;
+use anyhow::Context;
+use microservices::Service;
+use shop::Settings;
+use sqlx::Connection;
+
+/// Which build of the shop to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Architecture {
+    Monolith,
+    Microservices,
+}
+
+impl Architecture {
+    pub const ALL: [Architecture; 2] = [Self::Monolith, Self::Microservices];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Monolith => "monolith",
+            Self::Microservices => "microservices",
+        }
+    }
+}
+
+/// Where the databases live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file per process in a fresh temporary directory.
+    Sqlite,
+    /// A fresh database per process on this PostgreSQL server (URL of any existing database,
+    /// used to create and drop the fresh ones).
+    Postgres { server_url: String },
+}
+
+impl Backend {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres { .. } => "postgres",
+        }
+    }
+
+    /// SQLite always; PostgreSQL too when `SPLITBENCH_TEST_POSTGRES` holds a server URL.
+    pub fn for_tests() -> Vec<Backend> {
+        let mut backends = vec![Backend::Sqlite];
+        if let Ok(url) = std::env::var("SPLITBENCH_TEST_POSTGRES") {
+            if !url.trim().is_empty() {
+                backends.push(Backend::Postgres { server_url: url.trim().to_string() });
+            }
+        }
+        backends
+    }
+}
+
+/// A started architecture. Stop it with [`RunningShop::stop`]; dropping it stops the servers
+/// too but cannot drop PostgreSQL databases.
+pub struct RunningShop {
+    pub architecture: Architecture,
+    pub backend: Backend,
+    /// Base URL of the public API (the monolith, or the gateway).
+    pub base_url: String,
+    /// Every process's port, by process name.
+    pub ports: BTreeMap<&'static str, u16>,
+    handles: BTreeMap<&'static str, ServerHandle>,
+    postgres_databases: Vec<String>,
+    _sqlite_dir: Option<tempfile::TempDir>,
+}
+
+impl RunningShop {
+    /// Starts `architecture` with `settings` (ports and database URLs are chosen here).
+    pub async fn start(architecture: Architecture, backend: &Backend, settings: &Settings) -> anyhow::Result<Self> {
+        let sqlite_dir = match backend {
+            Backend::Sqlite => Some(tempfile::tempdir().context("creating a directory for SQLite files")?),
+            Backend::Postgres { .. } => None,
+        };
+        let mut shop = RunningShop {
+            architecture,
+            backend: backend.clone(),
+            base_url: String::new(),
+            ports: BTreeMap::new(),
+            handles: BTreeMap::new(),
+            postgres_databases: Vec::new(),
+            _sqlite_dir: None,
+        };
+        let result = shop.start_processes(settings, sqlite_dir.as_ref().map(|d| d.path())).await;
+        shop._sqlite_dir = sqlite_dir;
+        match result {
+            Ok(()) => Ok(shop),
+            Err(err) => {
+                shop.stop().await;
+                Err(err)
+            }
+        }
+    }
+
+    async fn start_processes(&mut self, settings: &Settings, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+        let mut settings = settings.clone();
+        settings.server.host = "127.0.0.1".into();
+        settings.server.port = Some(0);
+        match self.architecture {
+            Architecture::Monolith => {
+                settings.database.database_url = Some(self.database_url("monolith", sqlite_dir).await?);
+                let app = monolith::build(&settings).await?;
+                self.launch("monolith", app);
+            }
+            Architecture::Microservices => {
+                for service in Service::MODULES {
+                    settings.database.database_url = Some(self.database_url(service.name(), sqlite_dir).await?);
+                    let app = microservices::build(service, &settings).await?;
+                    let url = format!("http://127.0.0.1:{}", app.port());
+                    let upstreams = &mut settings.upstreams;
+                    match service {
+                        Service::Accounts => upstreams.accounts_url = url,
+                        Service::Catalog => upstreams.catalog_url = url,
+                        Service::Inventory => upstreams.inventory_url = url,
+                        Service::Reviews => upstreams.reviews_url = url,
+                        Service::Payments => upstreams.payments_url = url,
+                        Service::Orders => upstreams.orders_url = url,
+                        Service::Gateway => {}
+                    }
+                    self.launch(service.name(), app);
+                }
+                settings.database.database_url = None;
+                let gateway = microservices::build(Service::Gateway, &settings).await?;
+                self.launch("gateway", gateway);
+            }
+        }
+        let public = match self.architecture {
+            Architecture::Monolith => "monolith",
+            Architecture::Microservices => "gateway",
+        };
+        self.base_url = format!("http://127.0.0.1:{}", self.ports[public]);
+        Ok(())
+    }
+
+    fn launch(&mut self, name: &'static str, app: shop::Application) {
+        self.ports.insert(name, app.port());
+        self.handles.insert(name, app.handle());
+        tokio::spawn(app.run_until_stopped());
+    }
+
+    async fn database_url(&mut self, process: &str, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+        match (&self.backend, sqlite_dir) {
+            (Backend::Sqlite, Some(dir)) => Ok(format!("sqlite:{}", dir.join(format!("{process}.db")).display())),
+            (Backend::Postgres { server_url }, _) => {
+                let name = format!("splitbench_{}_{}_{}", process, std::process::id(), rand::random::<u32>());
+                let server_url = server_url.clone();
+                create_postgres_database(&server_url, &name).await?;
+                self.postgres_databases.push(name.clone());
+                with_database(&server_url, &name)
+            }
+            (Backend::Sqlite, None) => anyhow::bail!("no directory for SQLite files"),
+        }
+    }
+
+    /// Stops one process (tests use it to watch the others cope).
+    pub async fn stop_process(&self, name: &str) {
+        if let Some(handle) = self.handles.get(name) {
+            handle.stop(false).await;
+        }
+    }
+
+    /// Stops every process and drops the PostgreSQL databases created for this run.
+    pub async fn stop(mut self) {
+        for handle in self.handles.values() {
+            handle.stop(false).await;
+        }
+        self.handles.clear();
+        if let Backend::Postgres { server_url } = &self.backend {
+            for name in std::mem::take(&mut self.postgres_databases) {
+                if let Err(err) = drop_postgres_database(server_url, &name).await {
+                    tracing::warn!(database = name, error = %err, "could not drop a test database");
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RunningShop {
+    fn drop(&mut self) {
+        for handle in self.handles.values() {
+            // Not awaited: the servers stop in the background.
+            drop(handle.stop(false));
+        }
+    }
+}
+
+/// The URL of database `name` on the server of `server_url`.
+fn with_database(server_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut url = reqwest::Url::parse(server_url).context("parsing the PostgreSQL URL")?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(server_url).await.context("connecting to PostgreSQL")?;
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.with_context(|| format!("creating {name}"))?;
+    conn.close().await?;
+    Ok(())
+}
+
+async fn drop_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(server_url).await?;
+    // FORCE: pools of stopped servers may still hold connections for a moment.
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
+    conn.close().await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_names_replace_the_path_of_the_server_url() {
+        assert_eq!(
+            with_database("postgres://u:p@localhost:5432/postgres", "fresh").ok().as_deref(),
+            Some("postgres://u:p@localhost:5432/fresh")
+        );
+    }
+}

@@ -73,7 +73,11 @@ pub struct RunningShop {
     pub base_url: String,
     /// Every process's port, by process name.
     pub ports: BTreeMap<&'static str, u16>,
+    /// Every process's database URL, by process name (the gateway has none).
+    pub database_urls: BTreeMap<&'static str, String>,
     handles: BTreeMap<&'static str, ServerHandle>,
+    /// The settings each process was started with (its real port included), to restart it.
+    process_settings: BTreeMap<&'static str, Settings>,
     postgres_databases: Vec<String>,
     _sqlite_dir: Option<tempfile::TempDir>,
 }
@@ -90,7 +94,9 @@ impl RunningShop {
             backend: backend.clone(),
             base_url: String::new(),
             ports: BTreeMap::new(),
+            database_urls: BTreeMap::new(),
             handles: BTreeMap::new(),
+            process_settings: BTreeMap::new(),
             postgres_databases: Vec::new(),
             _sqlite_dir: None,
         };
@@ -113,7 +119,7 @@ impl RunningShop {
             Architecture::Monolith => {
                 settings.database.database_url = Some(self.database_url("monolith", sqlite_dir).await?);
                 let app = monolith::build(&settings).await?;
-                self.launch("monolith", app);
+                self.launch("monolith", app, &settings);
             }
             Architecture::Microservices => {
                 for service in Service::MODULES {
@@ -130,11 +136,11 @@ impl RunningShop {
                         Service::Orders => upstreams.orders_url = url,
                         Service::Gateway => {}
                     }
-                    self.launch(service.name(), app);
+                    self.launch(service.name(), app, &settings);
                 }
                 settings.database.database_url = None;
                 let gateway = microservices::build(Service::Gateway, &settings).await?;
-                self.launch("gateway", gateway);
+                self.launch("gateway", gateway, &settings);
             }
         }
         let public = match self.architecture {
@@ -145,13 +151,22 @@ impl RunningShop {
         Ok(())
     }
 
-    fn launch(&mut self, name: &'static str, app: shop::Application) {
+    fn launch(&mut self, name: &'static str, app: shop::Application, settings: &Settings) {
+        let mut settings = settings.clone();
+        settings.server.port = Some(app.port());
+        self.process_settings.insert(name, settings);
         self.ports.insert(name, app.port());
         self.handles.insert(name, app.handle());
         tokio::spawn(app.run_until_stopped());
     }
 
-    async fn database_url(&mut self, process: &str, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+    async fn database_url(&mut self, process: &'static str, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+        let url = self.fresh_database(process, sqlite_dir).await?;
+        self.database_urls.insert(process, url.clone());
+        Ok(url)
+    }
+
+    async fn fresh_database(&mut self, process: &str, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
         match (&self.backend, sqlite_dir) {
             (Backend::Sqlite, Some(dir)) => Ok(format!("sqlite:{}", dir.join(format!("{process}.db")).display())),
             (Backend::Postgres { server_url }, _) => {
@@ -165,11 +180,40 @@ impl RunningShop {
         }
     }
 
+    /// The URL of the database that holds `module`'s tables in this architecture.
+    pub fn database_of(&self, module: shop::Schema) -> Option<&str> {
+        let process = match self.architecture {
+            Architecture::Monolith => "monolith",
+            Architecture::Microservices => match module {
+                shop::Schema::Accounts => "accounts",
+                shop::Schema::Catalog => "catalog",
+                shop::Schema::Inventory => "inventory",
+                shop::Schema::Reviews => "reviews",
+                shop::Schema::Payments => "payments",
+                shop::Schema::Orders => "orders",
+            },
+        };
+        self.database_urls.get(process).map(String::as_str)
+    }
+
     /// Stops one process (tests use it to watch the others cope).
     pub async fn stop_process(&self, name: &str) {
         if let Some(handle) = self.handles.get(name) {
             handle.stop(false).await;
         }
+    }
+
+    /// Starts a stopped process again on its old port with its old database, as a supervisor
+    /// would restart a crashed service.
+    pub async fn restart_process(&mut self, name: &'static str) -> anyhow::Result<()> {
+        let settings = self.process_settings.get(name).cloned().with_context(|| format!("no process {name}"))?;
+        let app = match (self.architecture, Service::ALL.iter().find(|s| s.name() == name)) {
+            (Architecture::Monolith, _) => monolith::build(&settings).await?,
+            (Architecture::Microservices, Some(service)) => microservices::build(*service, &settings).await?,
+            (Architecture::Microservices, None) => anyhow::bail!("no service {name}"),
+        };
+        self.launch(name, app, &settings);
+        Ok(())
     }
 
     /// Stops every process and drops the PostgreSQL databases created for this run.

@@ -1,0 +1,241 @@
+//! `TestApp`: a started architecture plus one helper per endpoint, recording every exchange
+//! so the two architectures' transcripts can be compared.
+
+use std::sync::Mutex;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use shop::{Schema, Settings};
+use splitbench::{Architecture, Backend, RunningShop};
+use sqlx::{Connection, Row};
+
+/// A user every test can log in as (seeded: `user<N>@example.com`).
+pub const SEED_PASSWORD: &str = shop::seed::SEED_PASSWORD;
+pub const GOOD_CARD: &str = "4242424242424242";
+pub const DECLINED_CARD: &str = shop::payments::DECLINED_CARD;
+/// A scarce product (id multiple of 50): seeded with 3 units.
+pub const SCARCE_PRODUCT: i64 = 50;
+
+/// One HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub replayed: bool,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+pub struct TestApp {
+    pub shop: RunningShop,
+    client: reqwest::Client,
+    transcript: Mutex<Vec<(String, Reply)>>,
+}
+
+/// Small scale keeps each start under a second in debug builds; the shape of the data is the
+/// default one.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::defaults();
+    settings.seed.products = 500;
+    settings.seed.users = 50;
+    settings.payments.payment_latency_ms = 1;
+    settings.server.log_level = std::env::var("TEST_LOG").map(|_| "info".into()).unwrap_or_else(|_| "off".into());
+    settings
+}
+
+impl TestApp {
+    pub async fn spawn(architecture: Architecture, backend: &Backend) -> TestApp {
+        let settings = test_settings();
+        shop::telemetry::init_tracing(&settings.server.log_level);
+        let shop = RunningShop::start(architecture, backend, &settings).await.expect("the architecture starts");
+        TestApp { shop, client: reqwest::Client::new(), transcript: Mutex::new(Vec::new()) }
+    }
+
+    /// Sends a request to the public API and records the answer.
+    pub async fn send(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Option<Vec<u8>>) -> Reply {
+        let mut request = self.client.request(method.clone(), format!("{}{path}", self.shop.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let replayed = response.headers().contains_key(shop::orders::REPLAYED_HEADER);
+        let bytes = response.bytes().await.expect("the body arrives");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{method} {path}: body is not JSON: {bytes:?}"))
+        };
+        let reply = Reply { status, body, replayed };
+        self.transcript.lock().expect("not poisoned").push((format!("{method} {path}"), reply.clone()));
+        reply
+    }
+
+    async fn send_json(&self, method: Method, path: &str, token: Option<&str>, extra: &[(&str, &str)], body: &Value) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        if let Some(bearer) = &bearer {
+            headers.push(("authorization", bearer));
+        }
+        headers.extend_from_slice(extra);
+        self.send(method, path, &headers, Some(serde_json::to_vec(body).expect("serialisable"))).await
+    }
+
+    async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer.iter().map(|b| ("authorization", b.as_str())).collect();
+        self.send(Method::GET, path, &headers, None).await
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> Reply {
+        self.send_json(Method::POST, "/api/accounts", None, &[], &json!({"email": email, "password": password, "name": name}))
+            .await
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> Reply {
+        self.send_json(Method::POST, "/api/sessions", None, &[], &json!({"email": email, "password": password})).await
+    }
+
+    /// A token for seeded user `n`.
+    pub async fn token_of_user(&self, n: i64) -> String {
+        let reply = self.log_in(&shop::seed::email_of_user(n), SEED_PASSWORD).await;
+        assert_eq!(reply.status, 200, "seeded user {n} logs in: {:?}", reply.body);
+        reply.body["token"].as_str().expect("a token").to_string()
+    }
+
+    pub async fn search(&self, query: &str) -> Reply {
+        self.get(&format!("/api/products{query}"), None).await
+    }
+
+    pub async fn categories(&self) -> Reply {
+        self.get("/api/categories", None).await
+    }
+
+    pub async fn product_page(&self, id: i64) -> Reply {
+        self.get(&format!("/api/products/{id}"), None).await
+    }
+
+    /// Units available, read from the product page.
+    pub async fn stock_of(&self, id: i64) -> i64 {
+        let page = self.product_page(id).await;
+        page.body["stock"]["available"].as_i64().unwrap_or_else(|| panic!("product {id} has stock: {:?}", page.body))
+    }
+
+    pub async fn reviews(&self, id: i64, query: &str) -> Reply {
+        self.get(&format!("/api/products/{id}/reviews{query}"), None).await
+    }
+
+    pub async fn post_review(&self, token: Option<&str>, id: i64, body: &Value) -> Reply {
+        self.send_json(Method::POST, &format!("/api/products/{id}/reviews"), token, &[], body).await
+    }
+
+    pub async fn checkout(&self, token: Option<&str>, key: Option<&str>, body: &Value) -> Reply {
+        let extra: Vec<(&str, &str)> = key.iter().map(|k| ("idempotency-key", *k)).collect();
+        self.send_json(Method::POST, "/api/orders", token, &extra, body).await
+    }
+
+    pub async fn orders(&self, token: Option<&str>) -> Reply {
+        self.get("/api/orders", token).await
+    }
+
+    pub async fn order(&self, token: Option<&str>, id: i64) -> Reply {
+        self.get(&format!("/api/orders/{id}"), token).await
+    }
+
+    /// Approved charges and their total, read from the payments tables directly.
+    pub async fn approved_charges(&self) -> (i64, i64) {
+        let url = self.shop.database_of(Schema::Payments).expect("a payments database");
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(url).await.expect("the payments database opens");
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(amount_cents), 0) AS BIGINT) AS total FROM charges WHERE status = 'approved'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("charges can be counted");
+        (row.get("n"), row.get("total"))
+    }
+
+    pub fn transcript(&self) -> Vec<(String, Reply)> {
+        self.transcript.lock().expect("not poisoned").clone()
+    }
+}
+
+/// An order body for `items` as (product id, quantity) pairs.
+pub fn order_body(items: &[(i64, i64)], card: &str) -> Value {
+    let items: Vec<Value> = items.iter().map(|(p, q)| json!({"product_id": p, "quantity": q})).collect();
+    json!({ "items": items, "card_number": card })
+}
+
+/// Blanks the fields that legitimately differ between two runs: ids, timestamps, tokens.
+fn normalise(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| {
+                    let volatile = matches!(k.as_str(), "id" | "created_at" | "expires_at" | "token");
+                    (k.clone(), if volatile { Value::String("<volatile>".into()) } else { normalise(v) })
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(normalise).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Runs `scenario` against the monolith and the microservices on every test backend, then
+/// checks that both answered every request identically.
+pub async fn conformance(scenario: impl AsyncFn(&TestApp)) {
+    for backend in Backend::for_tests() {
+        let mut transcripts = Vec::new();
+        for architecture in Architecture::ALL {
+            let app = TestApp::spawn(architecture, &backend).await;
+            scenario(&app).await;
+            transcripts.push(app.transcript());
+            app.shop.stop().await;
+        }
+        assert_same_transcripts(backend.name(), &transcripts[0], &transcripts[1]);
+    }
+}
+
+/// Runs `scenario` against the microservices only, on every test backend.
+pub async fn microservices_only(scenario: impl AsyncFn(&mut TestApp)) {
+    for backend in Backend::for_tests() {
+        let mut app = TestApp::spawn(Architecture::Microservices, &backend).await;
+        scenario(&mut app).await;
+        app.shop.stop().await;
+    }
+}
+
+fn assert_same_transcripts(backend: &str, monolith: &[(String, Reply)], microservices: &[(String, Reply)]) {
+    assert!(!monolith.is_empty(), "[{backend}] the scenario sent requests");
+    assert_eq!(monolith.len(), microservices.len(), "[{backend}] both architectures answered the same number of requests");
+    for ((request, a), (_, b)) in monolith.iter().zip(microservices) {
+        assert_eq!(a.status, b.status, "[{backend}] {request}: status differs (monolith {:?}, microservices {:?})", a.body, b.body);
+        assert_eq!(a.replayed, b.replayed, "[{backend}] {request}: replay marker differs");
+        assert_eq!(normalise(&a.body), normalise(&b.body), "[{backend}] {request}: body differs");
+    }
+}
+
+#[test]
+fn normalise_blanks_only_volatile_fields() {
+    let value = json!({"id": 1, "product_id": 2, "items": [{"id": 3, "created_at": 4, "name": "x"}]});
+    let expected = json!({"id": "<volatile>", "product_id": 2, "items": [{"id": "<volatile>", "created_at": "<volatile>", "name": "x"}]});
+    assert_eq!(normalise(&value), expected);
+}
+
+#[test]
+#[should_panic(expected = "body differs")]
+fn differing_bodies_fail_the_comparison() {
+    let reply = |body: Value| Reply { status: 200, body, replayed: false };
+    let a = vec![("GET /x".to_string(), reply(json!({"id": 1, "name": "a"})))];
+    let b = vec![("GET /x".to_string(), reply(json!({"id": 2, "name": "b"})))];
+    assert_same_transcripts("test", &a, &b);
+}

@@ -1,0 +1,99 @@
+//! What exists only when the shop is split: the service credential, and degradation.
+
+use shop::auth::SERVICE_TOKEN_HEADER;
+
+use crate::helpers::{GOOD_CARD, TestApp, microservices_only, order_body, test_settings};
+
+#[tokio::test]
+async fn internal_routes_refuse_calls_without_the_service_credential() {
+    microservices_only(async |app: &mut TestApp| {
+        let client = reqwest::Client::new();
+        let credential = test_settings().security.service_token;
+        let checks = [
+            ("catalog", "/internal/products/1"),
+            ("catalog", "/api/products"),
+            ("inventory", "/internal/stock/1"),
+            ("reviews", "/internal/reviews/1/digest"),
+            ("accounts", "/api/accounts"),
+            ("orders", "/api/orders"),
+        ];
+        for (service, path) in checks {
+            let url = format!("http://127.0.0.1:{}{path}", app.shop.ports[service]);
+            let anonymous = client.get(&url).send().await.expect("answers");
+            assert_eq!(anonymous.status(), 401, "{service} {path} without credential");
+            let body: serde_json::Value = anonymous.json().await.expect("a JSON error");
+            assert_eq!(body["error"]["code"], "service_credential_required");
+            let wrong = client.get(&url).header(SERVICE_TOKEN_HEADER, "wrong").send().await.expect("answers");
+            assert_eq!(wrong.status(), 401, "{service} {path} with a wrong credential");
+        }
+        let url = format!("http://127.0.0.1:{}/internal/products/1", app.shop.ports["catalog"]);
+        let allowed = client.get(&url).header(SERVICE_TOKEN_HEADER, &credential).send().await.expect("answers");
+        assert_eq!(allowed.status(), 200);
+        let charge = format!("http://127.0.0.1:{}/internal/charges", app.shop.ports["payments"]);
+        let refused = client.post(&charge).json(&serde_json::json!({})).send().await.expect("answers");
+        assert_eq!(refused.status(), 401, "no charge without the credential");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_product_page_degrades_when_the_reviews_service_is_stopped() {
+    microservices_only(async |app: &mut TestApp| {
+        let healthy = app.product_page(1).await;
+        assert_eq!(healthy.body["degraded"], serde_json::json!([]));
+
+        app.shop.stop_process("reviews").await;
+        let degraded = app.product_page(1).await;
+        assert_eq!(degraded.status, 200, "{:?}", degraded.body);
+        assert_eq!(degraded.body["degraded"], serde_json::json!(["reviews"]));
+        assert_eq!(degraded.body["rating"], serde_json::Value::Null);
+        assert_eq!(degraded.body["recent_reviews"], serde_json::json!([]));
+        assert_eq!(degraded.body["product"], healthy.body["product"]);
+        assert_eq!(degraded.body["stock"], healthy.body["stock"]);
+
+        app.shop.stop_process("inventory").await;
+        let both = app.product_page(1).await;
+        assert_eq!(both.status, 200);
+        assert_eq!(both.body["degraded"], serde_json::json!(["inventory", "reviews"]));
+        assert_eq!(both.body["stock"], serde_json::Value::Null);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_product_page_fails_when_the_catalog_is_down() {
+    microservices_only(async |app: &mut TestApp| {
+        app.shop.stop_process("catalog").await;
+        let reply = app.product_page(1).await;
+        assert_eq!((reply.status, reply.code()), (503, "upstream_unavailable"), "{:?}", reply.body);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_checkout_interrupted_by_a_payments_outage_is_compensated_and_completes_on_retry() {
+    microservices_only(async |app: &mut TestApp| {
+        let token = app.token_of_user(1).await;
+        let before = app.stock_of(20).await;
+        let body = order_body(&[(20, 2)], GOOD_CARD);
+
+        app.shop.stop_process("payments").await;
+        let failed = app.checkout(Some(&token), Some("outage"), &body).await;
+        assert_eq!((failed.status, failed.code()), (503, "upstream_unavailable"), "{:?}", failed.body);
+        // Compensated: the reservation is released, and no order is shown.
+        assert_eq!(app.stock_of(20).await, before);
+        assert_eq!(app.orders(Some(&token)).await.body["total"], 0);
+
+        // Payments is back: the retry with the same key completes the same order, charged once.
+        app.shop.restart_process("payments").await.expect("payments restarts");
+        let retried = app.checkout(Some(&token), Some("outage"), &body).await;
+        assert_eq!(retried.status, 201, "{:?}", retried.body);
+        assert_eq!(app.stock_of(20).await, before - 2);
+        assert_eq!(app.approved_charges().await.0, 1);
+        let again = app.checkout(Some(&token), Some("outage"), &body).await;
+        assert!(again.replayed);
+        assert_eq!(again.body, retried.body);
+        assert_eq!(app.approved_charges().await.0, 1);
+    })
+    .await;
+}

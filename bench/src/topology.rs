@@ -55,10 +55,10 @@ impl Backend {
     /// SQLite always; PostgreSQL too when `SPLITBENCH_TEST_POSTGRES` holds a server URL.
     pub fn for_tests() -> Vec<Backend> {
         let mut backends = vec![Backend::Sqlite];
-        if let Ok(url) = std::env::var("SPLITBENCH_TEST_POSTGRES") {
-            if !url.trim().is_empty() {
-                backends.push(Backend::Postgres { server_url: url.trim().to_string() });
-            }
+        if let Ok(url) = std::env::var("SPLITBENCH_TEST_POSTGRES")
+            && !url.trim().is_empty()
+        {
+            backends.push(Backend::Postgres { server_url: url.trim().to_string() });
         }
         backends
     }
@@ -111,7 +111,11 @@ impl RunningShop {
         }
     }
 
-    async fn start_processes(&mut self, settings: &Settings, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<()> {
+    async fn start_processes(
+        &mut self,
+        settings: &Settings,
+        sqlite_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<()> {
         let mut settings = settings.clone();
         settings.server.host = "127.0.0.1".into();
         settings.server.port = Some(0);
@@ -160,7 +164,11 @@ impl RunningShop {
         tokio::spawn(app.run_until_stopped());
     }
 
-    async fn database_url(&mut self, process: &'static str, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
+    async fn database_url(
+        &mut self,
+        process: &'static str,
+        sqlite_dir: Option<&std::path::Path>,
+    ) -> anyhow::Result<String> {
         let url = self.fresh_database(process, sqlite_dir).await?;
         self.database_urls.insert(process, url.clone());
         Ok(url)
@@ -251,7 +259,10 @@ fn with_database(server_url: &str, name: &str) -> anyhow::Result<String> {
 async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(server_url).await.context("connecting to PostgreSQL")?;
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.with_context(|| format!("creating {name}"))?;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .with_context(|| format!("creating {name}"))?;
     conn.close().await?;
     Ok(())
 }

@@ -119,6 +119,9 @@ impl Clients<'_> {
     }
 }
 
+/// One piece of a service's app: its shared state, or a module's routes.
+type Mount = Box<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
 /// Opens the service's database (if it has one) and binds its server.
 pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Application> {
     let clients = Clients(settings);
@@ -136,7 +139,7 @@ pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Appl
     let credential = web::Data::new(ServiceCredential(settings.security.service_token.clone()));
 
     // What this service's routes need, and which routes it serves.
-    let state: Vec<Box<dyn Fn(&mut web::ServiceConfig) + Send + Sync>> = match schema {
+    let state: Vec<Mount> = match schema {
         Schema::Accounts => {
             let state = web::Data::new(AccountsState { db });
             vec![

@@ -48,7 +48,8 @@ async fn missing_fields_and_wrong_types_return_400() {
             let reply = post_raw(app, "/api/orders", &[JSON, auth, ("idempotency-key", "k")], body.as_bytes()).await;
             assert_eq!((reply.status, reply.code()), (400, "invalid_body"), "{body}");
         }
-        let review = post_raw(app, "/api/products/1/reviews", &[JSON, auth], br#"{"rating": "five", "body": "x"}"#).await;
+        let review =
+            post_raw(app, "/api/products/1/reviews", &[JSON, auth], br#"{"rating": "five", "body": "x"}"#).await;
         assert_eq!((review.status, review.code()), (400, "invalid_body"));
     })
     .await;
@@ -62,7 +63,13 @@ async fn an_oversized_body_returns_413() {
         let huge = format!(r#"{{"email": "a@b.co", "password": "long enough", "name": "{}"}}"#, "x".repeat(20_000));
         let reply = post_raw(app, "/api/accounts", &[JSON], huge.as_bytes()).await;
         assert_eq!((reply.status, reply.code()), (413, "payload_too_large"));
-        let order = post_raw(app, "/api/orders", &[JSON, ("authorization", &bearer), ("idempotency-key", "big")], huge.as_bytes()).await;
+        let order = post_raw(
+            app,
+            "/api/orders",
+            &[JSON, ("authorization", &bearer), ("idempotency-key", "big")],
+            huge.as_bytes(),
+        )
+        .await;
         assert_eq!((order.status, order.code()), (413, "payload_too_large"));
     })
     .await;
@@ -84,9 +91,12 @@ async fn unknown_routes_return_404_and_wrong_methods_405() {
             let reply = app.send(Method::GET, path, &[], None).await;
             assert_eq!((reply.status, reply.code()), (404, "not_found"), "{path}");
         }
-        for (method, path) in
-            [(Method::DELETE, "/api/products/1"), (Method::PUT, "/api/orders"), (Method::GET, "/api/accounts"), (Method::PATCH, "/api/categories")]
-        {
+        for (method, path) in [
+            (Method::DELETE, "/api/products/1"),
+            (Method::PUT, "/api/orders"),
+            (Method::GET, "/api/accounts"),
+            (Method::PATCH, "/api/categories"),
+        ] {
             let reply = app.send(method.clone(), path, &[], None).await;
             assert_eq!((reply.status, reply.code()), (405, "method_not_allowed"), "{method} {path}");
         }

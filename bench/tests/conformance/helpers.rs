@@ -78,7 +78,14 @@ impl TestApp {
         reply
     }
 
-    async fn send_json(&self, method: Method, path: &str, token: Option<&str>, extra: &[(&str, &str)], body: &Value) -> Reply {
+    async fn send_json(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        extra: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
         let bearer = token.map(|t| format!("Bearer {t}"));
         let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
         if let Some(bearer) = &bearer {
@@ -95,8 +102,14 @@ impl TestApp {
     }
 
     pub async fn register(&self, email: &str, password: &str, name: &str) -> Reply {
-        self.send_json(Method::POST, "/api/accounts", None, &[], &json!({"email": email, "password": password, "name": name}))
-            .await
+        self.send_json(
+            Method::POST,
+            "/api/accounts",
+            None,
+            &[],
+            &json!({"email": email, "password": password, "name": name}),
+        )
+        .await
     }
 
     pub async fn log_in(&self, email: &str, password: &str) -> Reply {
@@ -216,9 +229,17 @@ pub async fn microservices_only(scenario: impl AsyncFn(&mut TestApp)) {
 
 fn assert_same_transcripts(backend: &str, monolith: &[(String, Reply)], microservices: &[(String, Reply)]) {
     assert!(!monolith.is_empty(), "[{backend}] the scenario sent requests");
-    assert_eq!(monolith.len(), microservices.len(), "[{backend}] both architectures answered the same number of requests");
+    assert_eq!(
+        monolith.len(),
+        microservices.len(),
+        "[{backend}] both architectures answered the same number of requests"
+    );
     for ((request, a), (_, b)) in monolith.iter().zip(microservices) {
-        assert_eq!(a.status, b.status, "[{backend}] {request}: status differs (monolith {:?}, microservices {:?})", a.body, b.body);
+        assert_eq!(
+            a.status, b.status,
+            "[{backend}] {request}: status differs (monolith {:?}, microservices {:?})",
+            a.body, b.body
+        );
         assert_eq!(a.replayed, b.replayed, "[{backend}] {request}: replay marker differs");
         assert_eq!(normalise(&a.body), normalise(&b.body), "[{backend}] {request}: body differs");
     }

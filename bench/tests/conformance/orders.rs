@@ -11,7 +11,10 @@ async fn a_checkout_confirms_the_order_takes_stock_and_charges_once() {
         assert_eq!(placed.body["status"], "confirmed");
         let lines = placed.body["lines"].as_array().expect("lines");
         assert_eq!(lines.len(), 2);
-        let total: i64 = lines.iter().map(|l| l["unit_price_cents"].as_i64().unwrap_or(0) * l["quantity"].as_i64().unwrap_or(0)).sum();
+        let total: i64 = lines
+            .iter()
+            .map(|l| l["unit_price_cents"].as_i64().unwrap_or(0) * l["quantity"].as_i64().unwrap_or(0))
+            .sum();
         assert_eq!(placed.body["total_cents"].as_i64(), Some(total));
 
         assert_eq!((app.stock_of(10).await, app.stock_of(11).await), (stock_before.0 - 2, stock_before.1 - 1));
@@ -36,14 +39,16 @@ async fn checkout_with_insufficient_stock_returns_409_and_leaves_stock_unchanged
         let before = (app.stock_of(12).await, app.stock_of(SCARCE_PRODUCT).await);
         assert_eq!(before.1, 3);
         // The first line could be reserved; the scarce one cannot, so neither is.
-        let reply = app.checkout(Some(&token), Some("too-many"), &order_body(&[(12, 1), (SCARCE_PRODUCT, 4)], GOOD_CARD)).await;
+        let reply =
+            app.checkout(Some(&token), Some("too-many"), &order_body(&[(12, 1), (SCARCE_PRODUCT, 4)], GOOD_CARD)).await;
         assert_eq!((reply.status, reply.code()), (409, "insufficient_stock"));
         assert_eq!((app.stock_of(12).await, app.stock_of(SCARCE_PRODUCT).await), before);
         assert_eq!(app.approved_charges().await, (0, 0));
         assert_eq!(app.orders(Some(&token)).await.body["total"], 0);
 
         // The outcome is stored under the key: a replay answers the same.
-        let replay = app.checkout(Some(&token), Some("too-many"), &order_body(&[(12, 1), (SCARCE_PRODUCT, 4)], GOOD_CARD)).await;
+        let replay =
+            app.checkout(Some(&token), Some("too-many"), &order_body(&[(12, 1), (SCARCE_PRODUCT, 4)], GOOD_CARD)).await;
         assert_eq!((replay.status, replay.code()), (409, "insufficient_stock"));
 
         // Exactly the remaining stock can be bought; then none is left.

@@ -46,7 +46,9 @@ async fn reviews_of_unknown_products_return_404_and_bad_reviews_422() {
         assert_eq!((listed.status, listed.code()), (404, "not_found"));
         let posted = app.post_review(Some(&token), 999_999, &json!({"rating": 3, "body": "?"})).await;
         assert_eq!((posted.status, posted.code()), (404, "not_found"));
-        for bad in [json!({"rating": 0, "body": "x"}), json!({"rating": 6, "body": "x"}), json!({"rating": 3, "body": " "})] {
+        for bad in
+            [json!({"rating": 0, "body": "x"}), json!({"rating": 6, "body": "x"}), json!({"rating": 3, "body": " "})]
+        {
             let reply = app.post_review(Some(&token), 5, &bad).await;
             assert_eq!((reply.status, reply.code()), (422, "validation_failed"), "{bad}");
         }

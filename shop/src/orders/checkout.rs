@@ -148,20 +148,16 @@ impl SagaCheckout {
     /// key resumes it with the same idempotent steps.
     async fn compensate(&self, stored: &StoredOrder, charge_attempted: bool) {
         let mut undone = true;
-        if charge_attempted {
-            if let Err(err) = self.payments.refund(&stored.payment_key()).await {
-                tracing::warn!(order = stored.order.id, error = %err, "compensation: refund failed");
-                undone = false;
-            }
+        if charge_attempted && let Err(err) = self.payments.refund(&stored.payment_key()).await {
+            tracing::warn!(order = stored.order.id, error = %err, "compensation: refund failed");
+            undone = false;
         }
         if let Err(err) = self.inventory.release(&stored.reservation_key()).await {
             tracing::warn!(order = stored.order.id, error = %err, "compensation: release failed");
             undone = false;
         }
-        if undone {
-            if let Err(err) = self.set_status(stored.order.id, OrderStatus::Failed).await {
-                tracing::warn!(order = stored.order.id, error = %err, "compensation: could not mark the order failed");
-            }
+        if undone && let Err(err) = self.set_status(stored.order.id, OrderStatus::Failed).await {
+            tracing::warn!(order = stored.order.id, error = %err, "compensation: could not mark the order failed");
         }
     }
 }

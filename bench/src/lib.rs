@@ -1,15 +1,26 @@
 //! # splitbench: measure what splitting the shop into microservices costs and buys
 //!
 //! Layers, kept apart as in oha and criterion:
-//! - [`topology`]: start and stop an architecture (in-process servers on free loopback ports,
-//!   fresh databases, SQLite files or PostgreSQL databases created and dropped per run);
-//! - [`demo`]: the main job until the load harness lands: start both architectures and show a
-//!   product page answered by each.
+//! - [`launch`]: start and stop the system under test as real processes (release binaries,
+//!   free ports, fresh databases, CPU pinning, logs, cleanup on every exit path);
+//! - [`drive`]: the load (open-loop schedule, closed loop, the request mix);
+//! - [`record`]: HdrHistograms per endpoint and per second;
+//! - [`analyse`]: percentiles, the sweep's verdicts, thresholds;
+//! - [`report`]: raw data, `report.md`, SVG plots; [`experiment`] ties a run together and
+//!   [`cli`] maps flags to it.
 //!
-//! The binary (`src/main.rs`) only parses flags and calls into this library, so tests and
-//! benchmarks run the same code.
+//! [`topology`] starts an architecture inside this process instead (tests, criterion
+//! benches, the demo). The binary (`src/main.rs`) only parses flags and calls [`cli::run`].
 
+pub mod analyse;
+pub mod cli;
 pub mod demo;
+pub mod drive;
+pub mod experiment;
+pub mod fingerprint;
+pub mod launch;
+pub mod record;
+pub mod report;
 pub mod topology;
 
 pub use topology::{Architecture, Backend, RunningShop};

@@ -1,34 +1,61 @@
-//! `splitbench`: thin CLI over the `splitbench` library.
+//! `splitbench`: thin CLI over the `splitbench` library. Exit codes: 0 fine, 1 error,
+//! 3 a `--threshold` was breached, 130 interrupted (every started process is stopped first).
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use splitbench::cli::{Cli, Finished};
+use splitbench::launch::CreatedDatabases;
 
-#[derive(Debug, Parser)]
-#[command(version, about = "Measure what splitting a monolith into microservices costs and buys")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Start both architectures on SQLite and show the same product page answered by each.
-    Demo {
-        /// Product whose page to fetch.
-        #[arg(long, default_value_t = 1)]
-        product: i64,
-        /// Shop settings (workers, pool sizes, seed and scale, ...), as every shop process takes them.
-        #[command(flatten)]
-        shop: Box<shop::Settings>,
-    },
-}
-
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Demo { product, shop } => {
-            shop::telemetry::init_tracing(&shop.server.log_level);
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-            runtime.block_on(splitbench::demo::run(&shop, product))
+    shop::telemetry::init_tracing("warn");
+    let cores = splitbench::launch::CoreLayout::auto(true);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .on_thread_start(move || cores.pin_generator_thread())
+        .build()
+        .expect("a tokio runtime can be built at start-up");
+    let created_databases = CreatedDatabases::default();
+    let outcome = runtime.block_on(async {
+        let result = tokio::select! {
+            result = splitbench::cli::run(cli, created_databases.clone()) => Some(result),
+            () = interrupted() => None,
+        };
+        // Whatever happened, the databases this run created go (the processes went with the
+        // dropped future: they are killed on drop).
+        created_databases.drop_all().await;
+        result
+    });
+    match outcome {
+        Some(Ok(Finished::Ok)) => std::process::ExitCode::SUCCESS,
+        Some(Ok(Finished::ThresholdBreached(breaches))) => {
+            for breach in breaches {
+                eprintln!("threshold breached: {breach}");
+            }
+            std::process::ExitCode::from(3)
+        }
+        Some(Err(err)) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+        None => {
+            eprintln!("\ninterrupted: stopped every process this run started");
+            std::process::ExitCode::from(130)
+        }
+    }
+}
+
+async fn interrupted() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -250,13 +250,13 @@ impl Drop for RunningShop {
 }
 
 /// The URL of database `name` on the server of `server_url`.
-fn with_database(server_url: &str, name: &str) -> anyhow::Result<String> {
+pub(crate) fn with_database(server_url: &str, name: &str) -> anyhow::Result<String> {
     let mut url = reqwest::Url::parse(server_url).context("parsing the PostgreSQL URL")?;
     url.set_path(&format!("/{name}"));
     Ok(url.to_string())
 }
 
-async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(server_url).await.context("connecting to PostgreSQL")?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
@@ -267,7 +267,7 @@ async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Resul
     Ok(())
 }
 
-async fn drop_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+pub(crate) async fn drop_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
     sqlx::any::install_default_drivers();
     let mut conn = sqlx::AnyConnection::connect(server_url).await?;
     // FORCE: pools of stopped servers may still hold connections for a moment.

@@ -156,6 +156,63 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// These settings as command-line flags, so a launcher can start a process with exactly
+    /// them (every field is rendered; none is left to the child's environment or defaults).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = vec![
+            "--host".into(),
+            self.server.host.clone(),
+            "--workers".into(),
+            self.server.workers.to_string(),
+            "--log-level".into(),
+            self.server.log_level.clone(),
+            "--db-pool-size".into(),
+            self.database.db_pool_size.to_string(),
+            "--token-secret".into(),
+            self.security.token_secret.clone(),
+            "--token-ttl-secs".into(),
+            self.security.token_ttl_secs.to_string(),
+            "--service-token".into(),
+            self.security.service_token.clone(),
+            "--payment-latency-ms".into(),
+            self.payments.payment_latency_ms.to_string(),
+            "--accounts-url".into(),
+            self.upstreams.accounts_url.clone(),
+            "--catalog-url".into(),
+            self.upstreams.catalog_url.clone(),
+            "--inventory-url".into(),
+            self.upstreams.inventory_url.clone(),
+            "--reviews-url".into(),
+            self.upstreams.reviews_url.clone(),
+            "--payments-url".into(),
+            self.upstreams.payments_url.clone(),
+            "--orders-url".into(),
+            self.upstreams.orders_url.clone(),
+            "--upstream-timeout-ms".into(),
+            self.upstreams.upstream_timeout_ms.to_string(),
+            "--seed".into(),
+            self.seed.seed.to_string(),
+            "--products".into(),
+            self.seed.products.to_string(),
+            "--categories".into(),
+            self.seed.categories.to_string(),
+            "--users".into(),
+            self.seed.users.to_string(),
+        ];
+        if let Some(port) = self.server.port {
+            args.extend(["--port".into(), port.to_string()]);
+        }
+        if let Some(url) = &self.database.database_url {
+            args.extend(["--database-url".into(), url.clone()]);
+        }
+        if self.seed.no_seed {
+            args.push("--no-seed".into());
+        }
+        args
+    }
+}
+
 /// Hides the password of a database URL before it is printed.
 pub fn redact_password(url: &str) -> String {
     match (url.find("://"), url.find('@')) {
@@ -178,6 +235,20 @@ mod tests {
     fn passwords_are_redacted_from_database_urls() {
         assert_eq!(redact_password("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_password("sqlite:shop.db"), "sqlite:shop.db");
+    }
+
+    #[test]
+    fn settings_survive_a_round_trip_through_flags() {
+        let mut settings = Settings::defaults();
+        settings.server.port = Some(1234);
+        settings.server.workers = 3;
+        settings.database.database_url = Some("sqlite:x.db".into());
+        settings.payments.payment_latency_ms = 77;
+        settings.upstreams.orders_url = "http://127.0.0.1:9".into();
+        settings.seed.no_seed = true;
+        let args = std::iter::once("p".to_string()).chain(settings.to_args());
+        let parsed = Settings::parse_from(args);
+        assert_eq!(format!("{parsed:?}"), format!("{settings:?}"));
     }
 
     #[test]

@@ -1,0 +1,408 @@
+//! The `splitbench` command line: flags in, an experiment plan out, results written.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::analyse::{Objective, Threshold, parse_duration_us};
+use crate::drive::{Arrivals, ClosedLoop, Mix, OpenLoop, Window};
+use crate::experiment::{Load, Plan};
+use crate::launch::{CoreLayout, CreatedDatabases, DatabaseChoice, Launcher};
+use crate::report::data::{RunConfig, RunData, SCHEMA_VERSION};
+use crate::topology::Architecture;
+
+#[derive(Debug, Parser)]
+#[command(version, about = "Measure what splitting a monolith into microservices costs and buys")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The main job: a rate sweep and a head-to-head run of both architectures, one report.
+    Compare(BenchArgs),
+    /// One head-to-head run at a fixed rate (or closed loop with --users).
+    Run(BenchArgs),
+    /// Only the rate sweep: each architecture's maximum sustainable rate.
+    Sweep(BenchArgs),
+    /// Rebuild report.md and the plots of a results directory from its raw data.
+    Report {
+        /// A results directory (holding run.json).
+        dir: PathBuf,
+    },
+    /// Start both architectures in-process and show the same product page from each.
+    Demo {
+        #[arg(long, default_value_t = 1)]
+        product: i64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchitectureChoice {
+    Both,
+    Monolith,
+    Microservices,
+}
+
+/// Flags shared by `compare`, `run` and `sweep`.
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Which architecture(s) to measure.
+    #[arg(long, value_enum, default_value = "both")]
+    pub arch: ArchitectureChoice,
+    /// Offered rate of the head-to-head run, requests per second (open loop).
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Closed loop instead: this many virtual users, each waiting for its answer.
+    #[arg(long)]
+    pub users: Option<usize>,
+    /// Think time of each closed-loop user between requests.
+    #[arg(long, default_value = "0ms")]
+    pub think_time: String,
+    #[arg(long, value_enum, default_value = "poisson")]
+    pub arrivals: Arrivals,
+    /// Measured window of the head-to-head run.
+    #[arg(long, default_value = "20s")]
+    pub duration: String,
+    /// Unmeasured warm-up before it.
+    #[arg(long, default_value = "5s")]
+    pub warmup: String,
+    /// Request mix: a profile (shop, read-only, product-page, checkout-heavy, health) or
+    /// weights such as product_page=70,checkout=30.
+    #[arg(long, default_value = "shop")]
+    pub mix: String,
+    /// Sweep rates, comma-separated (compare and sweep).
+    #[arg(long, value_delimiter = ',', default_values_t = [250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0])]
+    pub sweep_rates: Vec<f64>,
+    /// Measured window of each sweep step.
+    #[arg(long, default_value = "5s")]
+    pub sweep_duration: String,
+    /// Warm-up of each sweep step.
+    #[arg(long, default_value = "2s")]
+    pub sweep_warmup: String,
+    /// Sweep repetitions (the report gives their median and spread).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// p99 objective of the sweep.
+    #[arg(long, default_value = "100ms")]
+    pub p99_objective: String,
+    /// Error budget of the sweep, e.g. 0.1%.
+    #[arg(long, default_value = "0.1%")]
+    pub error_budget: String,
+    /// Fail (exit 3) when the head-to-head run breaches this, e.g. p99=50ms or errors=1%.
+    #[arg(long)]
+    pub threshold: Vec<String>,
+    /// Requests in flight at most; beyond it a due request counts as an overflow failure.
+    #[arg(long, default_value_t = 1024)]
+    pub max_in_flight: usize,
+    /// Timeout of each request.
+    #[arg(long, default_value = "10s")]
+    pub request_timeout: String,
+    /// Seeded users logged in before measuring (the workload's user pool).
+    #[arg(long, default_value_t = 100)]
+    pub logged_in_users: u32,
+    /// Seed of the workload.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// PostgreSQL server URL: one fresh database per process, dropped afterwards. Default: SQLite files.
+    #[arg(long)]
+    pub db: Option<String>,
+    /// Do not pin the generator and the system under test to separate cores.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Use binaries from this directory instead of building them.
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Where run directories go.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Name of the run directory (default: a timestamp and the command).
+    #[arg(long)]
+    pub run_id: Option<String>,
+    /// actix workers per process (same for every process).
+    #[arg(long, default_value_t = 1)]
+    pub workers: usize,
+    /// Database connections per process.
+    #[arg(long, default_value_t = 4)]
+    pub db_pool_size: u32,
+    /// Simulated payment processor latency, milliseconds.
+    #[arg(long, default_value_t = 10)]
+    pub payment_latency_ms: u64,
+    /// Timeout of calls between services, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    pub upstream_timeout_ms: u64,
+    /// Seed data scale: products.
+    #[arg(long, default_value_t = 10_000)]
+    pub products: u32,
+    /// Seed data scale: registered users.
+    #[arg(long, default_value_t = 1_000)]
+    pub registered_users: u32,
+    /// Seed of the shop's data generator.
+    #[arg(long, default_value_t = 42)]
+    pub data_seed: u64,
+    /// Log level of the shop processes.
+    #[arg(long, default_value = "warn")]
+    pub log_level: String,
+}
+
+fn duration(value: &str) -> anyhow::Result<Duration> {
+    Ok(Duration::from_micros(parse_duration_us(value)?))
+}
+
+fn percent(value: &str) -> anyhow::Result<f64> {
+    let value = value.trim();
+    Ok(match value.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>()? / 100.0,
+        None => value.parse::<f64>()?,
+    })
+}
+
+fn workspace_results() -> PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("results")
+}
+
+/// What a finished command reports to `main`.
+#[derive(Debug)]
+pub enum Finished {
+    Ok,
+    /// A `--threshold` was breached.
+    ThresholdBreached(Vec<String>),
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
+    match cli.command {
+        Command::Report { dir } => {
+            crate::report::write_report(&dir)?;
+            println!("rebuilt {}", dir.join("report.md").display());
+            Ok(Finished::Ok)
+        }
+        Command::Demo { product } => {
+            crate::demo::run(&shop::Settings::defaults(), product).await?;
+            Ok(Finished::Ok)
+        }
+        Command::Compare(args) => bench("compare", args, true, true, created_databases).await,
+        Command::Run(args) => bench("run", args, false, true, created_databases).await,
+        Command::Sweep(args) => bench("sweep", args, true, false, created_databases).await,
+    }
+}
+
+async fn bench(
+    kind: &str,
+    args: BenchArgs,
+    sweep: bool,
+    main: bool,
+    created_databases: CreatedDatabases,
+) -> anyhow::Result<Finished> {
+    let mix = Mix::parse(&args.mix)?;
+    let thresholds: Vec<Threshold> =
+        args.threshold.iter().map(|t| Threshold::parse(t)).collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
+    anyhow::ensure!(args.sweep_rates.iter().all(|r| *r > 0.0 && r.is_finite()), "--sweep-rates must be positive");
+    anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be positive");
+    anyhow::ensure!(args.users != Some(0), "--users must be positive");
+    let architectures = match args.arch {
+        ArchitectureChoice::Both => Architecture::ALL.to_vec(),
+        ArchitectureChoice::Monolith => vec![Architecture::Monolith],
+        ArchitectureChoice::Microservices => vec![Architecture::Microservices],
+    };
+
+    let mut shop_settings = shop::Settings::defaults();
+    shop_settings.server.workers = args.workers;
+    shop_settings.server.log_level = args.log_level.clone();
+    shop_settings.database.db_pool_size = args.db_pool_size;
+    shop_settings.payments.payment_latency_ms = args.payment_latency_ms;
+    shop_settings.upstreams.upstream_timeout_ms = args.upstream_timeout_ms;
+    shop_settings.seed.products = args.products;
+    shop_settings.seed.users = args.registered_users;
+    shop_settings.seed.seed = args.data_seed;
+
+    let fingerprint = crate::fingerprint::collect();
+    let run_id =
+        args.run_id.clone().unwrap_or_else(|| format!("{}-{kind}", fingerprint.started_at.replace([':', '-'], "")));
+    let run_dir = args.out.clone().unwrap_or_else(workspace_results).join(&run_id);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+
+    let cores = CoreLayout::auto(!args.no_pin);
+    let bin_dir = match &args.bin_dir {
+        Some(dir) => dir.clone(),
+        None => crate::launch::build_release_binaries()?,
+    };
+    let database = match &args.db {
+        Some(url) => DatabaseChoice::Postgres(url.clone()),
+        None => DatabaseChoice::Sqlite,
+    };
+    let launcher = Launcher {
+        bin_dir,
+        cores: cores.clone(),
+        database: database.clone(),
+        created_databases,
+        ready_timeout: Duration::from_secs(120),
+        scratch: std::sync::Arc::new(tempfile::Builder::new().prefix("splitbench-db-").tempdir()?),
+    };
+    let objective = Objective {
+        p99_us: parse_duration_us(&args.p99_objective)?,
+        error_budget: percent(&args.error_budget)?,
+        min_achieved_fraction: 0.95,
+    };
+    let think_time = duration(&args.think_time)?;
+    let main_load = main.then_some(match args.users {
+        Some(users) => Load::Closed(ClosedLoop { users, think_time }),
+        None => Load::Open(OpenLoop { rate: args.rate, arrivals: args.arrivals, max_in_flight: args.max_in_flight }),
+    });
+    let plan = Plan {
+        architectures,
+        shop: shop_settings.clone(),
+        mix: mix.clone(),
+        main_load,
+        main_window: Window { warmup: duration(&args.warmup)?, duration: duration(&args.duration)? },
+        sweep_rates: if sweep { args.sweep_rates.clone() } else { Vec::new() },
+        sweep_window: Window { warmup: duration(&args.sweep_warmup)?, duration: duration(&args.sweep_duration)? },
+        objective,
+        repeat: args.repeat.max(1),
+        arrivals: args.arrivals,
+        max_in_flight: args.max_in_flight,
+        request_timeout: duration(&args.request_timeout)?,
+        logged_in_users: args.logged_in_users,
+        seed: args.seed,
+        run_dir: run_dir.clone(),
+        cores: cores.clone(),
+    };
+    eprintln!("splitbench {kind}: results in {}; {}", run_dir.display(), cores.describe());
+
+    let measurements = crate::experiment::execute(&plan, &launcher).await?;
+
+    let mut shop_args = shop_settings.to_args();
+    // The per-process values (ports, database URLs, upstream URLs) are the launcher's choice.
+    strip_flags(
+        &mut shop_args,
+        &[
+            "--accounts-url",
+            "--catalog-url",
+            "--inventory-url",
+            "--reviews-url",
+            "--payments-url",
+            "--orders-url",
+            "--token-secret",
+            "--service-token",
+        ],
+    );
+    let run = RunData {
+        schema_version: SCHEMA_VERSION,
+        run_id,
+        fingerprint,
+        config: RunConfig {
+            command_line: std::env::args().collect(),
+            mode: match (main, args.users) {
+                (false, _) => "sweep".into(),
+                (true, Some(_)) => "closed".into(),
+                (true, None) => "open".into(),
+            },
+            mix: mix.name.clone(),
+            mix_weights: mix.weights.iter().map(|(e, w)| (e.name().to_string(), *w)).collect(),
+            arrivals: format!("{:?}", args.arrivals).to_lowercase(),
+            rate: (main && args.users.is_none()).then_some(args.rate),
+            users: args.users,
+            think_time_ms: args.users.map(|_| think_time.as_millis() as u64),
+            warmup_secs: plan.main_window.warmup.as_secs_f64(),
+            duration_secs: plan.main_window.duration.as_secs_f64(),
+            max_in_flight: args.max_in_flight,
+            request_timeout_ms: plan.request_timeout.as_millis() as u64,
+            logged_in_users: args.logged_in_users,
+            seed: args.seed,
+            database: match &database {
+                DatabaseChoice::Sqlite => "SQLite (a file per process, WAL)".into(),
+                DatabaseChoice::Postgres(url) => format!("PostgreSQL {}", shop::settings::redact_password(url)),
+            },
+            core_layout: cores.describe(),
+            shop_settings: shop_args,
+            objective: sweep.then_some(objective),
+            sweep_rates: plan.sweep_rates.clone(),
+            repeat: plan.repeat,
+        },
+        measurements,
+    };
+    crate::report::write_run(&run_dir, &run)?;
+    print_summary(&run)?;
+    println!("\nreport: {}", run_dir.join("report.md").display());
+
+    let mut breaches = Vec::new();
+    for m in run.main_measurements() {
+        let latency = m.total_latency()?;
+        for threshold in &thresholds {
+            if let Some(breach) = threshold.breach(&latency, m.error_rate()) {
+                breaches.push(format!("{}: {breach}", m.architecture));
+            }
+        }
+    }
+    Ok(if breaches.is_empty() { Finished::Ok } else { Finished::ThresholdBreached(breaches) })
+}
+
+fn strip_flags(args: &mut Vec<String>, flags: &[&str]) {
+    let mut kept = Vec::with_capacity(args.len());
+    let mut iter = args.drain(..);
+    while let Some(arg) = iter.next() {
+        if flags.contains(&arg.as_str()) {
+            iter.next();
+        } else {
+            kept.push(arg);
+        }
+    }
+    drop(iter);
+    *args = kept;
+}
+
+fn print_summary(run: &RunData) -> anyhow::Result<()> {
+    use crate::analyse::human_micros;
+    println!();
+    for m in run.main_measurements() {
+        let p = m.total_percentiles()?;
+        println!(
+            "{:<14} {:>8.1} req/s ok, {:.3}% errors, p50 {:>9}, p99 {:>9}, p99.9 {:>9}, {:.3} CPU-ms/request, peak RSS {:.1} MiB",
+            m.architecture,
+            m.achieved_rate(),
+            m.error_rate() * 100.0,
+            human_micros(p.p50),
+            human_micros(p.p99),
+            human_micros(p.p999),
+            m.cpu_ms_per_request(),
+            m.sut_peak_rss_bytes() as f64 / (1024.0 * 1024.0),
+        );
+        for warning in crate::report::warnings(m)? {
+            println!("  warning: {warning}");
+        }
+    }
+    for (architecture, spread) in crate::report::max_sustainable(run)? {
+        match spread {
+            Some(s) if s.n > 1 => println!(
+                "{architecture:<14} max sustainable rate {:.0} req/s (median of {}; {:.0}..{:.0})",
+                s.median, s.n, s.min, s.max
+            ),
+            Some(s) => println!("{architecture:<14} max sustainable rate {:.0} req/s", s.median),
+            None => println!("{architecture:<14} max sustainable rate: none of the swept rates"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_process_flags_are_stripped_with_their_values() {
+        let mut args: Vec<String> =
+            ["--workers", "1", "--orders-url", "http://x", "--seed", "2"].iter().map(|s| s.to_string()).collect();
+        strip_flags(&mut args, &["--orders-url"]);
+        assert_eq!(args, vec!["--workers", "1", "--seed", "2"]);
+    }
+
+    #[test]
+    fn percentages_parse() {
+        assert_eq!(percent("0.1%").ok(), Some(0.001));
+        assert_eq!(percent("0.02").ok(), Some(0.02));
+    }
+}

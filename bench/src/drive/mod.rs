@@ -1,0 +1,255 @@
+//! Driving load: the open-loop generator (default) and the closed-loop one.
+//!
+//! Open loop: a dispatcher thread walks an [`OpenLoopSchedule`], and at each due time hands a
+//! request to the tokio runtime. It sleeps with the OS until shortly before a due time and then
+//! yields until it arrives, so requests leave within microseconds of their due time without
+//! tokio's millisecond timer granularity; how late each one actually left is recorded as the
+//! generator's lag. In-flight requests are bounded; a request that comes due when the bound is
+//! reached is not sent and counts as an `overflow` failure, never a silent skip.
+//!
+//! Closed loop: N virtual users, each sending its next request when the previous one answered
+//! (plus an optional think time). Useful to probe capacity; it cannot show queueing delay,
+//! which is why it is not the default.
+
+pub mod schedule;
+pub mod workload;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tokio::sync::Semaphore;
+
+pub use schedule::{Arrivals, OpenLoopSchedule};
+pub use workload::{Mix, PlannedRequest, Scale, Session, Workload, check_response};
+
+use crate::record::{Failure, Outcome, Recorder};
+
+/// Timing of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    pub warmup: Duration,
+    pub duration: Duration,
+}
+
+impl Window {
+    pub fn end(&self) -> Duration {
+        self.warmup + self.duration
+    }
+}
+
+/// How an open-loop run paces its requests.
+#[derive(Debug, Clone, Copy)]
+pub struct OpenLoop {
+    pub rate: f64,
+    pub arrivals: Arrivals,
+    pub max_in_flight: usize,
+}
+
+/// An HTTP client for the load, tuned for many concurrent loopback connections.
+pub fn load_client(request_timeout: Duration, max_in_flight: usize) -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(request_timeout)
+        .connect_timeout(request_timeout)
+        .pool_max_idle_per_host(max_in_flight)
+        .tcp_nodelay(true)
+        .build()?)
+}
+
+/// Sends one planned request and judges the answer.
+async fn send(client: &reqwest::Client, base_url: &str, request: &PlannedRequest) -> Result<(), Failure> {
+    let mut builder = client.request(request.method.clone(), format!("{base_url}{}", request.path));
+    if let Some(authorization) = &request.authorization {
+        builder = builder.header(reqwest::header::AUTHORIZATION, authorization.as_ref());
+    }
+    if let Some(key) = &request.idempotency_key {
+        builder = builder.header("idempotency-key", key.as_str());
+    }
+    if let Some(body) = &request.body {
+        builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
+    }
+    let response = builder.send().await.map_err(|e| classify(&e))?;
+    let status = response.status().as_u16();
+    let body = response.bytes().await.map_err(|e| classify(&e))?;
+    check_response(request, status, &body)
+}
+
+fn classify(err: &reqwest::Error) -> Failure {
+    if err.is_timeout() {
+        Failure::Timeout
+    } else if err.is_connect() {
+        Failure::Connect
+    } else {
+        Failure::Transport
+    }
+}
+
+/// Sleeps the current OS thread until `deadline`: OS sleep while far away, then yielding so the
+/// wake-up is precise without monopolising the core the generator's runtime also uses.
+fn sleep_until_precisely(deadline: Instant) {
+    const OS_SLEEP_SLACK: Duration = Duration::from_micros(120);
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return;
+        }
+        let remaining = deadline - now;
+        if remaining > OS_SLEEP_SLACK {
+            std::thread::sleep(remaining - OS_SLEEP_SLACK);
+        } else {
+            std::thread::yield_now();
+        }
+    }
+}
+
+/// Runs an open-loop load of `workload` against `base_url` for `window`; returns the recording.
+///
+/// `on_dispatcher_start` runs on the dispatcher thread first (the harness pins it to the
+/// generator's core there).
+#[allow(clippy::too_many_arguments)]
+pub async fn run_open_loop(
+    client: reqwest::Client,
+    base_url: String,
+    mut workload: Workload,
+    pace: OpenLoop,
+    window: Window,
+    seed: u64,
+    recorder: Arc<Mutex<Recorder>>,
+    on_dispatcher_start: impl FnOnce() + Send + 'static,
+) -> anyhow::Result<Recorder> {
+    let in_flight = Arc::new(Semaphore::new(pace.max_in_flight));
+    let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, seed)?;
+    let runtime = tokio::runtime::Handle::current();
+    let base_url: Arc<str> = Arc::from(base_url);
+
+    let dispatcher = {
+        let recorder = recorder.clone();
+        let in_flight = in_flight.clone();
+        std::thread::Builder::new().name("splitbench-dispatcher".into()).spawn(move || {
+            on_dispatcher_start();
+            let start = Instant::now();
+            let end = window.end();
+            for offset in schedule {
+                if offset >= end {
+                    break;
+                }
+                let due = start + offset;
+                sleep_until_precisely(due);
+                let lag = Instant::now().saturating_duration_since(due);
+                let request = workload.next_request();
+                recorder.lock().expect("recorder lock").record_due(offset, lag);
+                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                    let outcome = Outcome {
+                        endpoint: request.endpoint,
+                        due: offset,
+                        latency: Duration::ZERO,
+                        service_time: Duration::ZERO,
+                        failure: Some(Failure::Overflow),
+                    };
+                    recorder.lock().expect("recorder lock").record(&outcome);
+                    continue;
+                };
+                let client = client.clone();
+                let base_url = base_url.clone();
+                let recorder = recorder.clone();
+                runtime.spawn(async move {
+                    let sent = Instant::now();
+                    let result = send(&client, &base_url, &request).await;
+                    let done = Instant::now();
+                    drop(permit);
+                    let outcome = Outcome {
+                        endpoint: request.endpoint,
+                        due: offset,
+                        latency: done - due,
+                        service_time: done - sent,
+                        failure: result.err(),
+                    };
+                    recorder.lock().expect("recorder lock").record(&outcome);
+                });
+            }
+        })?
+    };
+    tokio::task::spawn_blocking(move || dispatcher.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("the dispatcher thread panicked"))?;
+    // Wait for the requests still in flight (each is bounded by the client's timeout).
+    let all = u32::try_from(pace.max_in_flight).context("max in flight fits in u32")?;
+    let _drained = in_flight.acquire_many(all).await?;
+    let recorder = recorder.lock().expect("recorder lock").clone();
+    Ok(recorder)
+}
+
+/// How a closed-loop run behaves.
+#[derive(Debug, Clone, Copy)]
+pub struct ClosedLoop {
+    pub users: usize,
+    pub think_time: Duration,
+}
+
+/// Runs `users` virtual users, each sending its next request when the last one answered.
+/// Latency is service time here: there is no schedule to be late against.
+pub async fn run_closed_loop(
+    client: reqwest::Client,
+    base_url: String,
+    workload: Workload,
+    users: ClosedLoop,
+    window: Window,
+    recorder: Arc<Mutex<Recorder>>,
+) -> anyhow::Result<Recorder> {
+    let workload = Arc::new(Mutex::new(workload));
+    let start = Instant::now();
+    let base_url: Arc<str> = Arc::from(base_url);
+    let mut tasks = Vec::with_capacity(users.users);
+    for _ in 0..users.users {
+        let (client, base_url, recorder, workload) =
+            (client.clone(), base_url.clone(), recorder.clone(), workload.clone());
+        tasks.push(tokio::spawn(async move {
+            while start.elapsed() < window.end() {
+                let request = workload.lock().expect("workload lock").next_request();
+                let sent = Instant::now();
+                let offset = sent - start;
+                let result = send(&client, &base_url, &request).await;
+                let took = sent.elapsed();
+                let outcome = Outcome {
+                    endpoint: request.endpoint,
+                    due: offset,
+                    latency: took,
+                    service_time: took,
+                    failure: result.err(),
+                };
+                {
+                    let mut recorder = recorder.lock().expect("recorder lock");
+                    recorder.record_due(offset, Duration::ZERO);
+                    recorder.record(&outcome);
+                }
+                if !users.think_time.is_zero() {
+                    tokio::time::sleep(users.think_time).await;
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    let recorder = recorder.lock().expect("recorder lock").clone();
+    Ok(recorder)
+}
+
+/// Logs in `count` seeded users (before the measured window) and returns their sessions.
+pub async fn log_in_users(client: &reqwest::Client, base_url: &str, count: u32) -> anyhow::Result<Vec<Session>> {
+    let mut sessions = Vec::with_capacity(count as usize);
+    for user_id in 1..=i64::from(count) {
+        let email = shop::seed::email_of_user(user_id);
+        let response = client
+            .post(format!("{base_url}/api/sessions"))
+            .json(&serde_json::json!({"email": email, "password": shop::seed::SEED_PASSWORD}))
+            .send()
+            .await
+            .with_context(|| format!("logging in {email}"))?;
+        anyhow::ensure!(response.status().is_success(), "logging in {email}: {}", response.status());
+        let body: serde_json::Value = response.json().await?;
+        let token = body["token"].as_str().context("a token in the log-in answer")?;
+        sessions.push(Session { user_id, email, authorization: Arc::from(format!("Bearer {token}")) });
+    }
+    Ok(sessions)
+}

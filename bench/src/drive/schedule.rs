@@ -1,0 +1,117 @@
+//! When each request of an open-loop run is due.
+//!
+//! An open-loop generator sends on a schedule fixed in advance, whatever the server does; if
+//! the server stalls, requests keep coming due, and their latency is counted from when they were
+//! *due*, not from when they happened to be sent. That is what keeps coordinated omission from
+//! hiding stalls (Gil Tene; wrk2). This module only computes the due times.
+
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Exp};
+use serde::{Deserialize, Serialize};
+
+/// How arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Arrivals {
+    /// Evenly spaced, 1/rate apart.
+    Constant,
+    /// A Poisson process: exponentially distributed gaps with mean 1/rate (bursty, like
+    /// independent users).
+    Poisson,
+}
+
+/// The due times (offsets from the start) of an open-loop run at `rate` requests per second.
+#[derive(Debug)]
+pub struct OpenLoopSchedule {
+    rate: f64,
+    arrivals: Arrivals,
+    gaps: Exp<f64>,
+    rng: StdRng,
+    issued: u64,
+    next_offset_secs: f64,
+}
+
+impl OpenLoopSchedule {
+    pub fn new(rate: f64, arrivals: Arrivals, seed: u64) -> anyhow::Result<Self> {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "the rate must be positive");
+        Ok(Self {
+            rate,
+            arrivals,
+            gaps: Exp::new(rate)?,
+            rng: StdRng::seed_from_u64(seed),
+            issued: 0,
+            next_offset_secs: 0.0,
+        })
+    }
+
+    pub fn rate(&self) -> f64 {
+        self.rate
+    }
+}
+
+impl Iterator for OpenLoopSchedule {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let offset = match self.arrivals {
+            // Computed from the index, not accumulated, so rounding never drifts.
+            Arrivals::Constant => self.issued as f64 / self.rate,
+            Arrivals::Poisson => {
+                let offset = self.next_offset_secs;
+                self.next_offset_secs += self.gaps.sample(&mut self.rng);
+                offset
+            }
+        };
+        self.issued += 1;
+        Some(Duration::from_secs_f64(offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_arrivals_are_evenly_spaced() {
+        let due: Vec<Duration> = OpenLoopSchedule::new(1000.0, Arrivals::Constant, 1).expect("valid").take(4).collect();
+        assert_eq!(
+            due,
+            vec![Duration::ZERO, Duration::from_millis(1), Duration::from_millis(2), Duration::from_millis(3)]
+        );
+    }
+
+    #[test]
+    fn constant_arrivals_fill_the_duration_at_the_rate() {
+        let schedule = OpenLoopSchedule::new(250.0, Arrivals::Constant, 1).expect("valid");
+        let within = schedule.take_while(|d| *d < Duration::from_secs(10)).count();
+        assert_eq!(within, 2500);
+    }
+
+    #[test]
+    fn poisson_arrivals_average_the_rate_and_vary() {
+        let due: Vec<Duration> =
+            OpenLoopSchedule::new(2000.0, Arrivals::Poisson, 7).expect("valid").take(200_001).collect();
+        let mean_gap = due[200_000].as_secs_f64() / 200_000.0;
+        assert!((mean_gap - 0.0005).abs() < 0.0005 * 0.02, "mean gap {mean_gap}");
+        let gaps: Vec<f64> = due.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+        let (min, max) = gaps.iter().fold((f64::MAX, 0f64), |(lo, hi), g| (lo.min(*g), hi.max(*g)));
+        assert!(min < 0.0001 && max > 0.002, "exponential gaps spread out: {min} .. {max}");
+        assert!(due.windows(2).all(|w| w[0] <= w[1]), "due times never go back");
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let a: Vec<Duration> = OpenLoopSchedule::new(100.0, Arrivals::Poisson, 3).expect("valid").take(50).collect();
+        let b: Vec<Duration> = OpenLoopSchedule::new(100.0, Arrivals::Poisson, 3).expect("valid").take(50).collect();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn a_non_positive_rate_is_refused() {
+        assert!(OpenLoopSchedule::new(0.0, Arrivals::Constant, 1).is_err());
+        assert!(OpenLoopSchedule::new(f64::NAN, Arrivals::Poisson, 1).is_err());
+    }
+}

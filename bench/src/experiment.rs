@@ -1,0 +1,239 @@
+//! Experiments: what `splitbench run`, `sweep` and `compare` do, from starting the system
+//! under test to the raw data of every measured window.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::analyse::{Objective, max_sustainable_rate};
+use crate::drive::{self, ClosedLoop, Mix, OpenLoop, Scale, Window, Workload};
+use crate::launch::procstat::{self, ProcessSample};
+use crate::launch::{CoreLayout, Launcher, SystemUnderTest};
+use crate::record::Recorder;
+use crate::report::data::{Measurement, ProcessCost};
+use crate::topology::Architecture;
+
+/// How to load the system in one measured window.
+#[derive(Debug, Clone, Copy)]
+pub enum Load {
+    Open(OpenLoop),
+    Closed(ClosedLoop),
+}
+
+/// Everything one experiment needs.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub architectures: Vec<Architecture>,
+    pub shop: shop::Settings,
+    pub mix: Mix,
+    pub main_load: Option<Load>,
+    pub main_window: Window,
+    pub sweep_rates: Vec<f64>,
+    pub sweep_window: Window,
+    pub objective: Objective,
+    pub repeat: u32,
+    pub arrivals: drive::Arrivals,
+    pub max_in_flight: usize,
+    pub request_timeout: Duration,
+    pub logged_in_users: u32,
+    pub seed: u64,
+    pub run_dir: PathBuf,
+    pub cores: CoreLayout,
+}
+
+/// Prints progress while a window runs: once a second, the last full second's numbers.
+fn spawn_progress(label: String, recorder: Arc<Mutex<Recorder>>, window: Window) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let started = Instant::now();
+        let total = window.end().as_secs();
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let elapsed = started.elapsed().as_secs();
+            if elapsed > total {
+                break;
+            }
+            let line = {
+                let recorder = recorder.lock().expect("recorder lock");
+                let phase = if started.elapsed() < window.warmup { "warm-up" } else { "measuring" };
+                let last = recorder.seconds.len().checked_sub(2).and_then(|i| recorder.seconds.get(i));
+                match last {
+                    Some(second) => {
+                        let latency = second.merged_latency();
+                        let p99 = if latency.is_empty() { 0 } else { latency.value_at_quantile(0.99) };
+                        format!(
+                            "{phase} {elapsed:>3}/{total}s  due {:>6}/s  ok {:>6}/s  failed {:>4}  p99 {}",
+                            second.due,
+                            second.ok,
+                            second.failed,
+                            crate::analyse::human_micros(p99)
+                        )
+                    }
+                    None => format!("{phase} {elapsed:>3}/{total}s"),
+                }
+            };
+            eprint!("\r[{label}] {line}        ");
+        }
+        eprintln!();
+    })
+}
+
+fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, ProcessSample) {
+    (sut.sample(), procstat::sample(None).unwrap_or_default())
+}
+
+/// Measures one window against a started system.
+async fn measure(
+    plan: &Plan,
+    sut: &SystemUnderTest,
+    sessions: &[drive::Session],
+    load: Load,
+    window: Window,
+    phase: &str,
+    repetition: u32,
+) -> anyhow::Result<Measurement> {
+    let scale =
+        Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
+    let workload = Workload::new(&plan.mix, scale, sessions.to_vec(), plan.seed.wrapping_add(u64::from(repetition)))?;
+    let client = drive::load_client(plan.request_timeout, plan.max_in_flight)?;
+    let recorder = Arc::new(Mutex::new(Recorder::new(window.warmup)));
+    let label = match load {
+        Load::Open(pace) => format!("{} {phase} {:.0} req/s", sut.architecture.name(), pace.rate),
+        Load::Closed(users) => format!("{} {phase} {} users", sut.architecture.name(), users.users),
+    };
+    let progress = spawn_progress(label, recorder.clone(), window);
+
+    // Resource samples at the edges of the measured window.
+    let started = Instant::now();
+    let run = async {
+        match load {
+            Load::Open(pace) => {
+                let cores = plan.cores.clone();
+                drive::run_open_loop(
+                    client,
+                    sut.base_url.clone(),
+                    workload,
+                    pace,
+                    window,
+                    plan.seed,
+                    recorder.clone(),
+                    move || cores.pin_generator_thread(),
+                )
+                .await
+            }
+            Load::Closed(users) => {
+                drive::run_closed_loop(client, sut.base_url.clone(), workload, users, window, recorder.clone()).await
+            }
+        }
+    };
+    let samples = async {
+        tokio::time::sleep_until((started + window.warmup).into()).await;
+        let first = sample_all(sut);
+        tokio::time::sleep_until((started + window.end()).into()).await;
+        let last = sample_all(sut);
+        (first, last)
+    };
+    let (recorded, ((before, generator_before), (after, generator_after))) = tokio::join!(run, samples);
+    let recorded = recorded?;
+    progress.abort();
+    eprintln!();
+
+    let processes = after
+        .iter()
+        .map(|(name, end)| {
+            let start = before.iter().find(|(n, _)| n == name).map_or(0.0, |(_, s)| s.cpu_seconds);
+            ProcessCost {
+                name: name.to_string(),
+                cpu_seconds: end.cpu_seconds - start,
+                peak_rss_bytes: end.peak_rss_bytes,
+            }
+        })
+        .collect();
+    let generator = ProcessCost {
+        name: "generator".into(),
+        cpu_seconds: generator_after.cpu_seconds - generator_before.cpu_seconds,
+        peak_rss_bytes: generator_after.peak_rss_bytes,
+    };
+    let offered = match load {
+        Load::Open(pace) => Some(pace.rate),
+        Load::Closed(_) => None,
+    };
+    Ok(Measurement::from_recorder(
+        sut.architecture.name(),
+        phase,
+        offered,
+        repetition,
+        window.duration.as_secs_f64(),
+        &recorded,
+        processes,
+        generator,
+    ))
+}
+
+async fn start(
+    plan: &Plan,
+    launcher: &Launcher,
+    architecture: Architecture,
+) -> anyhow::Result<(SystemUnderTest, Vec<drive::Session>)> {
+    let started = Instant::now();
+    let sut = launcher.start(architecture, &plan.shop, &plan.run_dir).await?;
+    eprintln!(
+        "{} ready in {:.1} s ({} process(es))",
+        architecture.name(),
+        started.elapsed().as_secs_f64(),
+        sut.processes.len()
+    );
+    let sessions = if plan.mix.needs_users() {
+        let client = drive::load_client(plan.request_timeout, 16)?;
+        let count = plan.logged_in_users.min(plan.shop.seed.users).max(1);
+        drive::log_in_users(&client, &sut.base_url, count)
+            .await
+            .context("logging users in before the measured window")?
+    } else {
+        Vec::new()
+    };
+    Ok((sut, sessions))
+}
+
+/// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
+pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {
+    let mut measurements = Vec::new();
+    for repetition in 1..=plan.repeat.max(1) {
+        if plan.sweep_rates.is_empty() {
+            break;
+        }
+        for &architecture in &plan.architectures {
+            let (sut, sessions) = start(plan, launcher, architecture).await?;
+            let mut verdicts = Vec::new();
+            let result: anyhow::Result<()> = async {
+                for &rate in &plan.sweep_rates {
+                    let pace = OpenLoop { rate, arrivals: plan.arrivals, max_in_flight: plan.max_in_flight };
+                    let m = measure(plan, &sut, &sessions, Load::Open(pace), plan.sweep_window, "sweep", repetition)
+                        .await?;
+                    let verdict = m.verdict(&plan.objective)?;
+                    measurements.push(m);
+                    verdicts.push(verdict);
+                    if max_sustainable_rate(&verdicts) != Some(rate) {
+                        // Past the knee: higher rates only pile up queues and time.
+                        eprintln!("{} stops sweeping at {rate:.0} req/s (objective missed)", architecture.name());
+                        break;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            sut.stop().await;
+            result?;
+        }
+    }
+    if let Some(load) = plan.main_load {
+        for &architecture in &plan.architectures {
+            let (sut, sessions) = start(plan, launcher, architecture).await?;
+            let result = measure(plan, &sut, &sessions, load, plan.main_window, "main", 1).await;
+            sut.stop().await;
+            measurements.push(result?);
+        }
+    }
+    Ok(measurements)
+}

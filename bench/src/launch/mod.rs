@@ -1,0 +1,343 @@
+//! Starting and stopping the system under test as real processes.
+//!
+//! [`Launcher::start`] runs an architecture from its release binaries (building them first if
+//! needed, `cargo` decides what is stale), on free loopback ports (each process binds port 0
+//! and reports the port it got on its first line), with fresh databases, each process's output
+//! kept in the run directory. [`SystemUnderTest::stop`] sends SIGTERM and then SIGKILL to every
+//! process; dropping a [`SystemUnderTest`] (an error, a panic, Ctrl-C) kills them all, so no
+//! child outlives the harness.
+
+pub mod procstat;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use microservices::Service;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+use shop::Settings;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+
+use crate::topology::{Architecture, create_postgres_database, drop_postgres_database, with_database};
+
+/// Which cores the generator and the system under test may use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreLayout {
+    /// Empty: not pinned.
+    pub generator: Vec<usize>,
+    pub system_under_test: Vec<usize>,
+}
+
+impl CoreLayout {
+    /// With two or more cores: the generator on core 0, the system under test on the rest, so
+    /// neither steals the other's CPU. With one core, or `pin == false`: no pinning.
+    pub fn auto(pin: bool) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if pin && cores >= 2 && which("taskset") {
+            Self { generator: vec![0], system_under_test: (1..cores).collect() }
+        } else {
+            Self { generator: vec![], system_under_test: vec![] }
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        if self.generator.is_empty() {
+            "not pinned (generator and system under test share all cores)".into()
+        } else {
+            format!(
+                "generator on core(s) {:?}, system under test on core(s) {:?}",
+                self.generator, self.system_under_test
+            )
+        }
+    }
+
+    /// Pins the calling thread to the generator's cores.
+    pub fn pin_generator_thread(&self) {
+        if let Some(core) = self.generator.first() {
+            let _ = core_affinity::set_for_current(core_affinity::CoreId { id: *core });
+        }
+    }
+}
+
+fn which(program: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+}
+
+/// Where the databases of a run live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseChoice {
+    /// SQLite files in the run directory.
+    Sqlite,
+    /// One fresh database per process on this PostgreSQL server, dropped afterwards.
+    Postgres(String),
+}
+
+/// PostgreSQL databases created by the harness, dropped on every exit path (also Ctrl-C).
+#[derive(Debug, Clone, Default)]
+pub struct CreatedDatabases(Arc<Mutex<Vec<(String, String)>>>);
+
+impl CreatedDatabases {
+    fn add(&self, server_url: &str, name: &str) {
+        self.0.lock().expect("lock").push((server_url.to_string(), name.to_string()));
+    }
+
+    pub async fn drop_all(&self) {
+        let created = std::mem::take(&mut *self.0.lock().expect("lock"));
+        for (server, name) in created {
+            if let Err(err) = drop_postgres_database(&server, &name).await {
+                eprintln!("warning: could not drop database {name}: {err:#}");
+            }
+        }
+    }
+}
+
+/// How to start systems under test.
+#[derive(Debug, Clone)]
+pub struct Launcher {
+    /// Directory holding `monolith`, `gateway`, `accounts`, ... binaries.
+    pub bin_dir: PathBuf,
+    pub cores: CoreLayout,
+    pub database: DatabaseChoice,
+    pub created_databases: CreatedDatabases,
+    /// How long a process may take to become ready (seeding included).
+    pub ready_timeout: Duration,
+    /// Where SQLite files go (a temporary directory: databases are not results).
+    pub scratch: Arc<tempfile::TempDir>,
+}
+
+/// The workspace's release binaries, built with cargo (which rebuilds only what is stale).
+pub fn build_release_binaries() -> anyhow::Result<PathBuf> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("the bench crate is in a workspace")?;
+    eprintln!("building release binaries of monolith and microservices (cargo skips what is fresh)...");
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        // The same package set as `cargo run --release -p bench` resolves features for, so
+        // nothing is rebuilt with different features.
+        .args(["build", "--release", "--quiet", "-p", "bench", "-p", "monolith", "-p", "microservices", "--bins"])
+        .current_dir(workspace)
+        .status()
+        .context("running cargo build (is cargo on PATH? otherwise pass --bin-dir)")?;
+    anyhow::ensure!(status.success(), "cargo build --release failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace.join("target"), PathBuf::from);
+    Ok(target.join("release"))
+}
+
+/// One started process.
+pub struct ChildProcess {
+    pub name: &'static str,
+    pub pid: u32,
+    pub port: u16,
+    pub log: PathBuf,
+    child: Child,
+}
+
+/// A started architecture.
+pub struct SystemUnderTest {
+    pub architecture: Architecture,
+    pub base_url: String,
+    pub processes: Vec<ChildProcess>,
+}
+
+impl Launcher {
+    /// Starts `architecture` with `settings`, logging to `<run_dir>/logs/`.
+    pub async fn start(
+        &self,
+        architecture: Architecture,
+        settings: &Settings,
+        run_dir: &Path,
+    ) -> anyhow::Result<SystemUnderTest> {
+        let logs = run_dir.join("logs");
+        tokio::fs::create_dir_all(&logs).await?;
+        let databases = self.scratch.path().join(architecture.name());
+        let mut settings = settings.clone();
+        settings.server.host = "127.0.0.1".into();
+        settings.server.port = Some(0);
+        let mut sut = SystemUnderTest { architecture, base_url: String::new(), processes: Vec::new() };
+        match architecture {
+            Architecture::Monolith => {
+                settings.database.database_url = Some(self.database_url(architecture, "monolith", &databases).await?);
+                sut.processes.push(self.spawn("monolith", &settings, &logs, architecture).await?);
+            }
+            Architecture::Microservices => {
+                for service in Service::MODULES {
+                    settings.database.database_url =
+                        Some(self.database_url(architecture, service.name(), &databases).await?);
+                    let process = self.spawn(service.name(), &settings, &logs, architecture).await?;
+                    let url = format!("http://127.0.0.1:{}", process.port);
+                    let upstreams = &mut settings.upstreams;
+                    match service {
+                        Service::Accounts => upstreams.accounts_url = url,
+                        Service::Catalog => upstreams.catalog_url = url,
+                        Service::Inventory => upstreams.inventory_url = url,
+                        Service::Reviews => upstreams.reviews_url = url,
+                        Service::Payments => upstreams.payments_url = url,
+                        Service::Orders => upstreams.orders_url = url,
+                        Service::Gateway => {}
+                    }
+                    sut.processes.push(process);
+                }
+                settings.database.database_url = None;
+                sut.processes.push(self.spawn("gateway", &settings, &logs, architecture).await?);
+            }
+        }
+        let public = sut.processes.last().context("at least one process")?;
+        sut.base_url = format!("http://127.0.0.1:{}", public.port);
+        self.wait_until_ready(&sut).await?;
+        Ok(sut)
+    }
+
+    async fn database_url(&self, architecture: Architecture, process: &str, dir: &Path) -> anyhow::Result<String> {
+        match &self.database {
+            DatabaseChoice::Sqlite => {
+                tokio::fs::create_dir_all(dir).await?;
+                let file = dir.join(format!("{process}.db"));
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = tokio::fs::remove_file(format!("{}{suffix}", file.display())).await;
+                }
+                Ok(format!("sqlite:{}", file.display()))
+            }
+            DatabaseChoice::Postgres(server) => {
+                let name = format!(
+                    "splitbench_{}_{process}_{}_{:x}",
+                    architecture.name(),
+                    std::process::id(),
+                    rand::random::<u32>()
+                );
+                create_postgres_database(server, &name).await?;
+                self.created_databases.add(server, &name);
+                with_database(server, &name)
+            }
+        }
+    }
+
+    async fn spawn(
+        &self,
+        name: &'static str,
+        settings: &Settings,
+        logs: &Path,
+        architecture: Architecture,
+    ) -> anyhow::Result<ChildProcess> {
+        let binary = self.bin_dir.join(name);
+        anyhow::ensure!(binary.is_file(), "{} does not exist (build it, or pass --bin-dir)", binary.display());
+        let mut command = if self.cores.system_under_test.is_empty() {
+            Command::new(&binary)
+        } else {
+            let cores: Vec<String> = self.cores.system_under_test.iter().map(ToString::to_string).collect();
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cores.join(",")).arg(&binary);
+            taskset
+        };
+        let log_path = logs.join(format!("{}-{name}.log", architecture.name()));
+        let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        command
+            .args(settings.to_args())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let mut child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child.id().context("a started child has a pid")?;
+        let stderr = child.stderr.take().context("stderr is piped")?;
+        let mut lines = BufReader::new(stderr).lines();
+        let mut log = tokio::fs::File::from_std(log);
+
+        // The first line a shop process prints says where it listens.
+        let announce = tokio::time::timeout(self.ready_timeout, async {
+            while let Some(line) = lines.next_line().await? {
+                log.write_all(format!("{line}\n").as_bytes()).await?;
+                if let Some(port) = listening_port(&line) {
+                    return Ok(Some(port));
+                }
+            }
+            anyhow::Ok(None)
+        })
+        .await;
+        let port = match announce {
+            Ok(Ok(Some(port))) => port,
+            Ok(Ok(None)) => anyhow::bail!("{name} exited before listening; see {}", log_path.display()),
+            Ok(Err(err)) => return Err(err.context(format!("reading {name}'s output"))),
+            Err(_) => anyhow::bail!("{name} did not start listening within {:?}", self.ready_timeout),
+        };
+        // Keep copying its output into the log until it exits.
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if log.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(ChildProcess { name, pid, port, log: log_path, child })
+    }
+
+    async fn wait_until_ready(&self, sut: &SystemUnderTest) -> anyhow::Result<()> {
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        let deadline = Instant::now() + self.ready_timeout;
+        for process in &sut.processes {
+            let url = format!("http://127.0.0.1:{}/ready", process.port);
+            loop {
+                if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                    break;
+                }
+                anyhow::ensure!(
+                    Instant::now() < deadline,
+                    "{} was not ready within {:?}; see {}",
+                    process.name,
+                    self.ready_timeout,
+                    process.log.display()
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The port in a start-up line such as `catalog: listening on 127.0.0.1:41235; workers=1 ...`.
+pub fn listening_port(line: &str) -> Option<u16> {
+    let rest = &line[line.find("listening on ")? + "listening on ".len()..];
+    let address = rest.split([';', ' ']).next()?;
+    address.rsplit_once(':')?.1.parse().ok()
+}
+
+impl SystemUnderTest {
+    /// Resource samples of every process, by name.
+    pub fn sample(&self) -> Vec<(&'static str, procstat::ProcessSample)> {
+        self.processes.iter().filter_map(|p| procstat::sample(Some(p.pid)).ok().map(|s| (p.name, s))).collect()
+    }
+
+    /// Stops every process: SIGTERM, up to 5 s to finish, then SIGKILL.
+    pub async fn stop(mut self) {
+        for process in &self.processes {
+            let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGTERM);
+        }
+        for process in &mut self.processes {
+            if tokio::time::timeout(Duration::from_secs(5), process.child.wait()).await.is_err() {
+                let _ = process.child.kill().await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_port_is_read_from_the_start_up_line() {
+        assert_eq!(listening_port("catalog: listening on 127.0.0.1:41235; workers=1 db_pool_size=4"), Some(41235));
+        assert_eq!(listening_port("[INFO] something else"), None);
+    }
+
+    #[test]
+    fn the_core_layout_is_described() {
+        let pinned = CoreLayout { generator: vec![0], system_under_test: vec![1] };
+        assert!(pinned.describe().contains("generator on core(s) [0]"));
+        assert!(CoreLayout { generator: vec![], system_under_test: vec![] }.describe().contains("not pinned"));
+    }
+}

@@ -1,0 +1,438 @@
+//! Writing results: raw data, exports, `report.md` with SVG plots, and the terminal summary.
+//!
+//! `run.json` is the raw data (see [`data`]); everything else in a run directory is derived
+//! from it by [`write_report`], which `splitbench report <dir>` calls again to rebuild.
+
+pub mod data;
+pub mod svg;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
+
+use crate::analyse::{Objective, Percentiles, Spread, StepVerdict, human_micros, max_sustainable_rate};
+use data::{Measurement, RunData};
+use svg::Series;
+
+/// Generator lag (p99) above which the report warns that the generator, not the server, may
+/// have shaped the latencies.
+pub const LAG_WARNING_US: u64 = 1_000;
+
+/// Writes `run.json` into `dir` and derives everything else from it.
+pub fn write_run(dir: &Path, run: &RunData) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let json = serde_json::to_string_pretty(run)?;
+    std::fs::write(dir.join("run.json"), json)?;
+    write_report(dir)
+}
+
+/// (Re)builds `report.md`, the plots, the CSV timelines and the HdrHistogram logs of `dir`
+/// from its `run.json` alone.
+pub fn write_report(dir: &Path) -> anyhow::Result<()> {
+    let run = RunData::read(&dir.join("run.json"))?;
+    write_exports(dir, &run)?;
+    let plots = write_plots(dir, &run)?;
+    let markdown = markdown(&run, &plots)?;
+    std::fs::write(dir.join("report.md"), markdown)?;
+    Ok(())
+}
+
+fn measurement_stem(m: &Measurement) -> String {
+    let rate = m.offered_rate.map_or_else(|| "closed".to_string(), |r| format!("{r:.0}rps"));
+    format!("{}-{}-{rate}-r{}", m.architecture, m.phase, m.repetition)
+}
+
+/// Per-second CSV timelines and HdrHistogram interval logs, for other tools.
+fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
+    let timelines = dir.join("timelines");
+    let histograms = dir.join("histograms");
+    std::fs::create_dir_all(&timelines)?;
+    std::fs::create_dir_all(&histograms)?;
+    for m in &run.measurements {
+        let stem = measurement_stem(m);
+        let mut csv = String::from("second,due,ok,failed,p50_us,p90_us,p99_us,max_us\n");
+        for (second, s) in m.timeline.iter().enumerate() {
+            let p = Percentiles::of(&s.latency.decode()?);
+            let _ = writeln!(csv, "{second},{},{},{},{},{},{},{}", s.due, s.ok, s.failed, p.p50, p.p90, p.p99, p.max);
+        }
+        std::fs::write(timelines.join(format!("{stem}.csv")), csv)?;
+
+        let mut file = std::fs::File::create(histograms.join(format!("{stem}.hlog")))?;
+        let mut serializer = V2DeflateSerializer::new();
+        let mut log = IntervalLogWriterBuilder::new()
+            .add_comment(&format!("splitbench {} {}: latency from due time, microseconds", run.run_id, stem))
+            .begin_log_with(&mut file, &mut serializer)?;
+        for (second, s) in m.timeline.iter().enumerate() {
+            log.write_histogram(
+                &s.latency.decode()?,
+                Duration::from_secs(second as u64),
+                Duration::from_secs(1),
+                Tag::new("all"),
+            )
+            .map_err(|e| anyhow::anyhow!("writing the histogram log: {e:?}"))?;
+        }
+        let whole = Duration::from_secs_f64(m.duration_secs);
+        for (endpoint, data) in &m.endpoints {
+            log.write_histogram(&data.latency.decode()?, Duration::ZERO, whole, Tag::new(endpoint))
+                .map_err(|e| anyhow::anyhow!("writing the histogram log: {e:?}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// The sweep steps of one architecture and repetition, judged against the objective.
+fn sweep_verdicts(run: &RunData, objective: &Objective) -> anyhow::Result<BTreeMap<(String, u32), Vec<StepVerdict>>> {
+    let mut verdicts: BTreeMap<(String, u32), Vec<StepVerdict>> = BTreeMap::new();
+    for m in run.sweep_measurements() {
+        let verdict = m.verdict(objective)?;
+        verdicts.entry((m.architecture.clone(), m.repetition)).or_default().push(verdict);
+    }
+    Ok(verdicts)
+}
+
+/// Maximum sustainable rate per architecture: median and spread over repetitions.
+pub fn max_sustainable(run: &RunData) -> anyhow::Result<BTreeMap<String, Option<Spread>>> {
+    let Some(objective) = run.config.objective else { return Ok(BTreeMap::new()) };
+    let mut rates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for ((architecture, _), steps) in sweep_verdicts(run, &objective)? {
+        let entry = rates.entry(architecture).or_default();
+        // A repetition where even the lowest rate failed counts as 0.
+        entry.push(max_sustainable_rate(&steps).unwrap_or(0.0));
+    }
+    Ok(rates.into_iter().map(|(a, r)| (a, Spread::of(&r))).collect())
+}
+
+struct Plots {
+    files: Vec<(String, String)>,
+}
+
+fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
+    let mut files = Vec::new();
+    let main: Vec<&Measurement> = run.main_measurements().collect();
+    if !main.is_empty() {
+        let mut endpoints: Vec<String> = main.iter().flat_map(|m| m.endpoints.keys().cloned()).collect();
+        endpoints.sort();
+        endpoints.dedup();
+        let mut series = Vec::new();
+        for m in &main {
+            for (label, pick) in [("p50", 0usize), ("p99", 1)] {
+                let mut values = Vec::new();
+                for (i, endpoint) in endpoints.iter().enumerate() {
+                    let p = match m.endpoints.get(endpoint) {
+                        Some(data) => Percentiles::of(&data.latency.decode()?),
+                        None => Percentiles::default(),
+                    };
+                    let micros = if pick == 0 { p.p50 } else { p.p99 };
+                    values.push((i as f64, micros as f64 / 1000.0));
+                }
+                series.push(Series { name: format!("{} {label}", m.architecture), values });
+            }
+        }
+        let chart = svg::bar_chart("Latency per endpoint (from due time)", "milliseconds", &endpoints, &series);
+        std::fs::write(dir.join("latency_per_endpoint.svg"), chart)?;
+        files.push(("latency_per_endpoint.svg".into(), "Latency percentiles per endpoint".into()));
+
+        let categories: Vec<String> = main.iter().map(|m| m.architecture.clone()).collect();
+        let cpu = Series {
+            name: "CPU ms per request".into(),
+            values: main.iter().enumerate().map(|(i, m)| (i as f64, m.cpu_ms_per_request())).collect(),
+        };
+        std::fs::write(
+            dir.join("cpu_per_request.svg"),
+            svg::bar_chart("CPU per request (system under test)", "CPU milliseconds", &categories, &[cpu]),
+        )?;
+        files.push(("cpu_per_request.svg".into(), "CPU per request".into()));
+
+        let mut timeline = Vec::new();
+        for m in &main {
+            let mut values = Vec::new();
+            for (second, s) in m.timeline.iter().enumerate() {
+                values.push((second as f64, Percentiles::of(&s.latency.decode()?).p99 as f64 / 1000.0));
+            }
+            timeline.push(Series { name: format!("{} p99", m.architecture), values });
+        }
+        std::fs::write(
+            dir.join("timeline.svg"),
+            svg::line_chart("p99 latency per second", "second of the measured window", "milliseconds", &timeline),
+        )?;
+        files.push(("timeline.svg".into(), "p99 latency per second".into()));
+    }
+    if run.sweep_measurements().next().is_some() {
+        let mut by_architecture: BTreeMap<(String, &'static str), Vec<(f64, f64)>> = BTreeMap::new();
+        let mut steps: BTreeMap<(String, u64), Vec<&Measurement>> = BTreeMap::new();
+        for m in run.sweep_measurements() {
+            steps.entry((m.architecture.clone(), m.offered_rate.unwrap_or(0.0) as u64)).or_default().push(m);
+        }
+        for ((architecture, _), repeats) in steps {
+            // Merge repetitions of a step exactly, then read the percentiles.
+            let mut latency = crate::record::latency_histogram();
+            let mut achieved = 0.0;
+            for m in &repeats {
+                latency.add(m.total_latency()?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                achieved += m.achieved_rate();
+            }
+            let achieved = achieved / repeats.len() as f64;
+            let p = Percentiles::of(&latency);
+            by_architecture.entry((architecture.clone(), "p50")).or_default().push((achieved, p.p50 as f64 / 1000.0));
+            by_architecture.entry((architecture, "p99")).or_default().push((achieved, p.p99 as f64 / 1000.0));
+        }
+        let series: Vec<Series> = by_architecture
+            .into_iter()
+            .map(|((a, q), mut values)| {
+                values.sort_by(|x, y| x.0.total_cmp(&y.0));
+                Series { name: format!("{a} {q}"), values }
+            })
+            .collect();
+        std::fs::write(
+            dir.join("latency_vs_throughput.svg"),
+            svg::line_chart(
+                "Latency vs throughput (rate sweep)",
+                "achieved requests per second",
+                "milliseconds",
+                &series,
+            ),
+        )?;
+        files.push(("latency_vs_throughput.svg".into(), "Latency vs throughput".into()));
+    }
+    Ok(Plots { files })
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// Warnings a reader must see next to the numbers.
+pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
+    let mut warnings = Vec::new();
+    let lag = Percentiles::of(&m.generator_lag.decode()?);
+    if lag.p99 > LAG_WARNING_US {
+        warnings.push(format!(
+            "{}: the generator lagged behind its schedule (p99 {}): latencies include the generator's own delay",
+            m.architecture,
+            human_micros(lag.p99)
+        ));
+    }
+    let overflow = m.failures_by_kind().get("overflow").copied().unwrap_or(0);
+    if overflow > 0 {
+        warnings.push(format!(
+            "{}: {overflow} requests were not sent because the in-flight limit was reached",
+            m.architecture
+        ));
+    }
+    Ok(warnings)
+}
+
+fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
+    let mut md = String::new();
+    let f = &run.fingerprint;
+    let c = &run.config;
+    let _ = writeln!(md, "# splitbench report `{}`\n", run.run_id);
+    let _ = writeln!(md, "Produced by `{}`.\n", c.command_line.join(" "));
+    let _ = writeln!(md, "## Environment\n");
+    let _ = writeln!(md, "| | |\n|---|---|");
+    let _ = writeln!(md, "| commit | `{}`{} |", f.commit, if f.dirty { " (with uncommitted changes)" } else { "" });
+    let _ = writeln!(md, "| build | {} ({}) |", f.build_profile, f.rustc);
+    let _ = writeln!(md, "| machine | {} × {} ({}) |", f.cpu_count, f.cpu_model, f.hostname);
+    let _ = writeln!(md, "| OS | {} (kernel {}) |", f.os, f.kernel);
+    let _ = writeln!(md, "| started | {} |", f.started_at);
+    let _ = writeln!(md, "| core layout | {} |", c.core_layout);
+    let _ = writeln!(md, "| database | {} |", c.database);
+    let load = match (c.rate, c.users) {
+        (Some(rate), _) => format!("open loop, {} arrivals at {rate} req/s", c.arrivals),
+        (None, Some(users)) => format!("closed loop, {users} users, think time {} ms", c.think_time_ms.unwrap_or(0)),
+        _ => "sweep only".into(),
+    };
+    let _ = writeln!(
+        md,
+        "| load | {load}; warm-up {} s, measured {} s; at most {} in flight; timeout {} ms |",
+        c.warmup_secs, c.duration_secs, c.max_in_flight, c.request_timeout_ms
+    );
+    let weights: Vec<String> = c.mix_weights.iter().map(|(e, w)| format!("{e} {w}")).collect();
+    let _ = writeln!(md, "| mix | `{}`: {} |", c.mix, weights.join(", "));
+    let _ = writeln!(md, "| workload seed | {}; {} users logged in before measuring |", c.seed, c.logged_in_users);
+    let _ = writeln!(md, "| shop settings (every process) | `{}` |", c.shop_settings.join(" "));
+    let _ = writeln!(md);
+
+    let main: Vec<&Measurement> = run.main_measurements().collect();
+    let mut all_warnings = Vec::new();
+    if !main.is_empty() {
+        let _ = writeln!(md, "## Head to head\n");
+        let _ = writeln!(
+            md,
+            "Latency is measured from each request's due time (open loop), so queueing is included; service time is from when it was sent.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| architecture | offered req/s | achieved req/s | errors | p50 | p90 | p99 | p99.9 | max | CPU ms/request | SUT CPU s | SUT peak RSS | generator CPU s | generator lag p99 |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        for m in &main {
+            let p = m.total_percentiles()?;
+            let lag = Percentiles::of(&m.generator_lag.decode()?);
+            let _ = writeln!(
+                md,
+                "| {} | {} | {:.1} | {} ({:.3}%) | {} | {} | {} | {} | {} | {:.3} | {:.2} | {} | {:.2} | {} |",
+                m.architecture,
+                m.offered_rate.map_or("closed loop".into(), |r| format!("{r:.0}")),
+                m.achieved_rate(),
+                m.failed(),
+                m.error_rate() * 100.0,
+                human_micros(p.p50),
+                human_micros(p.p90),
+                human_micros(p.p99),
+                human_micros(p.p999),
+                human_micros(p.max),
+                m.cpu_ms_per_request(),
+                m.sut_cpu_seconds(),
+                mib(m.sut_peak_rss_bytes()),
+                m.generator.cpu_seconds,
+                human_micros(lag.p99),
+            );
+            all_warnings.extend(warnings(m)?);
+        }
+        let _ = writeln!(md, "\n### Per endpoint\n");
+        let _ = writeln!(
+            md,
+            "| endpoint | architecture | ok | failed | p50 | p90 | p99 | p99.9 | max | service time p50 | service time p99 |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let mut endpoints: Vec<&String> = main.iter().flat_map(|m| m.endpoints.keys()).collect();
+        endpoints.sort();
+        endpoints.dedup();
+        for endpoint in endpoints {
+            for m in &main {
+                let Some(data) = m.endpoints.get(endpoint) else { continue };
+                let p = Percentiles::of(&data.latency.decode()?);
+                let s = Percentiles::of(&data.service_time.decode()?);
+                let failed: u64 = data.failures.values().sum();
+                let _ = writeln!(
+                    md,
+                    "| {endpoint} | {} | {} | {failed} | {} | {} | {} | {} | {} | {} | {} |",
+                    m.architecture,
+                    data.ok,
+                    human_micros(p.p50),
+                    human_micros(p.p90),
+                    human_micros(p.p99),
+                    human_micros(p.p999),
+                    human_micros(p.max),
+                    human_micros(s.p50),
+                    human_micros(s.p99)
+                );
+            }
+        }
+        let _ = writeln!(md, "\n### Errors by kind\n");
+        for m in &main {
+            let kinds = m.failures_by_kind();
+            if kinds.is_empty() {
+                let _ = writeln!(md, "- {}: none", m.architecture);
+            } else {
+                let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} × {n}")).collect();
+                let _ = writeln!(md, "- {}: {}", m.architecture, list.join(", "));
+            }
+        }
+        let _ = writeln!(md, "\n### Cost per process\n");
+        let _ = writeln!(md, "| architecture | process | CPU seconds | peak RSS |\n|---|---|---|---|");
+        for m in &main {
+            for p in &m.processes {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.2} | {} |",
+                    m.architecture,
+                    p.name,
+                    p.cpu_seconds,
+                    mib(p.peak_rss_bytes)
+                );
+            }
+            let _ = writeln!(
+                md,
+                "| {} | (generator) | {:.2} | {} |",
+                m.architecture,
+                m.generator.cpu_seconds,
+                mib(m.generator.peak_rss_bytes)
+            );
+        }
+    }
+
+    if run.sweep_measurements().next().is_some() {
+        let _ = writeln!(md, "\n## Rate sweep\n");
+        if let Some(objective) = &run.config.objective {
+            let _ = writeln!(
+                md,
+                "A rate is sustainable when p99 ≤ {}, errors ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window; the maximum sustainable rate is the highest offered rate that passed with every lower rate passing too.\n",
+                human_micros(objective.p99_us),
+                objective.error_budget * 100.0,
+                objective.min_achieved_fraction * 100.0
+            );
+            let _ = writeln!(
+                md,
+                "| architecture | max sustainable rate (median) | min | max | repetitions |\n|---|---|---|---|---|"
+            );
+            for (architecture, spread) in max_sustainable(run)? {
+                match spread {
+                    Some(s) => {
+                        let _ = writeln!(
+                            md,
+                            "| {architecture} | {:.0} req/s | {:.0} | {:.0} | {} |",
+                            s.median, s.min, s.max, s.n
+                        );
+                    }
+                    None => {
+                        let _ = writeln!(md, "| {architecture} | - | - | - | 0 |");
+                    }
+                }
+            }
+            let _ = writeln!(
+                md,
+                "\n| architecture | repetition | offered req/s | achieved req/s | errors | p50 | p99 | sustainable |\n|---|---|---|---|---|---|---|---|"
+            );
+            for m in run.sweep_measurements() {
+                let p = m.total_percentiles()?;
+                let offered = m.offered_rate.unwrap_or(0.0);
+                let verdict = m.verdict(objective)?;
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {offered:.0} | {:.1} | {:.3}% | {} | {} | {} |",
+                    m.architecture,
+                    m.repetition,
+                    m.achieved_rate(),
+                    m.error_rate() * 100.0,
+                    human_micros(p.p50),
+                    human_micros(p.p99),
+                    if verdict.sustainable { "yes" } else { "no" }
+                );
+                all_warnings.extend(warnings(m)?);
+            }
+        }
+    }
+
+    if !all_warnings.is_empty() {
+        let _ = writeln!(md, "\n## Warnings\n");
+        for w in &all_warnings {
+            let _ = writeln!(md, "- {w}");
+        }
+    }
+    if !plots.files.is_empty() {
+        let _ = writeln!(md, "\n## Plots\n");
+        for (file, title) in &plots.files {
+            let _ = writeln!(md, "![{title}]({file})\n");
+        }
+    }
+    let _ = writeln!(md, "\n## Files\n");
+    let _ = writeln!(
+        md,
+        "- `run.json`: the raw data (schema version {}): histograms per endpoint and per second, costs, settings, fingerprint.",
+        data::SCHEMA_VERSION
+    );
+    let _ = writeln!(
+        md,
+        "- `histograms/*.hlog`: HdrHistogram interval logs (per second, and per endpoint over the window), microseconds."
+    );
+    let _ = writeln!(md, "- `timelines/*.csv`: per-second offered load, successes, failures and latency percentiles.");
+    let _ = writeln!(md, "- `logs/`: every process's output.");
+    let _ = writeln!(md, "\nRebuild this report from the raw data with `splitbench report <this directory>`.");
+    Ok(md)
+}

@@ -109,18 +109,8 @@ async fn measure(
     let run = async {
         match load {
             Load::Open(pace) => {
-                let cores = plan.cores.clone();
-                drive::run_open_loop(
-                    client,
-                    sut.base_url.clone(),
-                    workload,
-                    pace,
-                    window,
-                    plan.seed,
-                    recorder.clone(),
-                    move || cores.pin_generator_thread(),
-                )
-                .await
+                drive::run_open_loop(client, sut.base_url.clone(), workload, pace, window, plan.seed, recorder.clone())
+                    .await
             }
             Load::Closed(users) => {
                 drive::run_closed_loop(client, sut.base_url.clone(), workload, users, window, recorder.clone()).await

@@ -8,11 +8,14 @@ use splitbench::launch::CreatedDatabases;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     shop::telemetry::init_tracing("warn");
-    let cores = splitbench::launch::CoreLayout::auto(true);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // The generator is one thread: the dispatcher, every request and the recorder share it, so
+    // dispatching is a task spawn with no cross-thread wake-up. It runs on the generator's core
+    // (unless --no-pin; the launcher keeps the system under test off that core).
+    if !std::env::args().any(|a| a == "--no-pin") {
+        splitbench::launch::CoreLayout::auto(true).pin_generator_thread();
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_start(move || cores.pin_generator_thread())
         .build()
         .expect("a tokio runtime can be built at start-up");
     let created_databases = CreatedDatabases::default();

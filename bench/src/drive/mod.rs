@@ -1,10 +1,9 @@
 //! Driving load: the open-loop generator (default) and the closed-loop one.
 //!
-//! Open loop: a dispatcher thread walks an [`OpenLoopSchedule`], and at each due time hands a
-//! request to the tokio runtime. It sleeps with the OS until shortly before a due time and then
-//! yields until it arrives, so requests leave within microseconds of their due time without
-//! tokio's millisecond timer granularity; how late each one actually left is recorded as the
-//! generator's lag. In-flight requests are bounded; a request that comes due when the bound is
+//! Open loop: a dispatcher walks an [`OpenLoopSchedule`] and at each due time spawns the
+//! request as a task. It waits with tokio's timer while the next due time is far and yields to
+//! the runtime while it is near, so requests leave within microseconds of their due time; how
+//! late each one actually left is recorded as the generator's lag. In-flight requests are bounded; a request that comes due when the bound is
 //! reached is not sent and counts as an `overflow` failure, never a silent skip.
 //!
 //! Closed loop: N virtual users, each sending its next request when the previous one answered
@@ -84,28 +83,33 @@ fn classify(err: &reqwest::Error) -> Failure {
     }
 }
 
-/// Sleeps the current OS thread until `deadline`: OS sleep while far away, then yielding so the
-/// wake-up is precise without monopolising the core the generator's runtime also uses.
-fn sleep_until_precisely(deadline: Instant) {
-    const OS_SLEEP_SLACK: Duration = Duration::from_micros(120);
+/// Waits until `deadline` without returning early: tokio's timer while the deadline is far
+/// (it has millisecond granularity), then yielding to the runtime, which polls the sockets of
+/// the requests in flight between two checks of the clock. The wait is precise to microseconds
+/// and the dispatcher never blocks the thread the requests run on; while idle it keeps that
+/// core busy, so generator CPU is reported but says little about its load.
+async fn wait_until(deadline: Instant) {
+    const TIMER_GRANULARITY: Duration = Duration::from_millis(2);
     loop {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
         let remaining = deadline - now;
-        if remaining > OS_SLEEP_SLACK {
-            std::thread::sleep(remaining - OS_SLEEP_SLACK);
+        if remaining > TIMER_GRANULARITY {
+            tokio::time::sleep(remaining - TIMER_GRANULARITY / 2).await;
         } else {
-            std::thread::yield_now();
+            tokio::task::yield_now().await;
         }
     }
 }
 
-/// Runs an open-loop load of `workload` against `base_url` for `window`; returns the recording.
+/// Runs an open-loop load of `workload` against `base_url` for `window`, recording into
+/// `recorder`, and returns a copy of the recording.
 ///
-/// `on_dispatcher_start` runs on the dispatcher thread first (the harness pins it to the
-/// generator's core there).
+/// Everything runs on the current tokio runtime; the harness gives it one worker thread pinned
+/// to the generator's core, so dispatching a request is a task spawn on the same thread, with
+/// no cross-thread wake-up.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_open_loop(
     client: reqwest::Client,
@@ -115,63 +119,62 @@ pub async fn run_open_loop(
     window: Window,
     seed: u64,
     recorder: Arc<Mutex<Recorder>>,
-    on_dispatcher_start: impl FnOnce() + Send + 'static,
 ) -> anyhow::Result<Recorder> {
     let in_flight = Arc::new(Semaphore::new(pace.max_in_flight));
     let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, seed)?;
-    let runtime = tokio::runtime::Handle::current();
     let base_url: Arc<str> = Arc::from(base_url);
-
-    let dispatcher = {
+    const DISPATCH_BATCH: u32 = 16;
+    let mut dispatched_without_yield = 0;
+    let start = Instant::now();
+    for offset in schedule {
+        if offset >= window.end() {
+            break;
+        }
+        let due = start + offset;
+        if Instant::now() < due {
+            dispatched_without_yield = 0;
+            wait_until(due).await;
+        }
+        let lag = Instant::now().saturating_duration_since(due);
+        let request = workload.next_request();
+        recorder.lock().expect("recorder lock").record_due(offset, lag);
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            let outcome = Outcome {
+                endpoint: request.endpoint,
+                due: offset,
+                latency: Duration::ZERO,
+                service_time: Duration::ZERO,
+                failure: Some(Failure::Overflow),
+            };
+            recorder.lock().expect("recorder lock").record(&outcome);
+            continue;
+        };
+        let client = client.clone();
+        let base_url = base_url.clone();
         let recorder = recorder.clone();
-        let in_flight = in_flight.clone();
-        std::thread::Builder::new().name("splitbench-dispatcher".into()).spawn(move || {
-            on_dispatcher_start();
-            let start = Instant::now();
-            let end = window.end();
-            for offset in schedule {
-                if offset >= end {
-                    break;
-                }
-                let due = start + offset;
-                sleep_until_precisely(due);
-                let lag = Instant::now().saturating_duration_since(due);
-                let request = workload.next_request();
-                recorder.lock().expect("recorder lock").record_due(offset, lag);
-                let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                    let outcome = Outcome {
-                        endpoint: request.endpoint,
-                        due: offset,
-                        latency: Duration::ZERO,
-                        service_time: Duration::ZERO,
-                        failure: Some(Failure::Overflow),
-                    };
-                    recorder.lock().expect("recorder lock").record(&outcome);
-                    continue;
-                };
-                let client = client.clone();
-                let base_url = base_url.clone();
-                let recorder = recorder.clone();
-                runtime.spawn(async move {
-                    let sent = Instant::now();
-                    let result = send(&client, &base_url, &request).await;
-                    let done = Instant::now();
-                    drop(permit);
-                    let outcome = Outcome {
-                        endpoint: request.endpoint,
-                        due: offset,
-                        latency: done - due,
-                        service_time: done - sent,
-                        failure: result.err(),
-                    };
-                    recorder.lock().expect("recorder lock").record(&outcome);
-                });
-            }
-        })?
-    };
-    tokio::task::spawn_blocking(move || dispatcher.join())
-        .await?
-        .map_err(|_| anyhow::anyhow!("the dispatcher thread panicked"))?;
+        tokio::spawn(async move {
+            let sent = Instant::now();
+            let result = send(&client, &base_url, &request).await;
+            let done = Instant::now();
+            drop(permit);
+            let outcome = Outcome {
+                endpoint: request.endpoint,
+                due: offset,
+                latency: done - due,
+                service_time: done - sent,
+                failure: result.err(),
+            };
+            recorder.lock().expect("recorder lock").record(&outcome);
+        });
+        // Behind schedule, the loop would spawn without ever giving up the thread; let the
+        // requests in flight run every few dispatches (a yield per dispatch costs a poll of the
+        // sockets each time).
+        dispatched_without_yield += 1;
+        if dispatched_without_yield >= DISPATCH_BATCH {
+            dispatched_without_yield = 0;
+            tokio::task::yield_now().await;
+        }
+    }
     // Wait for the requests still in flight (each is bounded by the client's timeout).
     let all = u32::try_from(pace.max_in_flight).context("max in flight fits in u32")?;
     let _drained = in_flight.acquire_many(all).await?;

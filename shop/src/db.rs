@@ -94,6 +94,10 @@ impl Database {
         let pool = AnyPoolOptions::new()
             .max_connections(settings.pool_size)
             .acquire_timeout(Duration::from_secs(5))
+            // sqlx pings a connection before every checkout by default; on SQLite that is a
+            // round trip to the connection's worker thread per query, a third of the cost of a
+            // point read. A broken connection still surfaces as an error on its next query.
+            .test_before_acquire(false)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

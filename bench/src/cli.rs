@@ -32,6 +32,9 @@ pub enum Command {
     Report {
         /// A results directory (holding run.json).
         dir: PathBuf,
+        /// Exit 3 when the head-to-head measurements breach this, e.g. p99=50ms or errors=1%.
+        #[arg(long)]
+        threshold: Vec<String>,
     },
     /// Start both architectures in-process and show the same product page from each.
     Demo {
@@ -175,10 +178,13 @@ pub enum Finished {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
     match cli.command {
-        Command::Report { dir } => {
+        Command::Report { dir, threshold } => {
+            let thresholds = parse_thresholds(&threshold)?;
             crate::report::write_report(&dir)?;
             println!("rebuilt {}", dir.join("report.md").display());
-            Ok(Finished::Ok)
+            let run = RunData::read(&dir.join("run.json"))?;
+            print_summary(&run)?;
+            judge(&run, &thresholds)
         }
         Command::Demo { product } => {
             crate::demo::run(&shop::Settings::defaults(), product).await?;
@@ -329,10 +335,19 @@ async fn bench(
     print_summary(&run)?;
     println!("\nreport: {}", run_dir.join("report.md").display());
 
+    judge(&run, &thresholds)
+}
+
+fn parse_thresholds(specs: &[String]) -> anyhow::Result<Vec<Threshold>> {
+    specs.iter().map(|t| Threshold::parse(t)).collect()
+}
+
+/// Checks the head-to-head measurements against the thresholds.
+fn judge(run: &RunData, thresholds: &[Threshold]) -> anyhow::Result<Finished> {
     let mut breaches = Vec::new();
     for m in run.main_measurements() {
         let latency = m.total_latency()?;
-        for threshold in &thresholds {
+        for threshold in thresholds {
             if let Some(breach) = threshold.breach(&latency, m.error_rate()) {
                 breaches.push(format!("{}: {breach}", m.architecture));
             }

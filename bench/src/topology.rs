@@ -14,7 +14,7 @@ use actix_web::dev::ServerHandle;
 use anyhow::Context;
 use microservices::Service;
 use shop::Settings;
-use sqlx::Connection;
+use sqlx::{ConnectOptions, Connection};
 
 /// Which build of the shop to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -256,9 +256,17 @@ pub(crate) fn with_database(server_url: &str, name: &str) -> anyhow::Result<Stri
     Ok(url.to_string())
 }
 
-pub(crate) async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+/// A quiet administrative connection to the server (CREATE/DROP DATABASE are slow statements
+/// by sqlx's standard and would be logged as warnings).
+async fn admin_connection(server_url: &str) -> anyhow::Result<sqlx::AnyConnection> {
+    use std::str::FromStr;
     sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(server_url).await.context("connecting to PostgreSQL")?;
+    let options = sqlx::any::AnyConnectOptions::from_str(server_url)?.disable_statement_logging();
+    Ok(sqlx::AnyConnection::connect_with(&options).await.context("connecting to PostgreSQL")?)
+}
+
+pub(crate) async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
+    let mut conn = admin_connection(server_url).await?;
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&mut conn)
         .await
@@ -268,8 +276,7 @@ pub(crate) async fn create_postgres_database(server_url: &str, name: &str) -> an
 }
 
 pub(crate) async fn drop_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {
-    sqlx::any::install_default_drivers();
-    let mut conn = sqlx::AnyConnection::connect(server_url).await?;
+    let mut conn = admin_connection(server_url).await?;
     // FORCE: pools of stopped servers may still hold connections for a moment.
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
     conn.close().await?;

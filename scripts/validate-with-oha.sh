@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Cross-checks splitbench's latency numbers against an independent generator, oha, on the same
+# machine, the same endpoint, the same rate and the same core layout (generator on core 0,
+# system under test on core 1). Prints both results; docs/validation.md explains them.
+#
+# Needs: oha (cargo install oha), taskset, two or more cores.
+# Usage: scripts/validate-with-oha.sh [rate] [seconds] [path]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rate=${1:-2000}
+seconds=${2:-20}
+path=${3:-/health}
+command -v oha >/dev/null || { echo "oha is not installed: cargo install oha" >&2; exit 1; }
+
+cargo build --release -q -p bench -p monolith -p microservices --bins
+work=$(mktemp -d)
+port=18199
+taskset -c 1 target/release/monolith --port "$port" --database-url "sqlite:$work/monolith.db" >"$work/monolith.log" 2>&1 &
+monolith=$!
+trap 'kill $monolith 2>/dev/null || true; wait $monolith 2>/dev/null || true; rm -rf "$work"' EXIT
+until curl -fs "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.2; done
+
+echo "== oha --latency-correction, $rate req/s for ${seconds}s on $path (generator on core 0)"
+# Warm-up first, as splitbench does, then the measured run.
+taskset -c 0 oha --no-tui -z 3s -q "$rate" "http://127.0.0.1:$port$path" >/dev/null
+taskset -c 0 oha --no-tui --latency-correction -z "${seconds}s" -q "$rate" "http://127.0.0.1:$port$path"
+
+kill $monolith; wait $monolith 2>/dev/null || true
+trap 'rm -rf "$work"' EXIT
+
+mix=health
+[ "$path" = "/health" ] || mix=product-page
+echo "== splitbench, $rate req/s for ${seconds}s, mix $mix (constant arrivals, like oha -q)"
+target/release/splitbench run --arch monolith --mix "$mix" --arrivals constant --rate "$rate" \
+  --duration "${seconds}s" --warmup 3s --bin-dir target/release --out "$work" --run-id validation
+grep -A4 '^| architecture | offered' "$work/validation/report.md"

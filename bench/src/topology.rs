@@ -262,7 +262,7 @@ async fn admin_connection(server_url: &str) -> anyhow::Result<sqlx::AnyConnectio
     use std::str::FromStr;
     sqlx::any::install_default_drivers();
     let options = sqlx::any::AnyConnectOptions::from_str(server_url)?.disable_statement_logging();
-    Ok(sqlx::AnyConnection::connect_with(&options).await.context("connecting to PostgreSQL")?)
+    sqlx::AnyConnection::connect_with(&options).await.context("connecting to PostgreSQL")
 }
 
 pub(crate) async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {

@@ -176,7 +176,8 @@ pub enum Finished {
 }
 
 /// Runs a parsed command line.
-pub async fn run(cli: Cli, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
+/// `cores` is the machine's core layout, decided before the generator thread was pinned.
+pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
     match cli.command {
         Command::Report { dir, threshold } => {
             let thresholds = parse_thresholds(&threshold)?;
@@ -190,9 +191,9 @@ pub async fn run(cli: Cli, created_databases: CreatedDatabases) -> anyhow::Resul
             crate::demo::run(&shop::Settings::defaults(), product).await?;
             Ok(Finished::Ok)
         }
-        Command::Compare(args) => bench("compare", args, true, true, created_databases).await,
-        Command::Run(args) => bench("run", args, false, true, created_databases).await,
-        Command::Sweep(args) => bench("sweep", args, true, false, created_databases).await,
+        Command::Compare(args) => bench("compare", args, true, true, cores, created_databases).await,
+        Command::Run(args) => bench("run", args, false, true, cores, created_databases).await,
+        Command::Sweep(args) => bench("sweep", args, true, false, cores, created_databases).await,
     }
 }
 
@@ -201,11 +202,11 @@ async fn bench(
     args: BenchArgs,
     sweep: bool,
     main: bool,
+    cores: CoreLayout,
     created_databases: CreatedDatabases,
 ) -> anyhow::Result<Finished> {
     let mix = Mix::parse(&args.mix)?;
-    let thresholds: Vec<Threshold> =
-        args.threshold.iter().map(|t| Threshold::parse(t)).collect::<anyhow::Result<_>>()?;
+    let thresholds = parse_thresholds(&args.threshold)?;
     anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
     anyhow::ensure!(args.sweep_rates.iter().all(|r| *r > 0.0 && r.is_finite()), "--sweep-rates must be positive");
     anyhow::ensure!(args.max_in_flight > 0, "--max-in-flight must be positive");
@@ -232,7 +233,6 @@ async fn bench(
     let run_dir = args.out.clone().unwrap_or_else(workspace_results).join(&run_id);
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
 
-    let cores = CoreLayout::auto(!args.no_pin);
     let bin_dir = match &args.bin_dir {
         Some(dir) => dir.clone(),
         None => crate::launch::build_release_binaries()?,

@@ -10,10 +10,10 @@ fn main() -> std::process::ExitCode {
     shop::telemetry::init_tracing("warn");
     // The generator is one thread: the dispatcher, every request and the recorder share it, so
     // dispatching is a task spawn with no cross-thread wake-up. It runs on the generator's core
-    // (unless --no-pin; the launcher keeps the system under test off that core).
-    if !std::env::args().any(|a| a == "--no-pin") {
-        splitbench::launch::CoreLayout::auto(true).pin_generator_thread();
-    }
+    // (unless --no-pin; the launcher starts the system under test on the other cores). The
+    // layout is decided before pinning: afterwards this process sees only its own core.
+    let cores = splitbench::launch::CoreLayout::auto(!std::env::args().any(|a| a == "--no-pin"));
+    cores.pin_generator_thread();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -21,7 +21,7 @@ fn main() -> std::process::ExitCode {
     let created_databases = CreatedDatabases::default();
     let outcome = runtime.block_on(async {
         let result = tokio::select! {
-            result = splitbench::cli::run(cli, created_databases.clone()) => Some(result),
+            result = splitbench::cli::run(cli, cores, created_databases.clone()) => Some(result),
             () = interrupted() => None,
         };
         // Whatever happened, the databases this run created go (the processes went with the

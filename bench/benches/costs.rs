@@ -1,0 +1,343 @@
+//! `cargo bench`: the micro-costs that explain the architectures' difference.
+//!
+//! Group and function names read as comparisons in criterion's report
+//! (`target/criterion/report/index.html`):
+//! - `boundary_*`: the same operation through the in-process implementation (`in_process`) and
+//!   through the HTTP client to a real service on loopback (`http`): a stock lookup, composing a
+//!   product page, a checkout; plus `boundary_hop/health`, one bare HTTP round trip.
+//! - `json_*`: encoding and decoding the main payloads.
+//! - `endpoint_*`: one request to the public API of each architecture (`monolith`,
+//!   `microservices`), release builds, both started once.
+//! - `db_sqlite_*` (and `db_postgres_*` when `SPLITBENCH_TEST_POSTGRES` is set): the main
+//!   queries.
+//!
+//! Async code runs on a current-thread tokio runtime, so a measurement is the operation and
+//! not a hand-off between runtime threads. The servers run on their own actix threads.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use shop::catalog::{CatalogClient, LocalCatalog, ProductSummary};
+use shop::http_client::ServiceClient;
+use shop::inventory::{Inventory, InventoryClient, LocalInventory};
+use shop::orders::{Checkout, CheckoutRequest, IdempotencyKey, LineRequest, LocalCheckout, Order, SagaCheckout};
+use shop::pagination::{Page, PageRequest};
+use shop::payments::{LocalPayments, PaymentsClient};
+use shop::product_page::{ProductPage, ProductPages};
+use shop::reviews::{LocalReviews, ReviewsClient};
+use shop::{Database, DatabaseSettings, Schema, Settings};
+use splitbench::{Architecture, Backend, RunningShop};
+use tokio::runtime::Runtime;
+
+const PRODUCTS: u32 = 2_000;
+
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime")
+}
+
+fn settings() -> Settings {
+    let mut settings = Settings::defaults();
+    settings.seed.products = PRODUCTS;
+    settings.seed.users = 100;
+    // The processor's simulated latency is a constant, not a cost of the architecture.
+    settings.payments.payment_latency_ms = 0;
+    settings.server.log_level = "off".into();
+    settings
+}
+
+/// Both architectures, started once, with pools and clients for direct module calls.
+struct Shops {
+    monolith: RunningShop,
+    microservices: RunningShop,
+    monolith_db: Database,
+    orders_db: Database,
+}
+
+async fn open(url: &str) -> Database {
+    Database::connect(&DatabaseSettings { url: url.to_string(), pool_size: 4 }, &[]).await.expect("the database opens")
+}
+
+impl Shops {
+    async fn start() -> Self {
+        let settings = settings();
+        let monolith =
+            RunningShop::start(Architecture::Monolith, &Backend::Sqlite, &settings).await.expect("monolith starts");
+        let microservices = RunningShop::start(Architecture::Microservices, &Backend::Sqlite, &settings)
+            .await
+            .expect("microservices start");
+        let monolith_db = open(monolith.database_of(Schema::Orders).expect("a database")).await;
+        let orders_db = open(microservices.database_of(Schema::Orders).expect("a database")).await;
+        Shops { monolith, microservices, monolith_db, orders_db }
+    }
+
+    fn client(&self, service: &'static str) -> ServiceClient {
+        let url = format!("http://127.0.0.1:{}", self.microservices.ports[service]);
+        ServiceClient::new(service, &url, &settings().security.service_token, Duration::from_secs(5)).expect("a client")
+    }
+
+    fn local_pages(&self) -> ProductPages {
+        let db = self.monolith_db.clone();
+        ProductPages {
+            catalog: Arc::new(LocalCatalog(db.clone())),
+            inventory: Arc::new(LocalInventory(db.clone())),
+            reviews: Arc::new(LocalReviews(db)),
+        }
+    }
+
+    fn http_pages(&self) -> ProductPages {
+        ProductPages {
+            catalog: Arc::new(CatalogClient(self.client("catalog"))),
+            inventory: Arc::new(InventoryClient(self.client("inventory"))),
+            reviews: Arc::new(ReviewsClient(self.client("reviews"))),
+        }
+    }
+
+    fn local_checkout(&self) -> LocalCheckout {
+        let db = self.monolith_db.clone();
+        LocalCheckout { db: db.clone(), payments: LocalPayments { db, latency: Duration::ZERO } }
+    }
+
+    fn saga_checkout(&self) -> SagaCheckout {
+        SagaCheckout {
+            db: self.orders_db.clone(),
+            catalog: Arc::new(CatalogClient(self.client("catalog"))),
+            inventory: Arc::new(InventoryClient(self.client("inventory"))),
+            payments: Arc::new(PaymentsClient(self.client("payments"))),
+        }
+    }
+}
+
+/// Cycles through products that start with plenty of stock (not the scarce ones).
+fn next_product(counter: &AtomicU64) -> i64 {
+    loop {
+        let id = (counter.fetch_add(1, Ordering::Relaxed) % u64::from(PRODUCTS)) as i64 + 1;
+        if !shop::seed::is_scarce(id) {
+            return id;
+        }
+    }
+}
+
+fn checkout_request(product_id: i64) -> CheckoutRequest {
+    CheckoutRequest { items: vec![LineRequest { product_id, quantity: 1 }], card_number: "4242424242424242".into() }
+}
+
+fn boundary(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
+    let local_inventory = LocalInventory(shops.monolith_db.clone());
+    let http_inventory = InventoryClient(shops.client("inventory"));
+    let mut group = c.benchmark_group("boundary_stock_lookup");
+    group.bench_function("in_process", |b| b.to_async(rt).iter(|| local_inventory.available(7)));
+    group.bench_function("http", |b| b.to_async(rt).iter(|| http_inventory.available(7)));
+    group.finish();
+
+    let (local, http) = (shops.local_pages(), shops.http_pages());
+    let mut group = c.benchmark_group("boundary_product_page");
+    group.bench_function("in_process", |b| b.to_async(rt).iter(|| local.compose(7)));
+    group.bench_function("http", |b| b.to_async(rt).iter(|| http.compose(7)));
+    group.finish();
+
+    let (local, saga) = (shops.local_checkout(), shops.saga_checkout());
+    let (next, keys) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut group = c.benchmark_group("boundary_checkout");
+    for (name, checkout) in [("in_process", &local as &dyn Checkout), ("http", &saga as &dyn Checkout)] {
+        group.bench_function(name, |b| {
+            b.to_async(rt).iter(|| async {
+                let key = IdempotencyKey(format!("bench-{}", keys.fetch_add(1, Ordering::Relaxed)));
+                checkout.checkout(1, &key, checkout_request(next_product(&next))).await.expect("checkout succeeds")
+            })
+        });
+    }
+    group.finish();
+
+    let hop = shops.client("catalog");
+    let mut group = c.benchmark_group("boundary_hop");
+    group.bench_function("health", |b| b.to_async(rt).iter(|| hop.health()));
+    group.finish();
+}
+
+fn json(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
+    let page: ProductPage = rt.block_on(shops.local_pages().compose(1)).expect("a product page");
+    let search = rt.block_on(shop::catalog::repo::search(
+        &shops.monolith_db,
+        &shop::catalog::Search { text: None, category: None, page: PageRequest { page: 1, per_page: 20 } },
+    ));
+    let search: Page<ProductSummary> = search.expect("a search page");
+    let order: Order = rt
+        .block_on(shops.local_checkout().checkout(2, &IdempotencyKey("json-sample".into()), checkout_request(3)))
+        .expect("an order")
+        .order;
+
+    let mut group = c.benchmark_group("json_encode");
+    group.bench_function("product_page", |b| b.iter(|| serde_json::to_vec(&page).expect("encodes")));
+    group.bench_function("search_page", |b| b.iter(|| serde_json::to_vec(&search).expect("encodes")));
+    group.bench_function("order", |b| b.iter(|| serde_json::to_vec(&order).expect("encodes")));
+    group.finish();
+
+    let (page, search, order) = (
+        serde_json::to_vec(&page).expect("encodes"),
+        serde_json::to_vec(&search).expect("encodes"),
+        serde_json::to_vec(&order).expect("encodes"),
+    );
+    let mut group = c.benchmark_group("json_decode");
+    group.bench_function("product_page", |b| b.iter(|| serde_json::from_slice::<ProductPage>(&page).expect("decodes")));
+    group.bench_function("search_page", |b| {
+        b.iter(|| serde_json::from_slice::<Page<ProductSummary>>(&search).expect("decodes"))
+    });
+    group.bench_function("order", |b| b.iter(|| serde_json::from_slice::<Order>(&order).expect("decodes")));
+    group.finish();
+}
+
+fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
+    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
+    let token = |base: &str| -> String {
+        rt.block_on(async {
+            let body = serde_json::json!({"email": "user5@example.com", "password": shop::seed::SEED_PASSWORD});
+            let session: serde_json::Value = client
+                .post(format!("{base}/api/sessions"))
+                .json(&body)
+                .send()
+                .await
+                .expect("log-in")
+                .json()
+                .await
+                .expect("json");
+            format!("Bearer {}", session["token"].as_str().expect("a token"))
+        })
+    };
+    let targets: Vec<(&str, String, String)> = [("monolith", &shops.monolith), ("microservices", &shops.microservices)]
+        .into_iter()
+        .map(|(name, shop)| (name, shop.base_url.clone(), token(&shop.base_url)))
+        .collect();
+    let get = |url: String, auth: Option<String>| {
+        let client = client.clone();
+        async move {
+            let mut request = client.get(url);
+            if let Some(auth) = auth {
+                request = request.header("authorization", auth);
+            }
+            let response = request.send().await.expect("answers");
+            assert!(response.status().is_success());
+            response.bytes().await.expect("a body")
+        }
+    };
+    for (endpoint, path, authorised) in [
+        ("product_page", "/api/products/7", false),
+        ("search", "/api/products?q=lamp", false),
+        ("category_listing", "/api/products?category=3", false),
+        ("reviews_read", "/api/products/7/reviews", false),
+        ("order_history", "/api/orders", true),
+    ] {
+        let mut group = c.benchmark_group(format!("endpoint_{endpoint}"));
+        for (name, base, auth) in &targets {
+            let url = format!("{base}{path}");
+            let auth = authorised.then(|| auth.clone());
+            group.bench_function(*name, |b| b.to_async(rt).iter(|| get(url.clone(), auth.clone())));
+        }
+        group.finish();
+    }
+    let next = AtomicU64::new(500);
+    let keys = AtomicU64::new(0);
+    let mut group = c.benchmark_group("endpoint_checkout");
+    for (name, base, auth) in &targets {
+        group.bench_function(*name, |b| {
+            b.to_async(rt).iter(|| async {
+                let body = serde_json::json!({"items": [{"product_id": next_product(&next), "quantity": 1}], "card_number": "4242424242424242"});
+                let response = client
+                    .post(format!("{base}/api/orders"))
+                    .header("authorization", auth)
+                    .header("idempotency-key", format!("endpoint-{}", keys.fetch_add(1, Ordering::Relaxed)))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("answers");
+                assert_eq!(response.status(), 201);
+                response.bytes().await.expect("a body")
+            })
+        });
+    }
+    group.finish();
+    let mut group = c.benchmark_group("endpoint_login");
+    group.sample_size(10);
+    for (name, base, _) in &targets {
+        group.bench_function(*name, |b| {
+            b.to_async(rt).iter(|| async {
+                let body = serde_json::json!({"email": "user9@example.com", "password": shop::seed::SEED_PASSWORD});
+                let response = client.post(format!("{base}/api/sessions")).json(&body).send().await.expect("answers");
+                assert_eq!(response.status(), 200);
+                response.bytes().await.expect("a body")
+            })
+        });
+    }
+    group.finish();
+}
+
+/// The main queries, one group per query, one function per backend (`db_search_text/sqlite`
+/// vs `db_search_text/postgres`).
+fn database(c: &mut Criterion, rt: &Runtime, backends: &[(&str, &Database)]) {
+    let search = shop::catalog::Search {
+        text: Some("lamp".into()),
+        category: None,
+        page: PageRequest { page: 1, per_page: 20 },
+    };
+    let mut group = c.benchmark_group("db_product_by_id");
+    for (name, db) in backends {
+        group.bench_function(*name, |b| b.to_async(rt).iter(|| shop::catalog::repo::product(&db.pool, 7)));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("db_stock_by_product");
+    for (name, db) in backends {
+        group.bench_function(*name, |b| b.to_async(rt).iter(|| shop::inventory::repo::available(&db.pool, 7)));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("db_reviews_digest");
+    for (name, db) in backends {
+        group.bench_function(*name, |b| b.to_async(rt).iter(|| shop::reviews::repo::digest(db, 7, 5)));
+    }
+    group.finish();
+    let mut group = c.benchmark_group("db_search_text");
+    for (name, db) in backends {
+        group.bench_function(*name, |b| b.to_async(rt).iter(|| shop::catalog::repo::search(db, &search)));
+    }
+    group.finish();
+}
+
+fn all(c: &mut Criterion) {
+    let rt = runtime();
+    let shops = rt.block_on(Shops::start());
+    boundary(c, &rt, &shops);
+    json(c, &rt, &shops);
+    endpoints(c, &rt, &shops);
+    // PostgreSQL too when SPLITBENCH_TEST_POSTGRES names a server: a seeded monolith database.
+    let postgres = Backend::for_tests().into_iter().find(|b| b.name() == "postgres").map(|backend| {
+        let shop = rt
+            .block_on(RunningShop::start(Architecture::Monolith, &backend, &settings()))
+            .expect("monolith on PostgreSQL");
+        let db = rt.block_on(open(shop.database_of(Schema::Orders).expect("a database")));
+        (shop, db)
+    });
+    let mut backends = vec![("sqlite", &shops.monolith_db)];
+    if let Some((_, db)) = &postgres {
+        backends.push(("postgres", db));
+    }
+    database(c, &rt, &backends);
+    if let Some((shop, db)) = postgres {
+        rt.block_on(async {
+            db.pool.close().await;
+            shop.stop().await;
+        });
+    }
+    rt.block_on(async {
+        shops.monolith.stop().await;
+        shops.microservices.stop().await;
+    });
+}
+
+criterion_group! {
+    name = benches;
+    // Short windows keep a default `cargo bench` within minutes; criterion still reports the
+    // spread, and `--measurement-time` overrides them.
+    config = Criterion::default().warm_up_time(Duration::from_millis(500)).measurement_time(Duration::from_secs(2)).sample_size(30);
+    targets = all
+}
+criterion_main!(benches);

@@ -78,7 +78,7 @@ pub struct BenchArgs {
     #[arg(long, default_value = "shop")]
     pub mix: String,
     /// Sweep rates, comma-separated (compare and sweep).
-    #[arg(long, value_delimiter = ',', default_values_t = [250.0, 500.0, 1000.0, 2000.0, 4000.0, 8000.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 3000.0, 4000.0])]
     pub sweep_rates: Vec<f64>,
     /// Measured window of each sweep step.
     #[arg(long, default_value = "5s")]

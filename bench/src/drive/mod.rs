@@ -89,15 +89,17 @@ fn classify(err: &reqwest::Error) -> Failure {
 /// and the dispatcher never blocks the thread the requests run on; while idle it keeps that
 /// core busy, so generator CPU is reported but says little about its load.
 async fn wait_until(deadline: Instant) {
-    const TIMER_GRANULARITY: Duration = Duration::from_millis(2);
+    // tokio's timer rounds to milliseconds and the runtime may notice the expiry a tick later:
+    // sleeping until 2 ms before the deadline never oversleeps it.
+    const TIMER_SLACK: Duration = Duration::from_millis(2);
     loop {
         let now = Instant::now();
         if now >= deadline {
             return;
         }
         let remaining = deadline - now;
-        if remaining > TIMER_GRANULARITY {
-            tokio::time::sleep(remaining - TIMER_GRANULARITY / 2).await;
+        if remaining > TIMER_SLACK + Duration::from_millis(1) {
+            tokio::time::sleep(remaining - TIMER_SLACK).await;
         } else {
             tokio::task::yield_now().await;
         }

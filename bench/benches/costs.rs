@@ -189,7 +189,11 @@ fn json(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
 }
 
 fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
-    let client = reqwest::Client::builder().tcp_nodelay(true).build().expect("a client");
+    let client = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .pool_idle_timeout(shop::app::CLIENT_IDLE_TIMEOUT)
+        .build()
+        .expect("a client");
     let token = |base: &str| -> String {
         rt.block_on(async {
             let body = serde_json::json!({"email": "user5@example.com", "password": shop::seed::SEED_PASSWORD});

@@ -15,6 +15,11 @@ use crate::error::{json_config, path_config, query_config, route_not_found};
 use crate::settings::Settings;
 use crate::telemetry::{Metrics, record_metrics};
 
+/// How long servers keep an idle connection open.
+pub const SERVER_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);
+/// How long clients keep an idle pooled connection: shorter than [`SERVER_KEEP_ALIVE`].
+pub const CLIENT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 pub struct Application {
     port: u16,
     server: Server,
@@ -43,6 +48,10 @@ impl Application {
         })
         .workers(settings.server.workers.max(1))
         .tcp_nodelay(true)
+        // Longer than every client's idle-connection timeout (60 s, see `http_client`): a
+        // client must never reuse a pooled connection at the moment the server closes it,
+        // which surfaces as a spurious "incomplete message" failure.
+        .keep_alive(SERVER_KEEP_ALIVE)
         // The harness stops processes with SIGTERM and waits; in-flight requests get 5 s.
         .shutdown_timeout(5)
         .disable_signals()

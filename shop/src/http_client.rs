@@ -35,7 +35,7 @@ impl ServiceClient {
             .timeout(timeout)
             .connect_timeout(timeout)
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(crate::app::CLIENT_IDLE_TIMEOUT)
             .build()?;
         Ok(Self { name, base_url: base_url.trim_end_matches('/').to_string(), http })
     }

@@ -51,6 +51,7 @@ pub fn load_client(request_timeout: Duration, max_in_flight: usize) -> anyhow::R
         .timeout(request_timeout)
         .connect_timeout(request_timeout)
         .pool_max_idle_per_host(max_in_flight)
+        .pool_idle_timeout(shop::app::CLIENT_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .build()?)
 }

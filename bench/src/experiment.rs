@@ -96,7 +96,7 @@ async fn measure(
     let scale =
         Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
     let workload = Workload::new(&plan.mix, scale, sessions.to_vec(), plan.seed.wrapping_add(u64::from(repetition)))?;
-    let client = drive::load_client(plan.request_timeout, plan.max_in_flight)?;
+    let client = drive::LoadClient::new(&sut.base_url, plan.request_timeout)?;
     let recorder = Arc::new(Mutex::new(Recorder::new(window.warmup)));
     let label = match load {
         Load::Open(pace) => format!("{} {phase} {:.0} req/s", sut.architecture.name(), pace.rate),
@@ -108,13 +108,8 @@ async fn measure(
     let started = Instant::now();
     let run = async {
         match load {
-            Load::Open(pace) => {
-                drive::run_open_loop(client, sut.base_url.clone(), workload, pace, window, plan.seed, recorder.clone())
-                    .await
-            }
-            Load::Closed(users) => {
-                drive::run_closed_loop(client, sut.base_url.clone(), workload, users, window, recorder.clone()).await
-            }
+            Load::Open(pace) => drive::run_open_loop(client, workload, pace, window, plan.seed, recorder.clone()).await,
+            Load::Closed(users) => drive::run_closed_loop(client, workload, users, window, recorder.clone()).await,
         }
     };
     let samples = async {
@@ -175,7 +170,7 @@ async fn start(
         sut.processes.len()
     );
     let sessions = if plan.mix.needs_users() {
-        let client = drive::load_client(plan.request_timeout, 16)?;
+        let client = drive::setup_client(plan.request_timeout)?;
         let count = plan.logged_in_users.min(plan.shop.seed.users).max(1);
         drive::log_in_users(&client, &sut.base_url, count)
             .await

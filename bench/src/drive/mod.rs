@@ -10,6 +10,7 @@
 //! (plus an optional think time). Useful to probe capacity; it cannot show queueing delay,
 //! which is why it is not the default.
 
+pub mod http1;
 pub mod schedule;
 pub mod workload;
 
@@ -19,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::Semaphore;
 
+pub use http1::LoadClient;
 pub use schedule::{Arrivals, OpenLoopSchedule};
 pub use workload::{Mix, PlannedRequest, Scale, Session, Workload, check_response};
 
@@ -45,43 +47,20 @@ pub struct OpenLoop {
     pub max_in_flight: usize,
 }
 
-/// An HTTP client for the load, tuned for many concurrent loopback connections.
-pub fn load_client(request_timeout: Duration, max_in_flight: usize) -> anyhow::Result<reqwest::Client> {
+/// An HTTP client for setting up a run (logging users in), not for the measured load.
+pub fn setup_client(request_timeout: Duration) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
         .timeout(request_timeout)
         .connect_timeout(request_timeout)
-        .pool_max_idle_per_host(max_in_flight)
         .pool_idle_timeout(shop::app::CLIENT_IDLE_TIMEOUT)
         .tcp_nodelay(true)
         .build()?)
 }
 
 /// Sends one planned request and judges the answer.
-async fn send(client: &reqwest::Client, base_url: &str, request: &PlannedRequest) -> Result<(), Failure> {
-    let mut builder = client.request(request.method.clone(), format!("{base_url}{}", request.path));
-    if let Some(authorization) = &request.authorization {
-        builder = builder.header(reqwest::header::AUTHORIZATION, authorization.as_ref());
-    }
-    if let Some(key) = &request.idempotency_key {
-        builder = builder.header("idempotency-key", key.as_str());
-    }
-    if let Some(body) = &request.body {
-        builder = builder.header(reqwest::header::CONTENT_TYPE, "application/json").body(body.clone());
-    }
-    let response = builder.send().await.map_err(|e| classify(&e))?;
-    let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| classify(&e))?;
-    check_response(request, status, &body)
-}
-
-fn classify(err: &reqwest::Error) -> Failure {
-    if err.is_timeout() {
-        Failure::Timeout
-    } else if err.is_connect() {
-        Failure::Connect
-    } else {
-        Failure::Transport
-    }
+async fn send(client: &LoadClient, request: &PlannedRequest) -> Result<(), Failure> {
+    let answer = client.send(&client.encode(request)).await?;
+    check_response(request, answer.status, &answer.body)
 }
 
 /// Waits until `deadline` without returning early: tokio's timer while the deadline is far
@@ -115,8 +94,7 @@ async fn wait_until(deadline: Instant) {
 /// no cross-thread wake-up.
 #[allow(clippy::too_many_arguments)]
 pub async fn run_open_loop(
-    client: reqwest::Client,
-    base_url: String,
+    client: LoadClient,
     mut workload: Workload,
     pace: OpenLoop,
     window: Window,
@@ -125,7 +103,6 @@ pub async fn run_open_loop(
 ) -> anyhow::Result<Recorder> {
     let in_flight = Arc::new(Semaphore::new(pace.max_in_flight));
     let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, seed)?;
-    let base_url: Arc<str> = Arc::from(base_url);
     const DISPATCH_BATCH: u32 = 16;
     let mut dispatched_without_yield = 0;
     let start = Instant::now();
@@ -153,11 +130,10 @@ pub async fn run_open_loop(
             continue;
         };
         let client = client.clone();
-        let base_url = base_url.clone();
         let recorder = recorder.clone();
         tokio::spawn(async move {
             let sent = Instant::now();
-            let result = send(&client, &base_url, &request).await;
+            let result = send(&client, &request).await;
             let done = Instant::now();
             drop(permit);
             let outcome = Outcome {
@@ -195,8 +171,7 @@ pub struct ClosedLoop {
 /// Runs `users` virtual users, each sending its next request when the last one answered.
 /// Latency is service time here: there is no schedule to be late against.
 pub async fn run_closed_loop(
-    client: reqwest::Client,
-    base_url: String,
+    client: LoadClient,
     workload: Workload,
     users: ClosedLoop,
     window: Window,
@@ -204,17 +179,15 @@ pub async fn run_closed_loop(
 ) -> anyhow::Result<Recorder> {
     let workload = Arc::new(Mutex::new(workload));
     let start = Instant::now();
-    let base_url: Arc<str> = Arc::from(base_url);
     let mut tasks = Vec::with_capacity(users.users);
     for _ in 0..users.users {
-        let (client, base_url, recorder, workload) =
-            (client.clone(), base_url.clone(), recorder.clone(), workload.clone());
+        let (client, recorder, workload) = (client.clone(), recorder.clone(), workload.clone());
         tasks.push(tokio::spawn(async move {
             while start.elapsed() < window.end() {
                 let request = workload.lock().expect("workload lock").next_request();
                 let sent = Instant::now();
                 let offset = sent - start;
-                let result = send(&client, &base_url, &request).await;
+                let result = send(&client, &request).await;
                 let took = sent.elapsed();
                 let outcome = Outcome {
                     endpoint: request.endpoint,

@@ -129,7 +129,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1)]
     pub workers: usize,
     /// Database connections per process.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 2)]
     pub db_pool_size: u32,
     /// Simulated payment processor latency, milliseconds.
     #[arg(long, default_value_t = 10)]

@@ -130,16 +130,7 @@ impl RunningShop {
                     settings.database.database_url = Some(self.database_url(service.name(), sqlite_dir).await?);
                     let app = microservices::build(service, &settings).await?;
                     let url = format!("http://127.0.0.1:{}", app.port());
-                    let upstreams = &mut settings.upstreams;
-                    match service {
-                        Service::Accounts => upstreams.accounts_url = url,
-                        Service::Catalog => upstreams.catalog_url = url,
-                        Service::Inventory => upstreams.inventory_url = url,
-                        Service::Reviews => upstreams.reviews_url = url,
-                        Service::Payments => upstreams.payments_url = url,
-                        Service::Orders => upstreams.orders_url = url,
-                        Service::Gateway => {}
-                    }
+                    service.point_upstream(&mut settings.upstreams, url);
                     self.launch(service.name(), app, &settings);
                 }
                 settings.database.database_url = None;

@@ -79,6 +79,20 @@ impl Service {
         }
     }
 
+    /// Tells the processes started later where this service listens: the launcher starts
+    /// services in dependency order, each on a free port, and passes the URLs on.
+    pub fn point_upstream(self, upstreams: &mut shop::settings::UpstreamSettings, url: String) {
+        match self {
+            Self::Accounts => upstreams.accounts_url = url,
+            Self::Catalog => upstreams.catalog_url = url,
+            Self::Inventory => upstreams.inventory_url = url,
+            Self::Reviews => upstreams.reviews_url = url,
+            Self::Payments => upstreams.payments_url = url,
+            Self::Orders => upstreams.orders_url = url,
+            Self::Gateway => {}
+        }
+    }
+
     fn schema(self) -> Option<Schema> {
         match self {
             Self::Gateway => None,

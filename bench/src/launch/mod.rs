@@ -168,16 +168,7 @@ impl Launcher {
                         Some(self.database_url(architecture, service.name(), &databases).await?);
                     let process = self.spawn(service.name(), &settings, &logs, architecture).await?;
                     let url = format!("http://127.0.0.1:{}", process.port);
-                    let upstreams = &mut settings.upstreams;
-                    match service {
-                        Service::Accounts => upstreams.accounts_url = url,
-                        Service::Catalog => upstreams.catalog_url = url,
-                        Service::Inventory => upstreams.inventory_url = url,
-                        Service::Reviews => upstreams.reviews_url = url,
-                        Service::Payments => upstreams.payments_url = url,
-                        Service::Orders => upstreams.orders_url = url,
-                        Service::Gateway => {}
-                    }
+                    service.point_upstream(&mut settings.upstreams, url);
                     sut.processes.push(process);
                 }
                 settings.database.database_url = None;

@@ -5,6 +5,9 @@
 //! - `boundary_*`: the same operation through the in-process implementation (`in_process`) and
 //!   through the HTTP client to a real service on loopback (`http`): a stock lookup, composing a
 //!   product page, a checkout; plus `boundary_hop/health`, one bare HTTP round trip.
+//! - `cpu_*`: the same pairs, but what is reported is CPU time (this process's user + system
+//!   time per call, from `getrusage`): with the services in this process, that is the client's
+//!   and the server's work together, without the waiting.
 //! - `json_*`: encoding and decoding the main payloads.
 //! - `endpoint_*`: one request to the public API of each architecture (`monolith`,
 //!   `microservices`), release builds, both started once.
@@ -154,6 +157,68 @@ fn boundary(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
     let mut group = c.benchmark_group("boundary_hop");
     group.bench_function("health", |b| b.to_async(rt).iter(|| hop.health()));
     group.finish();
+}
+
+/// CPU time (user + system) this process has used so far: with the servers in-process, it
+/// covers both ends of a call.
+fn cpu_time() -> Duration {
+    use nix::sys::resource::{UsageWho, getrusage};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).expect("getrusage works on Linux");
+    let micros =
+        |t: nix::sys::time::TimeVal| Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64);
+    micros(usage.user_time()) + micros(usage.system_time())
+}
+
+/// Like `boundary`, but reports CPU time per call instead of wall time.
+fn cpu(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
+    let local_inventory = LocalInventory(shops.monolith_db.clone());
+    let http_inventory = InventoryClient(shops.client("inventory"));
+    let (local_pages, http_pages) = (shops.local_pages(), shops.http_pages());
+    let hop = shops.client("catalog");
+    let mut group = c.benchmark_group("cpu_stock_lookup");
+    group.bench_function("in_process", |b| {
+        cpu_per_call(b, rt, async || {
+            local_inventory.available(7).await.expect("stock");
+        })
+    });
+    group.bench_function("http", |b| {
+        cpu_per_call(b, rt, async || {
+            http_inventory.available(7).await.expect("stock");
+        })
+    });
+    group.finish();
+    let mut group = c.benchmark_group("cpu_product_page");
+    group.bench_function("in_process", |b| {
+        cpu_per_call(b, rt, async || {
+            local_pages.compose(7).await.expect("a page");
+        })
+    });
+    group.bench_function("http", |b| {
+        cpu_per_call(b, rt, async || {
+            http_pages.compose(7).await.expect("a page");
+        })
+    });
+    group.finish();
+    let mut group = c.benchmark_group("cpu_hop");
+    group.bench_function("health", |b| {
+        cpu_per_call(b, rt, async || {
+            hop.health().await.expect("healthy");
+        })
+    });
+    group.finish();
+}
+
+/// Runs `call` the number of times criterion asks for and reports the CPU time they took.
+fn cpu_per_call(b: &mut criterion::Bencher<'_>, rt: &Runtime, call: impl AsyncFn()) {
+    b.iter_custom(|iterations| {
+        rt.block_on(async {
+            let start = cpu_time();
+            for _ in 0..iterations {
+                call().await;
+            }
+            cpu_time() - start
+        })
+    })
 }
 
 fn json(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
@@ -310,6 +375,7 @@ fn all(c: &mut Criterion) {
     let rt = runtime();
     let shops = rt.block_on(Shops::start());
     boundary(c, &rt, &shops);
+    cpu(c, &rt, &shops);
     json(c, &rt, &shops);
     endpoints(c, &rt, &shops);
     // PostgreSQL too when SPLITBENCH_TEST_POSTGRES names a server: a seeded monolith database.

@@ -20,8 +20,12 @@ pub fn collect() -> Fingerprint {
     let unknown = || "unknown".to_string();
     Fingerprint {
         commit: command_output("git", &["-C", &workspace, "rev-parse", "HEAD"]).unwrap_or_else(unknown),
-        dirty: command_output("git", &["-C", &workspace, "status", "--porcelain", "--untracked-files=no"])
-            .is_some_and(|s| !s.is_empty()),
+        // Code that differs from the commit; the results directory itself is not code.
+        dirty: command_output(
+            "git",
+            &["-C", &workspace, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!results"],
+        )
+        .is_some_and(|s| !s.is_empty()),
         build_profile: if cfg!(debug_assertions) { "debug".into() } else { "release".into() },
         rustc: command_output("rustc", &["--version"]).unwrap_or_else(unknown),
         cpu_model: first_line_with("/proc/cpuinfo", "model name").unwrap_or_else(unknown),

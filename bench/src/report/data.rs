@@ -47,6 +47,7 @@ impl EncodedHistogram {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Fingerprint {
     pub commit: String,
+    /// Whether the checkout's code (everything outside `results/`) differed from the commit.
     pub dirty: bool,
     pub build_profile: String,
     pub rustc: String,

@@ -234,7 +234,12 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(md, "Produced by `{}`.\n", c.command_line.join(" "));
     let _ = writeln!(md, "## Environment\n");
     let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(md, "| commit | `{}`{} |", f.commit, if f.dirty { " (with uncommitted changes)" } else { "" });
+    let _ = writeln!(
+        md,
+        "| commit | `{}`{} |",
+        f.commit,
+        if f.dirty { " (with uncommitted changes to the code)" } else { "" }
+    );
     let _ = writeln!(md, "| build | {} ({}) |", f.build_profile, f.rustc);
     let _ = writeln!(md, "| machine | {} × {} ({}) |", f.cpu_count, f.cpu_model, f.hostname);
     let _ = writeln!(md, "| OS | {} (kernel {}) |", f.os, f.kernel);

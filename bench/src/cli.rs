@@ -36,6 +36,21 @@ pub enum Command {
         #[arg(long)]
         threshold: Vec<String>,
     },
+    /// Record the last `cargo bench` run (target/criterion) under results/ with its environment.
+    CriterionReport {
+        /// criterion's output directory.
+        #[arg(long, default_value = "target/criterion")]
+        criterion_dir: PathBuf,
+        /// Where run directories go.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Name of the run directory (default: a timestamp and "cargo-bench").
+        #[arg(long)]
+        run_id: Option<String>,
+        /// The command that produced the benchmarks, for the report.
+        #[arg(long, default_value = "cargo bench -p bench --bench costs")]
+        command: String,
+    },
     /// Start both architectures in-process and show the same product page from each.
     Demo {
         #[arg(long, default_value_t = 1)]
@@ -186,6 +201,15 @@ pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabase
             let run = RunData::read(&dir.join("run.json"))?;
             print_summary(&run)?;
             judge(&run, &thresholds)
+        }
+        Command::CriterionReport { criterion_dir, out, run_id, command } => {
+            let started = crate::fingerprint::collect().started_at.replace([':', '-'], "");
+            let run_dir =
+                out.unwrap_or_else(workspace_results).join(run_id.unwrap_or_else(|| format!("{started}-cargo-bench")));
+            std::fs::create_dir_all(&run_dir)?;
+            let count = crate::criterion_report::write(&criterion_dir, &run_dir, &command)?;
+            println!("recorded {count} benchmarks in {}", run_dir.join("report.md").display());
+            Ok(Finished::Ok)
         }
         Command::Demo { product } => {
             crate::demo::run(&shop::Settings::defaults(), product).await?;

@@ -14,6 +14,7 @@
 
 pub mod analyse;
 pub mod cli;
+pub mod criterion_report;
 pub mod demo;
 pub mod drive;
 pub mod experiment;

@@ -29,7 +29,13 @@ pub fn collect() -> Fingerprint {
         build_profile: if cfg!(debug_assertions) { "debug".into() } else { "release".into() },
         rustc: command_output("rustc", &["--version"]).unwrap_or_else(unknown),
         cpu_model: first_line_with("/proc/cpuinfo", "model name").unwrap_or_else(unknown),
-        cpu_count: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        // Counted from /proc/cpuinfo: `available_parallelism` would give this process's
+        // affinity, which is one core once the generator thread has been pinned.
+        cpu_count: std::fs::read_to_string("/proc/cpuinfo")
+            .map(|text| text.lines().filter(|l| l.starts_with("processor")).count())
+            .ok()
+            .filter(|n| *n > 0)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
         os: first_line_with("/etc/os-release", "PRETTY_NAME").unwrap_or_else(unknown),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
             .map_or_else(|_| unknown(), |s| s.trim().to_string()),

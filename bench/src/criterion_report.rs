@@ -84,17 +84,8 @@ pub fn write(criterion_dir: &Path, run_dir: &Path, command: &str) -> anyhow::Res
     let mut md = String::new();
     let _ = writeln!(md, "# cargo bench: {}\n", run_dir.file_name().map(|n| n.to_string_lossy()).unwrap_or_default());
     let _ = writeln!(md, "Benchmarks run by `{command}`; recorded by `splitbench criterion-report`.\n");
-    let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(
-        md,
-        "| commit | `{}`{} |",
-        f.commit,
-        if f.dirty { " (with uncommitted changes to the code)" } else { "" }
-    );
-    let _ = writeln!(md, "| rustc | {} (bench profile) |", f.rustc);
-    let _ = writeln!(md, "| machine | {} × {} ({}) |", f.cpu_count, f.cpu_model, f.hostname);
-    let _ = writeln!(md, "| OS | {} (kernel {}) |", f.os, f.kernel);
-    let _ = writeln!(md, "| recorded | {} |\n", f.started_at);
+    md.push_str(&crate::report::environment_rows(&f, "bench profile"));
+    md.push('\n');
     let _ = writeln!(
         md,
         "Times are per call: wall time, except `cpu_*` groups (CPU time of the bench process, which hosts client and servers).\n"

@@ -183,6 +183,7 @@ async fn start(
 
 /// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
 pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {
+    procstat::init();
     let mut measurements = Vec::new();
     for repetition in 1..=plan.repeat.max(1) {
         if plan.sweep_rates.is_empty() {

@@ -243,15 +243,17 @@ fn build_gateway(
         reviews: clients.reviews()?,
         orders: clients.orders()?,
     };
+    // One client per upstream, shared by the product page and the readiness check.
+    let inventory = clients.inventory()?;
     let pages = web::Data::new(ProductPages {
         catalog: Arc::new(CatalogClient(upstreams.catalog.clone())),
-        inventory: Arc::new(InventoryClient(clients.inventory()?)),
+        inventory: Arc::new(InventoryClient(inventory.clone())),
         reviews: Arc::new(ReviewsClient(upstreams.reviews.clone())),
     });
     let readiness = web::Data::new(Readiness::Upstreams(vec![
         upstreams.accounts.clone(),
         upstreams.catalog.clone(),
-        clients.inventory()?,
+        inventory,
         upstreams.reviews.clone(),
         clients.payments()?,
         upstreams.orders.clone(),

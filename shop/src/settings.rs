@@ -59,9 +59,8 @@ pub struct DatabaseArgs {
     #[arg(long, env = "SPLITBENCH_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Connections in this process's database pool. Small by default: each SQLite connection
-    /// is a thread in sqlx, and with the system under test on one core, more threads meant more
-    /// switching (at 6,500 product pages/s the monolith's p99 was 4.8 ms with 2 connections
-    /// and 55 ms with 8).
+    /// is a thread in sqlx, and on a small machine more threads mean more switching between
+    /// them (`splitbench run --db-pool-size N` measures the effect).
     #[arg(long, env = "SPLITBENCH_DB_POOL_SIZE", default_value_t = 2)]
     pub db_pool_size: u32,
 }

@@ -28,6 +28,12 @@ fn clock_ticks_per_second() -> f64 {
     })
 }
 
+/// Reads the clock tick rate now (it runs `getconf`), so that the first sample taken at the
+/// edge of a measured window does not spawn a process on the generator's thread.
+pub fn init() {
+    clock_ticks_per_second();
+}
+
 /// CPU seconds from the text of `/proc/<pid>/stat`.
 pub fn parse_cpu_seconds(stat: &str, ticks_per_second: f64) -> Option<f64> {
     // The command name (field 2) may contain spaces and parentheses; fields after the last ')'

@@ -226,6 +226,19 @@ pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
     Ok(warnings)
 }
 
+/// The environment table every report opens with (header included): commit, build, machine,
+/// OS, time. `build` names the profile the measured code was built with.
+pub fn environment_rows(f: &data::Fingerprint, build: &str) -> String {
+    let mut md = String::from("| | |\n|---|---|\n");
+    let dirty = if f.dirty { " (with uncommitted changes to the code)" } else { "" };
+    let _ = writeln!(md, "| commit | `{}`{dirty} |", f.commit);
+    let _ = writeln!(md, "| build | {build} ({}) |", f.rustc);
+    let _ = writeln!(md, "| machine | {} × {} ({}) |", f.cpu_count, f.cpu_model, f.hostname);
+    let _ = writeln!(md, "| OS | {} (kernel {}) |", f.os, f.kernel);
+    let _ = writeln!(md, "| started | {} |", f.started_at);
+    md
+}
+
 fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let mut md = String::new();
     let f = &run.fingerprint;
@@ -233,17 +246,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(md, "# splitbench report `{}`\n", run.run_id);
     let _ = writeln!(md, "Produced by `{}`.\n", c.command_line.join(" "));
     let _ = writeln!(md, "## Environment\n");
-    let _ = writeln!(md, "| | |\n|---|---|");
-    let _ = writeln!(
-        md,
-        "| commit | `{}`{} |",
-        f.commit,
-        if f.dirty { " (with uncommitted changes to the code)" } else { "" }
-    );
-    let _ = writeln!(md, "| build | {} ({}) |", f.build_profile, f.rustc);
-    let _ = writeln!(md, "| machine | {} × {} ({}) |", f.cpu_count, f.cpu_model, f.hostname);
-    let _ = writeln!(md, "| OS | {} (kernel {}) |", f.os, f.kernel);
-    let _ = writeln!(md, "| started | {} |", f.started_at);
+    md.push_str(&environment_rows(f, &f.build_profile));
     let _ = writeln!(md, "| core layout | {} |", c.core_layout);
     let _ = writeln!(md, "| database | {} |", c.database);
     let load = match (c.rate, c.users) {

@@ -5,6 +5,8 @@
 #
 # Needs: oha (cargo install oha), taskset, two or more cores.
 # Usage: scripts/validate-with-oha.sh [rate] [seconds] [path]
+# With BUSY_CORE=1 it also repeats the oha run with a nice-19 busy loop keeping core 0 awake,
+# to show how much of oha's latency is its core waking up from idle (docs/validation.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rate=${1:-2000}
@@ -24,6 +26,14 @@ echo "== oha --latency-correction, $rate req/s for ${seconds}s on $path (generat
 # Warm-up first, as splitbench does, then the measured run.
 taskset -c 0 oha --no-tui -z 3s -q "$rate" "http://127.0.0.1:$port$path" >/dev/null
 taskset -c 0 oha --no-tui --latency-correction -z "${seconds}s" -q "$rate" "http://127.0.0.1:$port$path"
+
+if [ "${BUSY_CORE:-0}" = 1 ]; then
+  echo "== oha again, with a nice-19 busy loop keeping core 0 awake"
+  taskset -c 0 nice -n 19 sh -c 'while :; do :; done' &
+  spinner=$!
+  taskset -c 0 oha --no-tui --latency-correction -z "${seconds}s" -q "$rate" "http://127.0.0.1:$port$path"
+  kill $spinner
+fi
 
 kill $monolith; wait $monolith 2>/dev/null || true
 trap 'rm -rf "$work"' EXIT

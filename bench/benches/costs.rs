@@ -4,7 +4,8 @@
 //! (`target/criterion/report/index.html`):
 //! - `boundary_*`: the same operation through the in-process implementation (`in_process`) and
 //!   through the HTTP client to a real service on loopback (`http`): a stock lookup, composing a
-//!   product page, a checkout; plus `boundary_hop/health`, one bare HTTP round trip.
+//!   product page, a checkout; plus `boundary_hop`, one bare round trip taken apart: a TCP
+//!   echo and an HTTP `/health`, each with the far end on the same core and on another core.
 //! - `cpu_*`: the same pairs, but what is reported is CPU time (this process's user + system
 //!   time per call, from `getrusage`): with the services in this process, that is the client's
 //!   and the server's work together, without the waiting.
@@ -15,8 +16,14 @@
 //!   queries.
 //!
 //! Async code runs on a current-thread tokio runtime, so a measurement is the operation and
-//! not a hand-off between runtime threads. The servers run on their own actix threads.
+//! not a hand-off between runtime threads. The servers run on their own actix threads. Every
+//! thread of the benchmark is pinned to one core (the last one), as the harness gives the system
+//! under test one core: on a VM whose idle cores halt, a wake-up across cores costs more than
+//! the work of a small request, and unpinned threads would measure that instead (the
+//! `boundary_hop/*_cross_core` functions show how much).
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -52,6 +59,7 @@ fn settings() -> Settings {
 
 /// Both architectures, started once, with pools and clients for direct module calls.
 struct Shops {
+    cores: Cores,
     monolith: RunningShop,
     microservices: RunningShop,
     monolith_db: Database,
@@ -63,7 +71,7 @@ async fn open(url: &str) -> Database {
 }
 
 impl Shops {
-    async fn start() -> Self {
+    async fn start(cores: Cores) -> Self {
         let settings = settings();
         let monolith =
             RunningShop::start(Architecture::Monolith, &Backend::Sqlite, &settings).await.expect("monolith starts");
@@ -72,7 +80,7 @@ impl Shops {
             .expect("microservices start");
         let monolith_db = open(monolith.database_of(Schema::Orders).expect("a database")).await;
         let orders_db = open(microservices.database_of(Schema::Orders).expect("a database")).await;
-        Shops { monolith, microservices, monolith_db, orders_db }
+        Shops { cores, monolith, microservices, monolith_db, orders_db }
     }
 
     fn client(&self, service: &'static str) -> ServiceClient {
@@ -153,10 +161,134 @@ fn boundary(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
     }
     group.finish();
 
-    let hop = shops.client("catalog");
+    hop_anatomy(c, rt, shops);
+}
+
+/// One bare round trip, taken apart: a TCP echo of 4 bytes (the kernel's share) and an HTTP
+/// `/health` through the services' client and server stack, each with the far end on this
+/// process's core (`same_core`, as in the harness, where the whole system under test shares one
+/// core) and on another core (`cross_core`, where every round trip wakes an idle core twice).
+fn hop_anatomy(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
     let mut group = c.benchmark_group("boundary_hop");
-    group.bench_function("health", |b| b.to_async(rt).iter(|| hop.health()));
+    let mut far_ends = vec![("same_core", Some(shops.cores.home))];
+    if let Some(other) = shops.cores.other {
+        far_ends.push(("cross_core", Some(other)));
+    }
+    for (layout, core) in &far_ends {
+        let mut echo = tcp_echo_client(*core);
+        group.bench_function(format!("tcp_{layout}"), |b| b.iter(|| ping(&mut echo)));
+    }
+    let same_core = shops.client("catalog");
+    group.bench_function("http_same_core", |b| b.to_async(rt).iter(|| same_core.health()));
+    let cross_core = shops.cores.other.map(|core| {
+        let port = ops_server_on(core);
+        let url = format!("http://127.0.0.1:{port}");
+        ServiceClient::new("ops", &url, &settings().security.service_token, Duration::from_secs(5)).expect("a client")
+    });
+    if let Some(cross_core) = &cross_core {
+        group.bench_function("http_cross_core", |b| b.to_async(rt).iter(|| cross_core.health()));
+    }
     group.finish();
+
+    let mut group = c.benchmark_group("cpu_hop");
+    for (layout, core) in &far_ends {
+        let mut echo = tcp_echo_client(*core);
+        group.bench_function(format!("tcp_{layout}"), |b| {
+            b.iter_custom(|iterations| {
+                let start = cpu_time();
+                for _ in 0..iterations {
+                    ping(&mut echo);
+                }
+                cpu_time() - start
+            })
+        });
+    }
+    group.bench_function("http_same_core", |b| {
+        cpu_per_call(b, rt, async || {
+            same_core.health().await.expect("healthy");
+        })
+    });
+    if let Some(cross_core) = &cross_core {
+        group.bench_function("http_cross_core", |b| {
+            cpu_per_call(b, rt, async || {
+                cross_core.health().await.expect("healthy");
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Four bytes there and back.
+fn ping(echo: &mut TcpStream) {
+    let mut reply = [0u8; 4];
+    echo.write_all(b"ping").expect("the echo server reads");
+    echo.read_exact(&mut reply).expect("the echo server answers");
+}
+
+/// A connection to a blocking echo server on its own thread, pinned to `core`. The server
+/// thread ends when the connection closes.
+fn tcp_echo_client(core: Option<usize>) -> TcpStream {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let address = listener.local_addr().expect("a bound address");
+    std::thread::spawn(move || {
+        pin_current_thread(core);
+        let (mut stream, _) = listener.accept().expect("the client connects");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let mut buffer = [0u8; 64];
+        while let Ok(read @ 1..) = stream.read(&mut buffer) {
+            if stream.write_all(&buffer[..read]).is_err() {
+                break;
+            }
+        }
+    });
+    let stream = TcpStream::connect(address).expect("the echo server accepts");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream
+}
+
+/// A process's operations endpoints (`/health`, ...) served by the shop's own server stack on
+/// a thread (and actix worker) pinned to `core`; it lives until the benchmark process exits.
+fn ops_server_on(core: usize) -> u16 {
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        pin_current_thread(Some(core));
+        let mut settings = settings();
+        settings.server.host = "127.0.0.1".into();
+        settings.server.port = Some(0);
+        actix_web::rt::System::new().block_on(async move {
+            let app = shop::Application::build("ops", &settings, 0, shop::telemetry::configure_ops).expect("binds");
+            port_tx.send(app.port()).expect("the benchmark waits for the port");
+            app.run_until_stopped().await.expect("serves");
+        });
+    });
+    port_rx.recv().expect("the server starts")
+}
+
+/// Which cores the benchmark uses: every thread of this process (client, in-process servers,
+/// SQLite threads) on `home`, so a call is measured as it runs in the harness, where the
+/// system under test has one core; `other` only hosts the far end of the `cross_core` hops.
+#[derive(Clone, Copy)]
+struct Cores {
+    home: usize,
+    other: Option<usize>,
+}
+
+impl Cores {
+    /// Pins the calling thread, before it starts anything, so every thread it creates inherits
+    /// the pin (Linux threads start with their creator's affinity).
+    fn pin_this_process() -> Self {
+        let ids: Vec<usize> = core_affinity::get_core_ids().unwrap_or_default().into_iter().map(|c| c.id).collect();
+        let home = ids.last().copied().unwrap_or(0);
+        let other = ids.first().copied().filter(|first| *first != home);
+        pin_current_thread(Some(home));
+        Cores { home, other }
+    }
+}
+
+fn pin_current_thread(core: Option<usize>) {
+    if let Some(id) = core {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
 }
 
 /// CPU time (user + system) this process has used so far: with the servers in-process, it
@@ -174,7 +306,6 @@ fn cpu(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
     let local_inventory = LocalInventory(shops.monolith_db.clone());
     let http_inventory = InventoryClient(shops.client("inventory"));
     let (local_pages, http_pages) = (shops.local_pages(), shops.http_pages());
-    let hop = shops.client("catalog");
     let mut group = c.benchmark_group("cpu_stock_lookup");
     group.bench_function("in_process", |b| {
         cpu_per_call(b, rt, async || {
@@ -196,13 +327,6 @@ fn cpu(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
     group.bench_function("http", |b| {
         cpu_per_call(b, rt, async || {
             http_pages.compose(7).await.expect("a page");
-        })
-    });
-    group.finish();
-    let mut group = c.benchmark_group("cpu_hop");
-    group.bench_function("health", |b| {
-        cpu_per_call(b, rt, async || {
-            hop.health().await.expect("healthy");
         })
     });
     group.finish();
@@ -372,8 +496,9 @@ fn database(c: &mut Criterion, rt: &Runtime, backends: &[(&str, &Database)]) {
 }
 
 fn all(c: &mut Criterion) {
+    let cores = Cores::pin_this_process();
     let rt = runtime();
-    let shops = rt.block_on(Shops::start());
+    let shops = rt.block_on(Shops::start(cores));
     boundary(c, &rt, &shops);
     cpu(c, &rt, &shops);
     json(c, &rt, &shops);

@@ -59,6 +59,21 @@ fn human_nanos(ns: f64) -> String {
     }
 }
 
+/// Estimates written this long before the newest one belong to an earlier `cargo bench` run (a
+/// default run takes about six minutes here): a benchmark since renamed or filtered out.
+const SAME_RUN: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// Splits estimate directories into the last run's and older ones, by modification time.
+fn last_run(found: Vec<PathBuf>) -> (Vec<PathBuf>, Vec<PathBuf>) {
+    let modified = |dir: &PathBuf| {
+        std::fs::metadata(dir.join("estimates.json")).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH)
+    };
+    let Some(newest) = found.iter().map(modified).max() else {
+        return (found, Vec::new());
+    };
+    found.into_iter().partition(|dir| newest.duration_since(modified(dir)).unwrap_or_default() <= SAME_RUN)
+}
+
 /// Writes `<out>/<run_id>/` from criterion's output directory.
 pub fn write(criterion_dir: &Path, run_dir: &Path, command: &str) -> anyhow::Result<usize> {
     let mut found = Vec::new();
@@ -68,6 +83,7 @@ pub fn write(criterion_dir: &Path, run_dir: &Path, command: &str) -> anyhow::Res
         "no criterion estimates under {} (run cargo bench first)",
         criterion_dir.display()
     );
+    let (found, stale) = last_run(found);
     let mut rows = Vec::new();
     let raw = run_dir.join("criterion");
     for dir in &found {
@@ -88,7 +104,7 @@ pub fn write(criterion_dir: &Path, run_dir: &Path, command: &str) -> anyhow::Res
     md.push('\n');
     let _ = writeln!(
         md,
-        "Times are per call: wall time, except `cpu_*` groups (CPU time of the bench process, which hosts client and servers).\n"
+        "Times are per call: wall time, except `cpu_*` groups (CPU time of the bench process, which hosts client and servers). Every thread of the bench process runs pinned to one core; only the far ends of `*_cross_core` run on another.\n"
     );
     let _ = writeln!(md, "| benchmark | median | mean | mean 95% interval |\n|---|---|---|---|");
     for (id, e) in &rows {
@@ -99,6 +115,19 @@ pub fn write(criterion_dir: &Path, run_dir: &Path, command: &str) -> anyhow::Res
             human_nanos(e.mean.point_estimate),
             human_nanos(e.mean.confidence_interval.lower_bound),
             human_nanos(e.mean.confidence_interval.upper_bound)
+        );
+    }
+    if !stale.is_empty() {
+        let names: Vec<String> = stale
+            .iter()
+            .filter_map(|dir| dir.parent()?.strip_prefix(criterion_dir).ok())
+            .map(|name| format!("`{}`", name.display()))
+            .collect();
+        let _ = writeln!(
+            md,
+            "\nLeft out, as results of an earlier run (more than {} min older than the newest): {}.",
+            SAME_RUN.as_secs() / 60,
+            names.join(", ")
         );
     }
     std::fs::write(run_dir.join("report.md"), md)?;
@@ -124,6 +153,27 @@ mod tests {
         let report = std::fs::read_to_string(run.path().join("report.md")).expect("a report");
         assert!(report.contains("| group/function | 1.50 µs | 1.50 µs | 1.40 µs .. 1.60 µs |"), "{report}");
         assert!(run.path().join("criterion/group__function/estimates.json").is_file());
+
+        // A result from an earlier run (an hour older than the newest) is left out and named.
+        let old = criterion.path().join("group").join("renamed").join("new");
+        std::fs::create_dir_all(&old).expect("dirs");
+        std::fs::copy(new.join("estimates.json"), old.join("estimates.json")).expect("copied");
+        std::fs::write(old.join("benchmark.json"), r#"{"full_id": "group/renamed", "group_id": "group"}"#)
+            .expect("written");
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(old.join("estimates.json"))
+            .and_then(|f| f.set_modified(an_hour_ago))
+            .expect("mtime set");
+        let run = tempfile::tempdir().expect("a temp dir");
+        assert_eq!(write(criterion.path(), run.path(), "cargo bench").ok(), Some(1));
+        let report = std::fs::read_to_string(run.path().join("report.md")).expect("a report");
+        assert!(!report.contains("| group/renamed |"), "{report}");
+        assert!(
+            report.contains("Left out, as results of an earlier run") && report.contains("`group/renamed`"),
+            "{report}"
+        );
         let empty = tempfile::tempdir().expect("a temp dir");
         assert!(write(empty.path(), run.path(), "x").is_err());
     }

@@ -124,19 +124,41 @@ pub mod repo {
         })
     }
 
+    /// The columns of a review plus its product's totals: one statement reads a page of reviews
+    /// and the summary from one snapshot. A product's summary row is written in the same
+    /// transaction as its reviews, so it is there whenever a review is.
+    const REVIEWS_WITH_TOTALS: &str = "SELECT r.id, r.product_id, r.user_id, r.rating, r.body, r.created_at, \
+         s.review_count, s.rating_sum FROM reviews r \
+         LEFT JOIN rating_summaries s ON s.product_id = r.product_id \
+         WHERE r.product_id = $1 ORDER BY r.id DESC LIMIT $2 OFFSET $3";
+
+    /// A page of reviews, newest first, and the summary (from the rows when there are any).
+    async fn reviews_with_summary(
+        db: &Database,
+        product_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Review>, RatingSummary), sqlx::Error> {
+        let rows = sqlx::query(REVIEWS_WITH_TOTALS)
+            .bind(product_id)
+            .bind(page.per_page)
+            .bind(page.offset())
+            .fetch_all(&db.pool)
+            .await?;
+        let summary = match rows.first() {
+            Some(row) => RatingSummary::from_totals(
+                row.try_get::<Option<i64>, _>("review_count")?.unwrap_or(0),
+                row.try_get::<Option<i64>, _>("rating_sum")?.unwrap_or(0),
+            ),
+            // Past the last page, or no reviews at all: the totals need their own query.
+            None => summary(db, product_id).await?,
+        };
+        let reviews = rows.iter().map(review_from_row).collect::<Result<_, _>>()?;
+        Ok((reviews, summary))
+    }
+
     pub async fn list(db: &Database, product_id: i64, page: PageRequest) -> Result<Page<Review>, sqlx::Error> {
-        let rows = sqlx::query(
-            "SELECT id, product_id, user_id, rating, body, created_at FROM reviews \
-             WHERE product_id = $1 ORDER BY id DESC LIMIT $2 OFFSET $3",
-        )
-        .bind(product_id)
-        .bind(page.per_page)
-        .bind(page.offset())
-        .fetch_all(&db.pool)
-        .await?;
-        let total = summary(db, product_id).await?.count;
-        let items = rows.iter().map(review_from_row).collect::<Result<_, _>>()?;
-        Ok(Page { items, page: page.page, per_page: page.per_page, total })
+        let (items, summary) = reviews_with_summary(db, product_id, page).await?;
+        Ok(Page { items, page: page.page, per_page: page.per_page, total: summary.count })
     }
 
     pub async fn summary(db: &Database, product_id: i64) -> Result<RatingSummary, sqlx::Error> {
@@ -151,17 +173,8 @@ pub mod repo {
     }
 
     pub async fn digest(db: &Database, product_id: i64, recent: i64) -> Result<ReviewDigest, sqlx::Error> {
-        let page = PageRequest { page: 1, per_page: recent };
-        let rows = sqlx::query(
-            "SELECT id, product_id, user_id, rating, body, created_at FROM reviews \
-             WHERE product_id = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(product_id)
-        .bind(page.per_page)
-        .fetch_all(&db.pool)
-        .await?;
-        let recent = rows.iter().map(review_from_row).collect::<Result<_, _>>()?;
-        Ok(ReviewDigest { rating: summary(db, product_id).await?, recent })
+        let (recent, rating) = reviews_with_summary(db, product_id, PageRequest { page: 1, per_page: recent }).await?;
+        Ok(ReviewDigest { rating, recent })
     }
 
     /// Inserts a review and updates the summary in one transaction; `None` if the user has

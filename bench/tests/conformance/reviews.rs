@@ -22,6 +22,15 @@ async fn posting_a_review_updates_the_list_and_the_rating() {
         assert_eq!(listed.status, 200);
         assert_eq!(listed.body["total"].as_i64(), Some(count_before + 1));
         assert_eq!(listed.body["items"][0]["rating"], 4);
+
+        // Past the last page the items run out but the total does not.
+        let beyond = app.reviews(3, "?per_page=100&page=1000").await;
+        assert_eq!(beyond.status, 200);
+        assert_eq!(beyond.body["items"].as_array().map(Vec::len), Some(0));
+        assert_eq!(beyond.body["total"].as_i64(), Some(count_before + 1));
+        // The average is the totals' average, whichever query produced them.
+        let average = after.body["rating"]["average"].as_f64().expect("an average");
+        assert!((1.0..=5.0).contains(&average), "{average}");
     })
     .await;
 }

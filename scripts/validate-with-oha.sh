@@ -3,7 +3,7 @@
 # machine, the same endpoint, the same rate and the same core layout (generator on core 0,
 # system under test on core 1). Prints both results; docs/validation.md explains them.
 #
-# Needs: oha (cargo install oha), taskset, two or more cores.
+# Needs: oha (cargo install oha), taskset, GNU time (/usr/bin/time), two or more cores.
 # Usage: scripts/validate-with-oha.sh [rate] [seconds] [path]
 # With BUSY_CORE=1 it also repeats the oha run with a nice-19 busy loop keeping core 0 awake,
 # to show how much of oha's latency is its core waking up from idle (docs/validation.md).
@@ -25,7 +25,13 @@ until curl -fs "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.2; done
 echo "== oha --latency-correction, $rate req/s for ${seconds}s on $path (generator on core 0)"
 # Warm-up first, as splitbench does, then the measured run.
 taskset -c 0 oha --no-tui -z 3s -q "$rate" "http://127.0.0.1:$port$path" >/dev/null
-taskset -c 0 oha --no-tui --latency-correction -z "${seconds}s" -q "$rate" "http://127.0.0.1:$port$path"
+# The client's own CPU per request (user + system, from GNU time): one of the two causes of the
+# difference docs/validation.md explains.
+taskset -c 0 /usr/bin/time -f "%U %S" -o "$work/oha.cpu" \
+  oha --no-tui --latency-correction -z "${seconds}s" -q "$rate" "http://127.0.0.1:$port$path"
+read -r user system <"$work/oha.cpu"
+awk -v u="$user" -v s="$system" -v n=$((rate * seconds)) \
+  'BEGIN { printf "oha client CPU: %.2f s user + %.2f s system = %.1f µs per request\n", u, s, (u + s) * 1e6 / n }'
 
 if [ "${BUSY_CORE:-0}" = 1 ]; then
   echo "== oha again, with a nice-19 busy loop keeping core 0 awake"

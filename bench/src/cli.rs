@@ -10,6 +10,7 @@ use crate::analyse::{Objective, Threshold, parse_duration_us};
 use crate::drive::{Arrivals, ClosedLoop, Mix, OpenLoop, Window};
 use crate::experiment::{Load, Plan};
 use crate::launch::{CoreLayout, CreatedDatabases, DatabaseChoice, Launcher};
+use crate::record::Endpoint;
 use crate::report::data::{RunConfig, RunData, SCHEMA_VERSION};
 use crate::topology::Architecture;
 
@@ -63,6 +64,9 @@ pub enum ArchitectureChoice {
     Both,
     Monolith,
     Microservices,
+    /// Not the shop: a minimal HTTP server that answers every request with 200 (`--mix health`
+    /// only), to measure the generator's own ceiling.
+    NullServer,
 }
 
 /// Flags shared by `compare`, `run` and `sweep`.
@@ -239,7 +243,13 @@ async fn bench(
         ArchitectureChoice::Both => Architecture::ALL.to_vec(),
         ArchitectureChoice::Monolith => vec![Architecture::Monolith],
         ArchitectureChoice::Microservices => vec![Architecture::Microservices],
+        ArchitectureChoice::NullServer => vec![Architecture::NullServer],
     };
+    anyhow::ensure!(
+        args.arch != ArchitectureChoice::NullServer
+            || mix.weights.iter().all(|(e, w)| *w == 0 || *e == Endpoint::Health),
+        "--arch null-server answers every request with the same 200; measure it with --mix health"
+    );
 
     let mut shop_settings = shop::Settings::defaults();
     shop_settings.server.workers = args.workers;

@@ -16,11 +16,16 @@ use microservices::Service;
 use shop::Settings;
 use sqlx::{ConnectOptions, Connection};
 
+const NOT_IN_PROCESS: &str = "the null server runs only as a process (splitbench --arch null-server)";
+
 /// Which build of the shop to start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Architecture {
     Monolith,
     Microservices,
+    /// Not a shop: `null-server`, the harness's yardstick for its own generator. Started only
+    /// as a process by the launcher, never in-process.
+    NullServer,
 }
 
 impl Architecture {
@@ -30,6 +35,7 @@ impl Architecture {
         match self {
             Self::Monolith => "monolith",
             Self::Microservices => "microservices",
+            Self::NullServer => "null-server",
         }
     }
 }
@@ -137,10 +143,12 @@ impl RunningShop {
                 let gateway = microservices::build(Service::Gateway, &settings).await?;
                 self.launch("gateway", gateway, &settings);
             }
+            Architecture::NullServer => anyhow::bail!("{NOT_IN_PROCESS}"),
         }
         let public = match self.architecture {
             Architecture::Monolith => "monolith",
             Architecture::Microservices => "gateway",
+            Architecture::NullServer => anyhow::bail!("{NOT_IN_PROCESS}"),
         };
         self.base_url = format!("http://127.0.0.1:{}", self.ports[public]);
         Ok(())
@@ -191,6 +199,7 @@ impl RunningShop {
                 shop::Schema::Payments => "payments",
                 shop::Schema::Orders => "orders",
             },
+            Architecture::NullServer => return None,
         };
         self.database_urls.get(process).map(String::as_str)
     }
@@ -210,6 +219,7 @@ impl RunningShop {
             (Architecture::Monolith, _) => monolith::build(&settings).await?,
             (Architecture::Microservices, Some(service)) => microservices::build(*service, &settings).await?,
             (Architecture::Microservices, None) => anyhow::bail!("no service {name}"),
+            (Architecture::NullServer, _) => anyhow::bail!("{NOT_IN_PROCESS}"),
         };
         self.launch(name, app, &settings);
         Ok(())

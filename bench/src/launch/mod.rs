@@ -174,6 +174,9 @@ impl Launcher {
                 settings.database.database_url = None;
                 sut.processes.push(self.spawn("gateway", &settings, &logs, architecture).await?);
             }
+            Architecture::NullServer => {
+                sut.processes.push(self.spawn("null-server", &settings, &logs, architecture).await?);
+            }
         }
         let public = sut.processes.last().context("at least one process")?;
         sut.base_url = format!("http://127.0.0.1:{}", public.port);

@@ -127,11 +127,12 @@ async fn measure(
     let processes = after
         .iter()
         .map(|(name, end)| {
-            let start = before.iter().find(|(n, _)| n == name).map_or(0.0, |(_, s)| s.cpu_seconds);
+            let start = before.iter().find(|(n, _)| n == name).map(|(_, s)| *s).unwrap_or_default();
             ProcessCost {
                 name: name.to_string(),
-                cpu_seconds: end.cpu_seconds - start,
+                cpu_seconds: end.cpu_seconds - start.cpu_seconds,
                 peak_rss_bytes: end.peak_rss_bytes,
+                context_switches: end.context_switches.saturating_sub(start.context_switches),
             }
         })
         .collect();
@@ -139,6 +140,7 @@ async fn measure(
         name: "generator".into(),
         cpu_seconds: generator_after.cpu_seconds - generator_before.cpu_seconds,
         peak_rss_bytes: generator_after.peak_rss_bytes,
+        context_switches: generator_after.context_switches.saturating_sub(generator_before.context_switches),
     };
     let offered = match load {
         Load::Open(pace) => Some(pace.rate),

@@ -1,8 +1,11 @@
-//! CPU time and memory of a process, read from Linux's `/proc`.
+//! CPU time, memory and context switches of a process, read from Linux's `/proc`.
 //!
 //! `utime + stime` in `/proc/<pid>/stat` is the CPU time of all the process's threads; the
 //! difference of two samples is what the process spent in between. `VmHWM` in
-//! `/proc/<pid>/status` is its peak resident set size since it started.
+//! `/proc/<pid>/status` is its peak resident set size since it started. Context switches are
+//! counted per thread (`/proc/<pid>/task/<tid>/status`), so they are summed over the threads
+//! alive at the sample; a thread that ends between two samples takes its count with it (the
+//! shop's threads live as long as their process).
 
 use std::sync::OnceLock;
 
@@ -12,6 +15,8 @@ pub struct ProcessSample {
     pub cpu_seconds: f64,
     pub rss_bytes: u64,
     pub peak_rss_bytes: u64,
+    /// Voluntary plus involuntary context switches of the live threads.
+    pub context_switches: u64,
 }
 
 /// Clock ticks per second of `/proc` CPU times (almost always 100).
@@ -52,6 +57,24 @@ pub fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
     Some(kb * 1024)
 }
 
+/// Voluntary plus involuntary context switches in the text of a thread's `status`.
+pub fn parse_context_switches(status: &str) -> u64 {
+    status
+        .lines()
+        .filter(|l| l.starts_with("voluntary_ctxt_switches") || l.starts_with("nonvoluntary_ctxt_switches"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .sum()
+}
+
+/// Context switches of every live thread of the process whose `/proc` directory is `dir`.
+fn context_switches(dir: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("{dir}/task")) else { return 0 };
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .map(|status| parse_context_switches(&status))
+        .sum()
+}
+
 /// Samples process `pid` (`None` for this process).
 pub fn sample(pid: Option<u32>) -> std::io::Result<ProcessSample> {
     let dir = pid.map_or_else(|| "/proc/self".to_string(), |p| format!("/proc/{p}"));
@@ -62,6 +85,7 @@ pub fn sample(pid: Option<u32>) -> std::io::Result<ProcessSample> {
         cpu_seconds: parse_cpu_seconds(&stat, clock_ticks_per_second()).ok_or_else(invalid)?,
         rss_bytes: parse_status_kb(&status, "VmRSS").unwrap_or(0),
         peak_rss_bytes: parse_status_kb(&status, "VmHWM").unwrap_or(0),
+        context_switches: context_switches(&dir),
     })
 }
 
@@ -85,8 +109,19 @@ mod tests {
     }
 
     #[test]
+    fn context_switches_add_both_kinds() {
+        let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
+        assert_eq!(parse_context_switches(status), 127);
+        assert_eq!(parse_context_switches("Name:\tx\n"), 0);
+    }
+
+    #[test]
     fn this_process_can_be_sampled() {
-        let sample = sample(None).expect("/proc/self is readable");
-        assert!(sample.peak_rss_bytes >= sample.rss_bytes && sample.rss_bytes > 0);
+        let first = sample(None).expect("/proc/self is readable");
+        assert!(first.peak_rss_bytes >= first.rss_bytes && first.rss_bytes > 0);
+        // Sleeping blocks this thread: at least one more voluntary switch is counted.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let second = sample(None).expect("/proc/self is readable");
+        assert!(second.context_switches > first.context_switches, "{first:?} then {second:?}");
     }
 }

@@ -343,25 +343,26 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
             }
         }
         let _ = writeln!(md, "\n### Cost per process\n");
-        let _ = writeln!(md, "| architecture | process | CPU seconds | peak RSS |\n|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "Per request: per successful request of the window. The generator keeps its core busy while it waits, so its CPU is an upper bound on its work.\n"
+        );
+        let _ = writeln!(
+            md,
+            "| architecture | process | CPU seconds | CPU µs per request | context switches per request | peak RSS |\n|---|---|---|---|---|---|"
+        );
         for m in &main {
-            for p in &m.processes {
+            for (name, p) in m.processes.iter().map(|p| (p.name.as_str(), p)).chain([("(generator)", &m.generator)]) {
+                let (cpu_us, switches) = m.per_request(p);
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {:.2} | {} |",
+                    "| {} | {name} | {:.2} | {cpu_us:.0} | {} | {} |",
                     m.architecture,
-                    p.name,
                     p.cpu_seconds,
+                    switches.map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}")),
                     mib(p.peak_rss_bytes)
                 );
             }
-            let _ = writeln!(
-                md,
-                "| {} | (generator) | {:.2} | {} |",
-                m.architecture,
-                m.generator.cpu_seconds,
-                mib(m.generator.peak_rss_bytes)
-            );
         }
     }
 
@@ -413,6 +414,28 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                     if verdict.sustainable { "yes" } else { "no" }
                 );
                 all_warnings.extend(warnings(m)?);
+            }
+            let _ = writeln!(
+                md,
+                "\n### Cost per request at each step\n\nCPU time and context switches of the system under test per successful request, and each process's share of the CPU.\n\n| architecture | repetition | offered req/s | CPU µs per request | context switches per request | CPU µs per request by process |\n|---|---|---|---|---|---|"
+            );
+            for m in run.sweep_measurements() {
+                let by_process: Vec<String> = m
+                    .processes
+                    .iter()
+                    .filter(|p| p.cpu_seconds > 0.0)
+                    .map(|p| format!("{} {:.0}", p.name, m.per_request(p).0))
+                    .collect();
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {:.0} | {:.0} | {} | {} |",
+                    m.architecture,
+                    m.repetition,
+                    m.offered_rate.unwrap_or(0.0),
+                    m.cpu_ms_per_request() * 1000.0,
+                    m.sut_context_switches_per_request().map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}")),
+                    by_process.join(", ")
+                );
             }
         }
     }

@@ -21,8 +21,18 @@ fn synthetic_run() -> RunData {
             let latency = Duration::from_micros(base_us + i % 100);
             recorder.record(&Outcome { endpoint, due, latency, service_time: latency, failure });
         }
-        let processes = vec![ProcessCost { name: architecture.into(), cpu_seconds: 1.5, peak_rss_bytes: 50 << 20 }];
-        let generator = ProcessCost { name: "generator".into(), cpu_seconds: 0.5, peak_rss_bytes: 20 << 20 };
+        let processes = vec![ProcessCost {
+            name: architecture.into(),
+            cpu_seconds: 1.5,
+            peak_rss_bytes: 50 << 20,
+            context_switches: 12_000,
+        }];
+        let generator = ProcessCost {
+            name: "generator".into(),
+            cpu_seconds: 0.5,
+            peak_rss_bytes: 20 << 20,
+            context_switches: 3_000,
+        };
         measurements.push(Measurement::from_recorder(
             architecture,
             "main",
@@ -136,6 +146,9 @@ fn the_report_is_rebuilt_identically_from_the_raw_data_alone() {
     let report = &first["report.md"];
     assert!(report.contains("| monolith | 100 |"), "the head-to-head table lists the monolith");
     assert!(report.contains("status_503 × 1"), "failures are listed by kind");
+    // 1.5 CPU seconds and 12,000 context switches over 999 successful requests.
+    assert!(report.contains("| monolith | monolith | 1.50 | 1502 | 12.0 |"), "cost per request by process");
+    assert!(report.contains("### Cost per request at each step"), "the sweep's cost table");
 
     // Keep only the raw data, rebuild with the binary, and get the same files back.
     for name in first.keys() {

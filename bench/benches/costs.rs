@@ -383,9 +383,10 @@ fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
         .pool_idle_timeout(shop::app::CLIENT_IDLE_TIMEOUT)
         .build()
         .expect("a client");
-    let token = |base: &str| -> String {
+    let token_of = |base: &str, user: u32| -> String {
         rt.block_on(async {
-            let body = serde_json::json!({"email": "user5@example.com", "password": shop::seed::SEED_PASSWORD});
+            let email = format!("user{user}@example.com");
+            let body = serde_json::json!({"email": email, "password": shop::seed::SEED_PASSWORD});
             let session: serde_json::Value = client
                 .post(format!("{base}/api/sessions"))
                 .json(&body)
@@ -400,7 +401,7 @@ fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
     };
     let targets: Vec<(&str, String, String)> = [("monolith", &shops.monolith), ("microservices", &shops.microservices)]
         .into_iter()
-        .map(|(name, shop)| (name, shop.base_url.clone(), token(&shop.base_url)))
+        .map(|(name, shop)| (name, shop.base_url.clone(), token_of(&shop.base_url, 5)))
         .collect();
     let get = |url: String, auth: Option<String>| {
         let client = client.clone();
@@ -419,6 +420,7 @@ fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
         ("search", "/api/products?q=lamp", false),
         ("category_listing", "/api/products?category=3", false),
         ("reviews_read", "/api/products/7/reviews", false),
+        ("categories", "/api/categories", false),
         ("order_history", "/api/orders", true),
     ] {
         let mut group = c.benchmark_group(format!("endpoint_{endpoint}"));
@@ -450,6 +452,72 @@ fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
         });
     }
     group.finish();
+    // One order of user 5 per architecture, read back by id.
+    let mut group = c.benchmark_group("endpoint_order_by_id");
+    for (name, base, auth) in &targets {
+        let order_id = rt.block_on(async {
+            let body =
+                serde_json::json!({"items": [{"product_id": 2, "quantity": 1}], "card_number": "4242424242424242"});
+            let order: serde_json::Value = client
+                .post(format!("{base}/api/orders"))
+                .header("authorization", auth)
+                .header("idempotency-key", "endpoint-order-by-id")
+                .json(&body)
+                .send()
+                .await
+                .expect("answers")
+                .json()
+                .await
+                .expect("an order");
+            order["id"].as_i64().expect("an order id")
+        });
+        let url = format!("{base}/api/orders/{order_id}");
+        group.bench_function(*name, |b| b.to_async(rt).iter(|| get(url.clone(), Some(auth.clone()))));
+    }
+    group.finish();
+
+    // Each write is a review nobody has written yet: (user, product) pairs without a seeded
+    // review, the same pairs on both architectures (same seed).
+    let unreviewed = rt.block_on(unreviewed_pairs(&shops.monolith_db, REVIEW_WRITERS));
+    let mut group = c.benchmark_group("endpoint_review_write");
+    for (name, base, _) in &targets {
+        let tokens: Vec<String> = (1..=REVIEW_WRITERS).map(|user| token_of(base, user)).collect();
+        let next = AtomicU64::new(0);
+        group.bench_function(*name, |b| {
+            b.to_async(rt).iter(|| async {
+                let i = next.fetch_add(1, Ordering::Relaxed) as usize;
+                let (user, product) = unreviewed[i % unreviewed.len()];
+                let body = serde_json::json!({"rating": 4, "body": "Written by the benchmark."});
+                let response = client
+                    .post(format!("{base}/api/products/{product}/reviews"))
+                    .header("authorization", &tokens[user as usize - 1])
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("answers");
+                assert_eq!(response.status(), 201, "user {user} reviews product {product} once");
+                response.bytes().await.expect("a body")
+            })
+        });
+    }
+    group.finish();
+
+    let registrations = AtomicU64::new(0);
+    let mut group = c.benchmark_group("endpoint_register");
+    group.sample_size(10);
+    for (name, base, _) in &targets {
+        group.bench_function(*name, |b| {
+            b.to_async(rt).iter(|| async {
+                let n = registrations.fetch_add(1, Ordering::Relaxed);
+                let body = serde_json::json!({"email": format!("bench{n}@example.com"), "password": "benchmark-password", "name": "Bench"});
+                let response = client.post(format!("{base}/api/accounts")).json(&body).send().await.expect("answers");
+                assert_eq!(response.status(), 201);
+                response.bytes().await.expect("a body")
+            })
+        });
+    }
+    group.finish();
+
     let mut group = c.benchmark_group("endpoint_login");
     group.sample_size(10);
     for (name, base, _) in &targets {
@@ -463,6 +531,25 @@ fn endpoints(c: &mut Criterion, rt: &Runtime, shops: &Shops) {
         });
     }
     group.finish();
+}
+
+/// Seeded users whose reviews `endpoint_review_write` writes.
+const REVIEW_WRITERS: u32 = 20;
+
+/// (user, product) pairs of users `1..=users` with no review yet, user by user.
+async fn unreviewed_pairs(db: &Database, users: u32) -> Vec<(u32, i64)> {
+    use sqlx::Row;
+    let rows = sqlx::query("SELECT user_id, product_id FROM reviews WHERE user_id <= $1")
+        .bind(i64::from(users))
+        .fetch_all(&db.pool)
+        .await
+        .expect("the seeded reviews");
+    let reviewed: std::collections::HashSet<(i64, i64)> =
+        rows.iter().map(|row| (row.get::<i64, _>("user_id"), row.get::<i64, _>("product_id"))).collect();
+    (1..=users)
+        .flat_map(|user| (1..=i64::from(PRODUCTS)).map(move |product| (user, product)))
+        .filter(|(user, product)| !reviewed.contains(&(i64::from(*user), *product)))
+        .collect()
 }
 
 /// The main queries, one group per query, one function per backend (`db_search_text/sqlite`

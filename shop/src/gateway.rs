@@ -94,6 +94,7 @@ async fn forward(req: &HttpRequest, body: web::Payload, upstream: &ServiceClient
             request = request.header(name.as_str(), value.as_bytes());
         }
     }
+    let slot = upstream.slot().await?;
     let response = request.send().await.map_err(|e| ApiError::from_transport(upstream.name(), &e))?;
     let status = actix_web::http::StatusCode::from_u16(response.status().as_u16())
         .map_err(|_| ApiError::from_upstream(upstream.name(), actix_web::http::StatusCode::BAD_GATEWAY, b""))?;
@@ -104,5 +105,6 @@ async fn forward(req: &HttpRequest, body: web::Payload, upstream: &ServiceClient
         }
     }
     let bytes = response.bytes().await.map_err(|e| ApiError::from_transport(upstream.name(), &e))?;
+    drop(slot);
     Ok(relay.body(bytes))
 }

@@ -6,15 +6,26 @@
 //! call is idempotent (the checkout saga retries nothing; its steps are idempotent so the
 //! *client* may retry the whole checkout).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::auth::SERVICE_TOKEN_HEADER;
 use crate::error::ApiError;
+
+/// Calls one process makes to one upstream at the same time, at most; more wait for a slot.
+///
+/// Why a bound: reqwest's pool has no upper limit, so a burst of concurrent requests (after a
+/// stall, say) opens a new connection per call, and on a service with one worker thread on a
+/// shared core, setting up hundreds of connections costs far more than the calls themselves,
+/// which prolongs the burst. 64 calls in flight keep any upstream busy; the rest queue here,
+/// within the call's timeout.
+pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 
 #[derive(Clone, Debug)]
 pub struct ServiceClient {
@@ -22,6 +33,9 @@ pub struct ServiceClient {
     name: &'static str,
     base_url: String,
     http: reqwest::Client,
+    timeout: Duration,
+    /// Shared by every clone: the slots of [`MAX_CALLS_IN_FLIGHT`].
+    slots: Arc<Semaphore>,
 }
 
 impl ServiceClient {
@@ -37,7 +51,31 @@ impl ServiceClient {
             .tcp_nodelay(true)
             .pool_idle_timeout(crate::app::CLIENT_IDLE_TIMEOUT)
             .build()?;
-        Ok(Self { name, base_url: base_url.trim_end_matches('/').to_string(), http })
+        Ok(Self {
+            name,
+            base_url: base_url.trim_end_matches('/').to_string(),
+            http,
+            timeout,
+            slots: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+        })
+    }
+
+    /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than the call's timeout);
+    /// hold it until the answer's body is read.
+    pub async fn slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+        match tokio::time::timeout(self.timeout, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_closed)) => Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "upstream_unavailable",
+                format!("{} client is shut down", self.name),
+            )),
+            Err(_elapsed) => Err(ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+                format!("{} did not answer in time (all {MAX_CALLS_IN_FLIGHT} call slots busy)", self.name),
+            )),
+        }
     }
 
     pub fn name(&self) -> &'static str {
@@ -74,6 +112,7 @@ impl ServiceClient {
 
     /// Sends a request; a non-2xx answer becomes the upstream's own error (or a 502).
     async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ApiError> {
+        let _slot = self.slot().await?;
         let response = request.send().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
         let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         let body = response.bytes().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
@@ -92,5 +131,26 @@ impl ServiceClient {
     /// The upstream's `/health`, for the gateway's readiness.
     pub async fn health(&self) -> Result<(), ApiError> {
         self.get_json::<serde_json::Value>("/health").await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_call_beyond_the_bound_waits_and_then_times_out_as_504() {
+        let client = ServiceClient::new("inventory", "http://127.0.0.1:9", "token", Duration::from_millis(20))
+            .expect("a client");
+        let clone = client.clone();
+        let mut held = Vec::new();
+        for _ in 0..MAX_CALLS_IN_FLIGHT {
+            held.push(clone.slot().await.expect("a free slot"));
+        }
+        // Every clone shares the slots: the next call finds none and gives up at its timeout.
+        let err = client.slot().await.expect_err("no slot left");
+        assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
+        drop(held.pop());
+        assert!(client.slot().await.is_ok(), "a released slot is free again");
     }
 }

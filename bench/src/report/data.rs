@@ -238,23 +238,22 @@ impl Measurement {
         self.processes.iter().map(|p| p.peak_rss_bytes).sum()
     }
 
+    /// Whether context switches were sampled (runs recorded before they were have none).
+    fn switches_sampled(&self) -> bool {
+        self.processes.iter().chain([&self.generator]).any(|p| p.context_switches > 0)
+    }
+
     /// A process's CPU microseconds and context switches per successful request; the
     /// switches are `None` in runs recorded before they were sampled.
     pub fn per_request(&self, process: &ProcessCost) -> (f64, Option<f64>) {
         let ok = self.ok().max(1) as f64;
-        let sampled = self.processes.iter().chain([&self.generator]).any(|p| p.context_switches > 0);
-        (process.cpu_seconds * 1e6 / ok, sampled.then(|| process.context_switches as f64 / ok))
+        (process.cpu_seconds * 1e6 / ok, self.switches_sampled().then(|| process.context_switches as f64 / ok))
     }
 
     /// The system under test's context switches per successful request (`None`: not sampled).
     pub fn sut_context_switches_per_request(&self) -> Option<f64> {
-        let total = ProcessCost {
-            name: String::new(),
-            cpu_seconds: 0.0,
-            peak_rss_bytes: 0,
-            context_switches: self.processes.iter().map(|p| p.context_switches).sum(),
-        };
-        self.per_request(&total).1
+        let total: u64 = self.processes.iter().map(|p| p.context_switches).sum();
+        self.switches_sampled().then(|| total as f64 / self.ok().max(1) as f64)
     }
 
     /// CPU milliseconds the system under test spent per successful request.

@@ -207,21 +207,24 @@ fn mib(bytes: u64) -> String {
 
 /// Warnings a reader must see next to the numbers.
 pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
+    // A sweep has many windows per architecture: say which one.
+    let window = match (m.phase.as_str(), m.offered_rate) {
+        ("sweep", Some(rate)) => {
+            format!("{} (sweep step {rate:.0} req/s, repetition {})", m.architecture, m.repetition)
+        }
+        _ => m.architecture.clone(),
+    };
     let mut warnings = Vec::new();
     let lag = Percentiles::of(&m.generator_lag.decode()?);
     if lag.p99 > LAG_WARNING_US {
         warnings.push(format!(
-            "{}: the generator lagged behind its schedule (p99 {}): latencies include the generator's own delay",
-            m.architecture,
+            "{window}: the generator lagged behind its schedule (p99 {}): latencies include the generator's own delay",
             human_micros(lag.p99)
         ));
     }
     let overflow = m.failures_by_kind().get("overflow").copied().unwrap_or(0);
     if overflow > 0 {
-        warnings.push(format!(
-            "{}: {overflow} requests were not sent because the in-flight limit was reached",
-            m.architecture
-        ));
+        warnings.push(format!("{window}: {overflow} requests were not sent because the in-flight limit was reached"));
     }
     Ok(warnings)
 }

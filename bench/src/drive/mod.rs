@@ -47,6 +47,17 @@ pub struct OpenLoop {
     pub max_in_flight: usize,
 }
 
+impl OpenLoop {
+    /// The in-flight bound when none is given: 1,024, or 40 ms of the offered rate when that is
+    /// more. A fixed bound would be 10 ms of schedule at 100,000 requests/s, so any stall of the
+    /// machine that long would count as failures, while at the shop's rates 1,024 in flight
+    /// already means a queue far beyond any latency objective.
+    pub fn default_max_in_flight(rate: f64) -> usize {
+        const QUEUE: f64 = 0.040;
+        1024.max((rate * QUEUE).ceil() as usize)
+    }
+}
+
 /// An HTTP client for setting up a run (logging users in), not for the measured load.
 pub fn setup_client(request_timeout: Duration) -> anyhow::Result<reqwest::Client> {
     Ok(reqwest::Client::builder()
@@ -231,4 +242,17 @@ pub async fn log_in_users(client: &reqwest::Client, base_url: &str, count: u32) 
         sessions.push(Session { user_id, email, authorization: Arc::from(format!("Bearer {token}")) });
     }
     Ok(sessions)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_in_flight_bound_grows_with_the_rate_above_25600_per_second() {
+        assert_eq!(OpenLoop::default_max_in_flight(500.0), 1024);
+        assert_eq!(OpenLoop::default_max_in_flight(25_600.0), 1024);
+        assert_eq!(OpenLoop::default_max_in_flight(100_000.0), 4000);
+        assert_eq!(OpenLoop::default_max_in_flight(140_000.0), 5600);
+    }
 }

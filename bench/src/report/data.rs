@@ -72,7 +72,8 @@ pub struct RunConfig {
     pub think_time_ms: Option<u64>,
     pub warmup_secs: f64,
     pub duration_secs: f64,
-    pub max_in_flight: usize,
+    /// `None`: the default, 1,024 or 40 ms of the offered rate when that is more.
+    pub max_in_flight: Option<usize>,
     pub request_timeout_ms: u64,
     pub logged_in_users: u32,
     pub seed: u64,

@@ -260,7 +260,10 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(
         md,
         "| load | {load}; warm-up {} s, measured {} s; at most {} in flight; timeout {} ms |",
-        c.warmup_secs, c.duration_secs, c.max_in_flight, c.request_timeout_ms
+        c.warmup_secs,
+        c.duration_secs,
+        c.max_in_flight.map_or_else(|| "1024 (or 40 ms of the offered rate if more)".to_string(), |n| n.to_string()),
+        c.request_timeout_ms
     );
     let weights: Vec<String> = c.mix_weights.iter().map(|(e, w)| format!("{e} {w}")).collect();
     let _ = writeln!(md, "| mix | `{}`: {} |", c.mix, weights.join(", "));

@@ -82,7 +82,7 @@ fn synthetic_run() -> RunData {
             think_time_ms: None,
             warmup_secs: 0.0,
             duration_secs: 10.0,
-            max_in_flight: 64,
+            max_in_flight: Some(64),
             request_timeout_ms: 1000,
             logged_in_users: 0,
             seed: 1,

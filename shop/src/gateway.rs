@@ -94,17 +94,14 @@ async fn forward(req: &HttpRequest, body: web::Payload, upstream: &ServiceClient
             request = request.header(name.as_str(), value.as_bytes());
         }
     }
-    let slot = upstream.slot().await?;
-    let response = request.send().await.map_err(|e| ApiError::from_transport(upstream.name(), &e))?;
-    let status = actix_web::http::StatusCode::from_u16(response.status().as_u16())
+    let answer = upstream.exchange(request).await?;
+    let status = actix_web::http::StatusCode::from_u16(answer.status.as_u16())
         .map_err(|_| ApiError::from_upstream(upstream.name(), actix_web::http::StatusCode::BAD_GATEWAY, b""))?;
     let mut relay = HttpResponse::build(status);
     for name in [header::CONTENT_TYPE.as_str(), REPLAYED_HEADER] {
-        if let Some(value) = response.headers().get(name) {
+        if let Some(value) = answer.headers.get(name) {
             relay.insert_header((name, value.as_bytes()));
         }
     }
-    let bytes = response.bytes().await.map_err(|e| ApiError::from_transport(upstream.name(), &e))?;
-    drop(slot);
-    Ok(relay.body(bytes))
+    Ok(relay.body(answer.body))
 }

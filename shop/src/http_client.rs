@@ -27,6 +27,13 @@ use crate::error::ApiError;
 /// within the call's timeout.
 pub const MAX_CALLS_IN_FLIGHT: usize = 64;
 
+/// An upstream's whole answer.
+pub struct Answer {
+    pub status: reqwest::StatusCode,
+    pub headers: HeaderMap,
+    pub body: actix_web::web::Bytes,
+}
+
 #[derive(Clone, Debug)]
 pub struct ServiceClient {
     /// Upstream name used in errors ("inventory").
@@ -62,7 +69,7 @@ impl ServiceClient {
 
     /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than the call's timeout);
     /// hold it until the answer's body is read.
-    pub async fn slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
+    async fn slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
         match tokio::time::timeout(self.timeout, self.slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(ApiError::new(
@@ -82,7 +89,8 @@ impl ServiceClient {
         self.name
     }
 
-    /// A request builder for `path` on this upstream, credential and timeout included.
+    /// A request builder for `path` on this upstream, credential and timeout included; send it
+    /// with [`ServiceClient::exchange`], which keeps the in-flight bound.
     pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
         self.http.request(method, format!("{}{}", self.base_url, path))
     }
@@ -110,12 +118,21 @@ impl ServiceClient {
         self.send(self.request(reqwest::Method::POST, path).json(body)).await
     }
 
-    /// Sends a request; a non-2xx answer becomes the upstream's own error (or a 502).
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ApiError> {
+    /// Sends `request` (built with [`ServiceClient::request`]) in one of the
+    /// [`MAX_CALLS_IN_FLIGHT`] slots and reads the whole answer, holding the slot until the body
+    /// is in. Every call to the upstream goes through here.
+    pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
         let _slot = self.slot().await?;
         let response = request.send().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
-        let status = StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+        let (status, headers) = (response.status(), response.headers().clone());
         let body = response.bytes().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
+        Ok(Answer { status, headers, body })
+    }
+
+    /// Sends a request; a non-2xx answer becomes the upstream's own error (or a 502).
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ApiError> {
+        let Answer { status, body, .. } = self.exchange(request).await?;
+        let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         if !status.is_success() {
             return Err(ApiError::from_upstream(self.name, status, &body));
         }

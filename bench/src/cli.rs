@@ -292,11 +292,7 @@ async fn bench(
     let think_time = duration(&args.think_time)?;
     let main_load = main.then_some(match args.users {
         Some(users) => Load::Closed(ClosedLoop { users, think_time }),
-        None => Load::Open(OpenLoop {
-            rate: args.rate,
-            arrivals: args.arrivals,
-            max_in_flight: args.max_in_flight.unwrap_or_else(|| OpenLoop::default_max_in_flight(args.rate)),
-        }),
+        None => Load::Open(OpenLoop::new(args.rate, args.arrivals, args.max_in_flight)),
     });
     let plan = Plan {
         architectures,

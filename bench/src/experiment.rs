@@ -35,7 +35,7 @@ pub struct Plan {
     pub objective: Objective,
     pub repeat: u32,
     pub arrivals: drive::Arrivals,
-    /// `None`: [`OpenLoop::default_max_in_flight`] of each rate.
+    /// `None`: the default bound of each rate ([`OpenLoop::new`]).
     pub max_in_flight: Option<usize>,
     pub request_timeout: Duration,
     pub logged_in_users: u32,
@@ -197,8 +197,7 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
             let mut verdicts = Vec::new();
             let result: anyhow::Result<()> = async {
                 for &rate in &plan.sweep_rates {
-                    let max_in_flight = plan.max_in_flight.unwrap_or_else(|| OpenLoop::default_max_in_flight(rate));
-                    let pace = OpenLoop { rate, arrivals: plan.arrivals, max_in_flight };
+                    let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
                     let m = measure(plan, &sut, &sessions, Load::Open(pace), plan.sweep_window, "sweep", repetition)
                         .await?;
                     let verdict = m.verdict(&plan.objective)?;

@@ -48,13 +48,28 @@ pub struct OpenLoop {
 }
 
 impl OpenLoop {
-    /// The in-flight bound when none is given: 1,024, or 40 ms of the offered rate when that is
-    /// more. A fixed bound would be 10 ms of schedule at 100,000 requests/s, so any stall of the
-    /// machine that long would count as failures, while at the shop's rates 1,024 in flight
-    /// already means a queue far beyond any latency objective.
-    pub fn default_max_in_flight(rate: f64) -> usize {
-        const QUEUE: f64 = 0.040;
-        1024.max((rate * QUEUE).ceil() as usize)
+    /// The least in-flight bound when none is given.
+    pub const MIN_DEFAULT_IN_FLIGHT: usize = 1024;
+    /// ... raised to this much of the offered schedule at high rates.
+    pub const DEFAULT_IN_FLIGHT_QUEUE_MS: f64 = 40.0;
+
+    /// `rate` with `max_in_flight`, or the default bound: 1,024, or 40 ms of the offered rate
+    /// when that is more. A fixed bound would be 10 ms of schedule at 100,000 requests/s, so any
+    /// stall of the machine that long would count as failures, while at the shop's rates 1,024
+    /// in flight already means a queue far beyond any latency objective.
+    pub fn new(rate: f64, arrivals: Arrivals, max_in_flight: Option<usize>) -> Self {
+        let default =
+            || Self::MIN_DEFAULT_IN_FLIGHT.max((rate * Self::DEFAULT_IN_FLIGHT_QUEUE_MS / 1000.0).ceil() as usize);
+        Self { rate, arrivals, max_in_flight: max_in_flight.unwrap_or_else(default) }
+    }
+
+    /// How the default bound is described in reports.
+    pub fn describe_default_in_flight() -> String {
+        format!(
+            "{} (or {} ms of the offered rate if more)",
+            Self::MIN_DEFAULT_IN_FLIGHT,
+            Self::DEFAULT_IN_FLIGHT_QUEUE_MS
+        )
     }
 }
 
@@ -250,9 +265,11 @@ mod tests {
 
     #[test]
     fn the_default_in_flight_bound_grows_with_the_rate_above_25600_per_second() {
-        assert_eq!(OpenLoop::default_max_in_flight(500.0), 1024);
-        assert_eq!(OpenLoop::default_max_in_flight(25_600.0), 1024);
-        assert_eq!(OpenLoop::default_max_in_flight(100_000.0), 4000);
-        assert_eq!(OpenLoop::default_max_in_flight(140_000.0), 5600);
+        let bound = |rate| OpenLoop::new(rate, Arrivals::Constant, None).max_in_flight;
+        assert_eq!(bound(500.0), 1024);
+        assert_eq!(bound(25_600.0), 1024);
+        assert_eq!(bound(100_000.0), 4000);
+        assert_eq!(bound(140_000.0), 5600);
+        assert_eq!(OpenLoop::new(100_000.0, Arrivals::Constant, Some(64)).max_in_flight, 64);
     }
 }

@@ -262,7 +262,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         "| load | {load}; warm-up {} s, measured {} s; at most {} in flight; timeout {} ms |",
         c.warmup_secs,
         c.duration_secs,
-        c.max_in_flight.map_or_else(|| "1024 (or 40 ms of the offered rate if more)".to_string(), |n| n.to_string()),
+        c.max_in_flight.map_or_else(crate::drive::OpenLoop::describe_default_in_flight, |n| n.to_string()),
         c.request_timeout_ms
     );
     let weights: Vec<String> = c.mix_weights.iter().map(|(e, w)| format!("{e} {w}")).collect();

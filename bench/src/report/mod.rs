@@ -281,15 +281,15 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         );
         let _ = writeln!(
             md,
-            "| architecture | offered req/s | achieved req/s | errors | p50 | p90 | p99 | p99.9 | max | CPU ms/request | SUT CPU s | SUT peak RSS | generator CPU s | generator lag p99 |"
+            "| architecture | offered req/s | achieved req/s | errors | p50 | p90 | p99 | p99.9 | max | CPU ms/request | context switches/request | SUT CPU s | SUT peak RSS | generator CPU s | generator lag p99 |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for m in &main {
             let p = m.total_percentiles()?;
             let lag = Percentiles::of(&m.generator_lag.decode()?);
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} | {} ({:.3}%) | {} | {} | {} | {} | {} | {:.3} | {:.2} | {} | {:.2} | {} |",
+                "| {} | {} | {:.1} | {} ({:.3}%) | {} | {} | {} | {} | {} | {:.3} | {} | {:.2} | {} | {:.2} | {} |",
                 m.architecture,
                 m.offered_rate.map_or("closed loop".into(), |r| format!("{r:.0}")),
                 m.achieved_rate(),
@@ -301,6 +301,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                 human_micros(p.p999),
                 human_micros(p.max),
                 m.cpu_ms_per_request(),
+                m.sut_context_switches_per_request().map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}")),
                 m.sut_cpu_seconds(),
                 mib(m.sut_peak_rss_bytes()),
                 m.generator.cpu_seconds,

@@ -32,6 +32,7 @@ impl Application {
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {
+        settings.validate().map_err(|problem| anyhow::anyhow!("invalid settings: {problem}"))?;
         let port = settings.server.port.unwrap_or(default_port);
         let listener = TcpListener::bind((settings.server.host.as_str(), port))?;
         let port = listener.local_addr()?.port();

@@ -289,11 +289,12 @@ pub async fn seed(db: &Database, settings: &SeedSettings) -> Result<(), sqlx::Er
     let ids: Vec<i64> = (1..=i64::from(settings.products)).collect();
     let mut tx = db.begin_write().await?;
     for chunk in ids.chunks(seed::BATCH_ROWS) {
-        let sql = multi_row_insert("INSERT INTO stock (product_id, available)", 2, chunk.len());
+        let sql = multi_row_insert("INSERT INTO stock (product_id, available, initial)", 3, chunk.len());
         let mut query = sqlx::query(&sql);
         for &id in chunk {
             let units: i64 = rng.random_range(50..=1000);
-            query = query.bind(id).bind(if seed::is_scarce(id) { seed::SCARCE_STOCK } else { units });
+            let units = if seed::is_scarce(id) { seed::SCARCE_STOCK } else { units };
+            query = query.bind(id).bind(units).bind(units);
         }
         query.execute(&mut *tx).await?;
     }

@@ -33,6 +33,8 @@ pub struct Settings {
     #[command(flatten)]
     pub upstreams: UpstreamSettings,
     #[command(flatten)]
+    pub checkout: CheckoutSettings,
+    #[command(flatten)]
     pub seed: SeedSettings,
 }
 
@@ -106,6 +108,23 @@ pub struct UpstreamSettings {
     pub upstream_timeout_ms: u64,
 }
 
+/// Deadlines of a request and of the checkouts it starts; they nest (validated at start-up):
+/// upstream call timeout <= request deadline < recovery deadline.
+#[derive(Debug, Clone, Args)]
+pub struct CheckoutSettings {
+    /// Time a public request may take in all, from its arrival at the entry point (monolith or
+    /// gateway). The gateway passes what is left to the services (header `splitbench-deadline-ms`);
+    /// every call between services uses at most the time left, and a checkout past its deadline
+    /// starts no new step and compensates.
+    #[arg(long, env = "SPLITBENCH_REQUEST_DEADLINE_MS", default_value_t = 3000)]
+    pub request_deadline_ms: u64,
+    /// A checkout not finished this long after it was claimed is finished or compensated by the
+    /// orders module's recovery (at start-up, then every fifth of this period). Longer than the
+    /// request deadline, so recovery never races a checkout that may still act.
+    #[arg(long, env = "SPLITBENCH_RECOVERY_DEADLINE_MS", default_value_t = 5000)]
+    pub recovery_deadline_ms: u64,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct SeedSettings {
     /// Seed of the deterministic data generator.
@@ -136,20 +155,53 @@ impl Settings {
         Duration::from_millis(self.payments.payment_latency_ms)
     }
 
+    pub fn request_deadline(&self) -> Duration {
+        Duration::from_millis(self.checkout.request_deadline_ms)
+    }
+
+    pub fn recovery_deadline(&self) -> Duration {
+        Duration::from_millis(self.checkout.recovery_deadline_ms)
+    }
+
+    /// Checks that the timeouts nest: a payment fits in one call, one call fits in a request,
+    /// and a request ends before recovery may take its checkout over.
+    pub fn validate(&self) -> Result<(), String> {
+        let (payment, call) = (self.payments.payment_latency_ms, self.upstreams.upstream_timeout_ms);
+        let (request, recovery) = (self.checkout.request_deadline_ms, self.checkout.recovery_deadline_ms);
+        if payment >= call {
+            return Err(format!("--payment-latency-ms ({payment}) must be below --upstream-timeout-ms ({call})"));
+        }
+        if call > request {
+            return Err(format!("--upstream-timeout-ms ({call}) must not exceed --request-deadline-ms ({request})"));
+        }
+        if request >= recovery {
+            return Err(format!(
+                "--request-deadline-ms ({request}) must be below --recovery-deadline-ms ({recovery}): recovery \
+                 would take over checkouts that may still be running"
+            ));
+        }
+        if self.server.workers == 0 {
+            return Err("--workers must be at least 1".into());
+        }
+        Ok(())
+    }
+
     /// One line with every setting that can change a measurement, printed at start-up.
     pub fn summary(&self, process: &str, port: u16) -> String {
         let db =
             self.database.database_url.as_deref().map_or_else(|| "(default sqlite file)".to_string(), redact_password);
         format!(
             "{process}: listening on {}:{port}; workers={} db_pool_size={} database={db} log_level={} \
-             tcp_nodelay=true payment_latency_ms={} upstream_timeout_ms={} seed={} products={} \
-             categories={} users={}",
+             tcp_nodelay=true payment_latency_ms={} upstream_timeout_ms={} request_deadline_ms={} \
+             recovery_deadline_ms={} seed={} products={} categories={} users={}",
             self.server.host,
             self.server.workers,
             self.database.db_pool_size,
             self.server.log_level,
             self.payments.payment_latency_ms,
             self.upstreams.upstream_timeout_ms,
+            self.checkout.request_deadline_ms,
+            self.checkout.recovery_deadline_ms,
             self.seed.seed,
             self.seed.products,
             self.seed.categories,
@@ -193,6 +245,10 @@ impl Settings {
             self.upstreams.orders_url.clone(),
             "--upstream-timeout-ms".into(),
             self.upstreams.upstream_timeout_ms.to_string(),
+            "--request-deadline-ms".into(),
+            self.checkout.request_deadline_ms.to_string(),
+            "--recovery-deadline-ms".into(),
+            self.checkout.recovery_deadline_ms.to_string(),
             "--seed".into(),
             self.seed.seed.to_string(),
             "--products".into(),
@@ -251,6 +307,20 @@ mod tests {
         let args = std::iter::once("p".to_string()).chain(settings.to_args());
         let parsed = Settings::parse_from(args);
         assert_eq!(format!("{parsed:?}"), format!("{settings:?}"));
+    }
+
+    #[test]
+    fn deadlines_must_nest() {
+        assert_eq!(Settings::defaults().validate(), Ok(()));
+        let mut settings = Settings::defaults();
+        settings.upstreams.upstream_timeout_ms = settings.checkout.request_deadline_ms + 1;
+        assert!(settings.validate().expect_err("call longer than request").contains("--upstream-timeout-ms"));
+        let mut settings = Settings::defaults();
+        settings.checkout.recovery_deadline_ms = settings.checkout.request_deadline_ms;
+        assert!(settings.validate().expect_err("recovery within request").contains("--recovery-deadline-ms"));
+        let mut settings = Settings::defaults();
+        settings.payments.payment_latency_ms = settings.upstreams.upstream_timeout_ms;
+        assert!(settings.validate().expect_err("payment longer than call").contains("--payment-latency-ms"));
     }
 
     #[test]

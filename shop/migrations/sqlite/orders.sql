@@ -6,13 +6,22 @@ CREATE TABLE IF NOT EXISTS orders (
     idempotency_key TEXT NOT NULL,
     request_fingerprint TEXT NOT NULL,
     status TEXT NOT NULL,
-    -- payment attempt: a failed, compensated checkout retried with its key charges under a new key
+    -- payment attempt: a failed, compensated checkout retried with its key starts attempt + 1,
+    -- whose reservation and charge keys are new (order-<id>-attempt-<n>)
     attempt BIGINT NOT NULL DEFAULT 1,
     total_cents BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
+    -- the run that may change this order: a random token (fencing: every write checks it) and
+    -- when its lease ends; past it, a retry or the recovery may take the order over
+    runner TEXT NOT NULL,
+    lease_until BIGINT NOT NULL,
+    -- set once the order's status is final and its reservation and charge are settled to match;
+    -- NULL means recovery still has work to do once the lease is over
+    finished_at BIGINT,
     UNIQUE (user_id, idempotency_key)
 );
 CREATE INDEX IF NOT EXISTS orders_by_user ON orders (user_id, id);
+CREATE INDEX IF NOT EXISTS orders_unfinished ON orders (lease_until) WHERE finished_at IS NULL;
 CREATE TABLE IF NOT EXISTS order_lines (
     order_id BIGINT NOT NULL,
     product_id BIGINT NOT NULL,

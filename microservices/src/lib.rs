@@ -28,7 +28,7 @@ use shop::catalog::{CatalogClient, CatalogState};
 use shop::gateway::Upstreams;
 use shop::http_client::ServiceClient;
 use shop::inventory::{InventoryClient, LocalInventory};
-use shop::orders::{OrdersState, SagaCheckout};
+use shop::orders::{CheckoutPolicy, OrdersState, SagaCheckout, SharedCheckout};
 use shop::payments::{LocalPayments, PaymentsClient};
 use shop::product_page::ProductPages;
 use shop::reviews::{ReviewsClient, ReviewsState};
@@ -152,6 +152,8 @@ pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Appl
     let readiness = web::Data::new(Readiness::Database(db.clone()));
     let credential = web::Data::new(ServiceCredential(settings.security.service_token.clone()));
 
+    // The orders service also runs checkout recovery beside its server.
+    let mut recovery = None;
     // What this service's routes need, and which routes it serves.
     let state: Vec<Mount> = match schema {
         Schema::Accounts => {
@@ -202,13 +204,16 @@ pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Appl
             ]
         }
         Schema::Orders => {
-            let checkout = SagaCheckout {
+            let policy = CheckoutPolicy::from_settings(settings);
+            let saga: SharedCheckout = Arc::new(SagaCheckout {
                 db: db.clone(),
                 catalog: Arc::new(CatalogClient(clients.catalog()?)),
                 inventory: Arc::new(InventoryClient(clients.inventory()?)),
                 payments: Arc::new(PaymentsClient(clients.payments()?)),
-            };
-            let state = web::Data::new(OrdersState { db, checkout: Arc::new(checkout) });
+                policy,
+            });
+            recovery = Some((saga.clone(), policy.recovery_deadline));
+            let state = web::Data::new(OrdersState { db, checkout: saga });
             vec![
                 Box::new(move |cfg| {
                     cfg.app_data(state.clone());
@@ -219,17 +224,22 @@ pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Appl
     };
     let state = Arc::new(state);
 
-    Application::build(service.name(), settings, service.default_port(), move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(token_keys.clone()).app_data(readiness.clone()).app_data(credential.clone());
-        // Operations endpoints stay open; everything else needs the service credential.
-        cfg.configure(shop::telemetry::configure_ops);
-        let state = state.clone();
-        cfg.service(web::scope("").wrap(from_fn(require_service_credential)).configure(move |scope| {
-            for part in state.iter() {
-                part(scope);
-            }
-        }));
-    })
+    let mut app =
+        Application::build(service.name(), settings, service.default_port(), move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(token_keys.clone()).app_data(readiness.clone()).app_data(credential.clone());
+            // Operations endpoints stay open; everything else needs the service credential.
+            cfg.configure(shop::telemetry::configure_ops);
+            let state = state.clone();
+            cfg.service(web::scope("").wrap(from_fn(require_service_credential)).configure(move |scope| {
+                for part in state.iter() {
+                    part(scope);
+                }
+            }));
+        })?;
+    if let Some((checkout, deadline)) = recovery {
+        app.run_beside(shop::orders::recovery::run(checkout, deadline));
+    }
+    Ok(app)
 }
 
 fn build_gateway(

@@ -13,7 +13,7 @@ use shop::accounts::AccountsState;
 use shop::auth::TokenKeys;
 use shop::catalog::{CatalogState, LocalCatalog, SharedCatalog};
 use shop::inventory::{LocalInventory, SharedInventory};
-use shop::orders::{LocalCheckout, OrdersState};
+use shop::orders::{CheckoutPolicy, LocalCheckout, OrdersState, SharedCheckout};
 use shop::payments::LocalPayments;
 use shop::product_page::ProductPages;
 use shop::reviews::{LocalReviews, ReviewsState};
@@ -41,29 +41,31 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
     let accounts = web::Data::new(AccountsState { db: db.clone() });
     let catalog_state = web::Data::new(CatalogState { db: db.clone() });
     let reviews = web::Data::new(ReviewsState { db: db.clone(), catalog: catalog.clone() });
-    let orders = web::Data::new(OrdersState {
-        db: db.clone(),
-        checkout: Arc::new(LocalCheckout { db: db.clone(), payments: payments.clone() }),
-    });
+    let policy = CheckoutPolicy::from_settings(settings);
+    let checkout: SharedCheckout = Arc::new(LocalCheckout { db: db.clone(), payments: payments.clone(), policy });
+    let orders = web::Data::new(OrdersState { db: db.clone(), checkout: checkout.clone() });
     let pages = web::Data::new(ProductPages {
         catalog,
         inventory: shared_inventory,
         reviews: Arc::new(LocalReviews(db.clone())),
     });
 
-    Application::build("monolith", settings, default_port::PUBLIC, move |cfg: &mut web::ServiceConfig| {
-        cfg.app_data(token_keys.clone())
-            .app_data(readiness.clone())
-            .app_data(accounts.clone())
-            .app_data(catalog_state.clone())
-            .app_data(reviews.clone())
-            .app_data(orders.clone())
-            .app_data(pages.clone())
-            .configure(shop::telemetry::configure_ops)
-            .configure(shop::accounts::configure_public)
-            .configure(shop::catalog::configure_public)
-            .configure(shop::product_page::configure_public)
-            .configure(shop::reviews::configure_public)
-            .configure(shop::orders::configure_public);
-    })
+    let mut app =
+        Application::build("monolith", settings, default_port::PUBLIC, move |cfg: &mut web::ServiceConfig| {
+            cfg.app_data(token_keys.clone())
+                .app_data(readiness.clone())
+                .app_data(accounts.clone())
+                .app_data(catalog_state.clone())
+                .app_data(reviews.clone())
+                .app_data(orders.clone())
+                .app_data(pages.clone())
+                .configure(shop::telemetry::configure_ops)
+                .configure(shop::accounts::configure_public)
+                .configure(shop::catalog::configure_public)
+                .configure(shop::product_page::configure_public)
+                .configure(shop::reviews::configure_public)
+                .configure(shop::orders::configure_public);
+        })?;
+    app.run_beside(shop::orders::recovery::run(checkout, policy.recovery_deadline));
+    Ok(app)
 }

@@ -11,6 +11,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
+use crate::deadline::{RequestBudget, set_request_deadline};
 use crate::error::{json_config, path_config, query_config, route_not_found};
 use crate::settings::Settings;
 use crate::telemetry::{Metrics, record_metrics};
@@ -20,9 +21,13 @@ pub const SERVER_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_sec
 /// How long clients keep an idle pooled connection: shorter than [`SERVER_KEEP_ALIVE`].
 pub const CLIENT_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// Work a process does beside serving requests (the orders module's recovery loop).
+type BackgroundTask = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
 pub struct Application {
     port: u16,
     server: Server,
+    background: Vec<BackgroundTask>,
 }
 
 impl Application {
@@ -37,10 +42,14 @@ impl Application {
         let listener = TcpListener::bind((settings.server.host.as_str(), port))?;
         let port = listener.local_addr()?.port();
         let metrics = web::Data::new(Metrics::new(process));
+        let budget = web::Data::new(RequestBudget(settings.request_deadline()));
         let server = HttpServer::new(move || {
             App::new()
+                // Inner middleware first: the deadline is set inside the metrics' timing.
+                .wrap(from_fn(set_request_deadline))
                 .wrap(from_fn(record_metrics))
                 .app_data(metrics.clone())
+                .app_data(budget.clone())
                 .app_data(json_config())
                 .app_data(query_config())
                 .app_data(path_config())
@@ -59,7 +68,16 @@ impl Application {
         .listen(listener)?
         .run();
         eprintln!("{}", settings.summary(process, port));
-        Ok(Self { port, server })
+        Ok(Self { port, server, background: Vec::new() })
+    }
+
+    /// Runs `task` while the server runs; it is stopped when the server stops.
+    pub fn run_beside(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        self.background.push(Box::pin(task));
+    }
+
+    fn start_background(&mut self) -> Vec<tokio::task::AbortHandle> {
+        self.background.drain(..).map(|task| tokio::spawn(task).abort_handle()).collect()
     }
 
     pub fn port(&self) -> u16 {
@@ -71,20 +89,27 @@ impl Application {
         self.server.handle()
     }
 
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        let background = self.start_background();
+        let result = self.server.await;
+        background.iter().for_each(tokio::task::AbortHandle::abort);
+        result
     }
 
     /// Runs until the server stops or the process gets SIGINT/SIGTERM, then stops gracefully.
-    pub async fn run_until_signalled(self) -> std::io::Result<()> {
+    pub async fn run_until_signalled(mut self) -> std::io::Result<()> {
+        let background = self.start_background();
         let handle = self.server.handle();
         let mut server = tokio::spawn(self.server);
-        tokio::select! {
-            finished = &mut server => return finished.map_err(std::io::Error::other)?,
-            () = shutdown_signal() => {}
-        }
-        handle.stop(true).await;
-        server.await.map_err(std::io::Error::other)?
+        let result = tokio::select! {
+            finished = &mut server => finished.map_err(std::io::Error::other).and_then(|r| r),
+            () = shutdown_signal() => {
+                handle.stop(true).await;
+                server.await.map_err(std::io::Error::other).and_then(|r| r)
+            }
+        };
+        background.iter().for_each(tokio::task::AbortHandle::abort);
+        result
     }
 }
 

@@ -26,6 +26,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: Cow<'static, str>,
     pub message: String,
+    /// Seconds after which a retry may succeed, sent as `Retry-After` (e.g. a checkout in progress).
+    pub retry_after_secs: Option<u64>,
 }
 
 /// The JSON shape of every error response.
@@ -42,7 +44,11 @@ pub struct ErrorDetail {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
-        Self { status, code: code.into(), message: message.into() }
+        Self { status, code: code.into(), message: message.into(), retry_after_secs: None }
+    }
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.retry_after_secs = Some(secs);
+        self
     }
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, code, message)
@@ -141,8 +147,11 @@ impl ResponseError for ApiError {
             // The boundary: the one place a failure is logged.
             tracing::error!(status = %self.status, code = %self.code, message = %self.message, "request failed");
         }
-        HttpResponse::build(self.status)
-            .json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } })
+        let mut response = HttpResponse::build(self.status);
+        if let Some(secs) = self.retry_after_secs {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, secs.to_string()));
+        }
+        response.json(ErrorBody { error: ErrorDetail { code: self.code.to_string(), message: self.message.clone() } })
     }
 }
 

@@ -75,8 +75,9 @@ async fn to_orders_as_user(
     forward(&req, body, &up.orders).await
 }
 
-/// Sends the request on to `upstream` and relays its answer (status, JSON body, and the
-/// idempotent-replay marker) unchanged.
+/// Sends the request on to `upstream` and relays its answer (status, JSON body, `Retry-After`
+/// and the idempotent-replay marker) unchanged. The upstream gets what is left of the request's
+/// deadline (`--request-deadline-ms` from its arrival here).
 async fn forward(req: &HttpRequest, body: web::Payload, upstream: &ServiceClient) -> Result<HttpResponse, ApiError> {
     let body = body
         .to_bytes_limited(MAX_BODY_BYTES)
@@ -94,11 +95,11 @@ async fn forward(req: &HttpRequest, body: web::Payload, upstream: &ServiceClient
             request = request.header(name.as_str(), value.as_bytes());
         }
     }
-    let answer = upstream.exchange(request).await?;
+    let answer = upstream.forward(request).await?;
     let status = actix_web::http::StatusCode::from_u16(answer.status.as_u16())
         .map_err(|_| ApiError::from_upstream(upstream.name(), actix_web::http::StatusCode::BAD_GATEWAY, b""))?;
     let mut relay = HttpResponse::build(status);
-    for name in [header::CONTENT_TYPE.as_str(), REPLAYED_HEADER] {
+    for name in [header::CONTENT_TYPE.as_str(), header::RETRY_AFTER.as_str(), REPLAYED_HEADER] {
         if let Some(value) = answer.headers.get(name) {
             relay.insert_header((name, value.as_bytes()));
         }

@@ -67,10 +67,10 @@ impl ServiceClient {
         })
     }
 
-    /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than the call's timeout);
+    /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than `timeout`);
     /// hold it until the answer's body is read.
-    async fn slot(&self) -> Result<SemaphorePermit<'_>, ApiError> {
-        match tokio::time::timeout(self.timeout, self.slots.acquire()).await {
+    async fn slot(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, ApiError> {
+        match tokio::time::timeout(timeout, self.slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => Err(ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -120,10 +120,37 @@ impl ServiceClient {
 
     /// Sends `request` (built with [`ServiceClient::request`]) in one of the
     /// [`MAX_CALLS_IN_FLIGHT`] slots and reads the whole answer, holding the slot until the body
-    /// is in. Every call to the upstream goes through here.
+    /// is in. Every call to the upstream goes through here. The call (slot wait included) takes
+    /// at most `--upstream-timeout-ms`, and never longer than the current request's deadline.
     pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
-        let _slot = self.slot().await?;
-        let response = request.send().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
+        self.exchange_within(request, CallBudget::OneCall).await
+    }
+
+    /// As [`ServiceClient::exchange`], for a call that *is* the rest of the request (the
+    /// gateway forwarding it): it may take all the time the request has left, even beyond
+    /// `--upstream-timeout-ms`, because the callee runs several calls of its own within it.
+    pub async fn forward(&self, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
+        self.exchange_within(request, CallBudget::WholeRequest).await
+    }
+
+    async fn exchange_within(&self, request: reqwest::RequestBuilder, budget: CallBudget) -> Result<Answer, ApiError> {
+        let (timeout, request) = match crate::deadline::remaining() {
+            None => (self.timeout, request),
+            Some(left) if left <= crate::deadline::HOP_MARGIN => return Err(deadline_exceeded(self.name)),
+            Some(left) => {
+                let timeout = match budget {
+                    CallBudget::OneCall => left.min(self.timeout),
+                    CallBudget::WholeRequest => left,
+                };
+                // The callee gets a little less than we wait, so its answer arrives in time.
+                let callee_budget = timeout.saturating_sub(crate::deadline::HOP_MARGIN).as_millis().to_string();
+                (timeout, request.header(crate::deadline::DEADLINE_HEADER, callee_budget))
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let _slot = self.slot(timeout).await?;
+        let left = timeout.saturating_sub(started.elapsed());
+        let response = request.timeout(left).send().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
         let (status, headers) = (response.status(), response.headers().clone());
         let body = response.bytes().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
         Ok(Answer { status, headers, body })
@@ -151,6 +178,22 @@ impl ServiceClient {
     }
 }
 
+/// How much of the request's remaining time one call may use.
+#[derive(Debug, Clone, Copy)]
+enum CallBudget {
+    OneCall,
+    WholeRequest,
+}
+
+/// The request's deadline passed before a call could start: the same 504 as a timeout.
+pub fn deadline_exceeded(upstream: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "upstream_timeout",
+        format!("the request's deadline passed before {upstream} could be called"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,12 +205,24 @@ mod tests {
         let clone = client.clone();
         let mut held = Vec::new();
         for _ in 0..MAX_CALLS_IN_FLIGHT {
-            held.push(clone.slot().await.expect("a free slot"));
+            held.push(clone.slot(client.timeout).await.expect("a free slot"));
         }
         // Every clone shares the slots: the next call finds none and gives up at its timeout.
-        let err = client.slot().await.expect_err("no slot left");
+        let err = client.slot(client.timeout).await.expect_err("no slot left");
         assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
         drop(held.pop());
-        assert!(client.slot().await.is_ok(), "a released slot is free again");
+        assert!(client.slot(client.timeout).await.is_ok(), "a released slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_call_past_the_requests_deadline_is_not_sent() {
+        // Port 9 (discard) would refuse the connection: a 503 would mean the call was tried.
+        let client =
+            ServiceClient::new("payments", "http://127.0.0.1:9", "token", Duration::from_secs(2)).expect("a client");
+        let past = std::time::Instant::now();
+        let err =
+            crate::deadline::within(past, client.get_json::<serde_json::Value>("/x")).await.expect_err("no time left");
+        assert_eq!((err.status, err.code.as_ref()), (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"));
+        assert!(err.message.contains("deadline"), "{}", err.message);
     }
 }

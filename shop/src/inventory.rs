@@ -2,7 +2,9 @@
 //!
 //! A reservation takes stock at once (a conditional `UPDATE ... WHERE available >= qty`, so two
 //! checkouts can never both take the last unit); `release` gives it back and `commit` makes it
-//! final. All three are idempotent by reservation key, so a retried saga step is harmless.
+//! final. All three are idempotent by reservation key and take effect at most once, so a
+//! retried, duplicated or late saga step is harmless: a release that overtakes its reserve
+//! leaves a tombstone, and the late reserve then takes nothing.
 //!
 //! No public routes. Internal: `GET /internal/stock/{id}`, `POST /internal/reservations`,
 //! `POST /internal/reservations/{key}/commit`, `POST /internal/reservations/{key}/release`.
@@ -39,19 +41,53 @@ pub struct StockLevel {
     pub available: i64,
 }
 
-/// What other modules need of inventory.
+/// What a reserve did. Not an error in any case: the caller decides what each means.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReserveOutcome {
+    /// The stock of every line is held under the key (now, or by an earlier call with the key).
+    Held,
+    /// A line's product is short of stock: nothing was taken, and the key is spent (released).
+    Short { product_id: i64 },
+    /// The key was released before (a compensation got there first): nothing was taken.
+    Released,
+}
+
+/// What a release did; a second release reports the state the first one left.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ReleaseOutcome {
+    /// Held stock was given back by this call.
+    Released,
+    /// Released earlier (or short when reserved): nothing to give back.
+    AlreadyReleased,
+    /// Never reserved: a tombstone now makes a late reserve with this key take nothing.
+    NeverReserved,
+    /// Committed: the stock is sold and cannot come back.
+    Committed,
+}
+
+/// What a commit did; a second commit reports the state the first one left.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum CommitOutcome {
+    /// The held stock became final in this call.
+    Committed,
+    AlreadyCommitted,
+    /// Released (or never reserved): there is nothing to make final.
+    NotHeld,
+}
+
+/// What other modules need of inventory. The state changes are idempotent by reservation key
+/// and each takes effect at most once, however many callers race.
 #[async_trait]
 pub trait Inventory: Send + Sync {
     /// Units available to order, or `None` for a product inventory does not know.
     async fn available(&self, product_id: i64) -> Result<Option<i64>, ApiError>;
-    /// Takes stock for every line or for none (409 `insufficient_stock`).
-    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<(), ApiError>;
-    async fn commit(&self, reservation_key: &str) -> Result<(), ApiError>;
-    async fn release(&self, reservation_key: &str) -> Result<(), ApiError>;
-}
-
-pub fn insufficient_stock(product_id: i64) -> ApiError {
-    ApiError::conflict("insufficient_stock", format!("not enough stock for product {product_id}"))
+    /// Takes stock for every line or for none.
+    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ApiError>;
+    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ApiError>;
+    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ApiError>;
 }
 
 fn validate_key(key: &str) -> Result<(), ApiError> {
@@ -80,29 +116,27 @@ impl Inventory for LocalInventory {
     async fn available(&self, product_id: i64) -> Result<Option<i64>, ApiError> {
         Ok(repo::available(&self.0.pool, product_id).await?)
     }
-    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<(), ApiError> {
+    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ApiError> {
         validate_key(reservation_key)?;
         validate_lines(lines)?;
         let mut tx = self.0.begin_write().await?;
-        match repo::reserve(&mut tx, reservation_key, lines).await? {
-            Ok(()) => {
-                tx.commit().await?;
-                Ok(())
-            }
-            Err(short_product) => Err(insufficient_stock(short_product)),
-        }
-    }
-    async fn commit(&self, reservation_key: &str) -> Result<(), ApiError> {
-        let mut tx = self.0.begin_write().await?;
-        repo::commit(&mut tx, reservation_key).await?;
+        let outcome = repo::reserve(&mut tx, reservation_key, lines).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(outcome)
     }
-    async fn release(&self, reservation_key: &str) -> Result<(), ApiError> {
+    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ApiError> {
+        validate_key(reservation_key)?;
         let mut tx = self.0.begin_write().await?;
-        repo::release(&mut tx, reservation_key).await?;
+        let outcome = repo::commit(&mut tx, reservation_key).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(outcome)
+    }
+    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ApiError> {
+        validate_key(reservation_key)?;
+        let mut tx = self.0.begin_write().await?;
+        let outcome = repo::release(&mut tx, reservation_key).await?;
+        tx.commit().await?;
+        Ok(outcome)
     }
 }
 
@@ -116,21 +150,26 @@ impl Inventory for InventoryClient {
         let level: Option<StockLevel> = self.0.get_optional(&format!("/internal/stock/{product_id}")).await?;
         Ok(level.map(|l| l.available))
     }
-    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<(), ApiError> {
+    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ApiError> {
         let request = ReserveRequest { reservation_key: reservation_key.to_string(), lines: lines.to_vec() };
-        self.0.post_json::<_, serde_json::Value>("/internal/reservations", &request).await.map(|_| ())
+        self.0.post_json("/internal/reservations", &request).await
     }
-    async fn commit(&self, reservation_key: &str) -> Result<(), ApiError> {
+    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ApiError> {
         let path = format!("/internal/reservations/{reservation_key}/commit");
-        self.0.post_json::<_, serde_json::Value>(&path, &serde_json::json!({})).await.map(|_| ())
+        self.0.post_json(&path, &serde_json::json!({})).await
     }
-    async fn release(&self, reservation_key: &str) -> Result<(), ApiError> {
+    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ApiError> {
         let path = format!("/internal/reservations/{reservation_key}/release");
-        self.0.post_json::<_, serde_json::Value>(&path, &serde_json::json!({})).await.map(|_| ())
+        self.0.post_json(&path, &serde_json::json!({})).await
     }
 }
 
-/// Inventory's SQL; the write functions run inside a caller's transaction.
+/// Inventory's SQL; the write functions run inside a caller's write transaction.
+///
+/// Every state change is one conditional statement on the reservation row (`INSERT ... ON
+/// CONFLICT DO NOTHING`, or `UPDATE ... WHERE status = 'held'`), so on PostgreSQL at READ
+/// COMMITTED two racing calls serialise on that row and only one of them changes anything; the
+/// other sees the new state and reports it. (SQLite serialises write transactions anyway.)
 pub mod repo {
     use sqlx::AnyConnection;
 
@@ -155,37 +194,34 @@ pub mod repo {
         row.map(|r| r.try_get("status")).transpose()
     }
 
-    /// Takes stock for all lines, or for none. `Ok(Err(product))` names the first product short
-    /// of stock; the stock and reservation rows are then as they were before the call, so the
-    /// caller may still commit its transaction (the monolith records the rejected order in it).
+    /// Inserts the reservation row with `status` unless the key exists; true if inserted.
+    async fn insert_if_absent(conn: &mut AnyConnection, key: &str, status: &str) -> Result<bool, sqlx::Error> {
+        let now = now_millis();
+        let inserted = sqlx::query(
+            "INSERT INTO reservations (reservation_key, status, created_at, updated_at) VALUES ($1, $2, $3, $3) \
+             ON CONFLICT (reservation_key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(status)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        Ok(inserted.rows_affected() == 1)
+    }
+
+    /// Takes stock for all lines, or for none. A key is reserved at most once: a repeated
+    /// reserve reports `Held` again, and a key released before (a compensation that overtook
+    /// its reserve) takes nothing.
     pub async fn reserve(
         conn: &mut AnyConnection,
         key: &str,
         lines: &[ReservationLine],
-    ) -> Result<Result<(), i64>, sqlx::Error> {
-        let now = now_millis();
-        let previous = status(conn, key).await?;
-        match previous.as_deref() {
-            Some("held") | Some("committed") => return Ok(Ok(())),
-            Some(_) => {
-                // Released earlier and asked for again (a retried checkout): take the stock anew.
-                sqlx::query("UPDATE reservations SET status = 'held', updated_at = $2 WHERE reservation_key = $1")
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                sqlx::query("DELETE FROM reservation_lines WHERE reservation_key = $1")
-                    .bind(key)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            None => {
-                sqlx::query("INSERT INTO reservations (reservation_key, status, created_at, updated_at) VALUES ($1, 'held', $2, $2)")
-                    .bind(key)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+    ) -> Result<ReserveOutcome, sqlx::Error> {
+        if !insert_if_absent(conn, key, "held").await? {
+            return Ok(match status(conn, key).await?.as_deref() {
+                Some("held") | Some("committed") => ReserveOutcome::Held,
+                _ => ReserveOutcome::Released,
+            });
         }
         for (taken, line) in lines.iter().enumerate() {
             let updated =
@@ -195,8 +231,14 @@ pub mod repo {
                     .execute(&mut *conn)
                     .await?;
             if updated.rows_affected() == 0 {
-                undo_partial_reservation(conn, key, &lines[..taken], previous.is_some()).await?;
-                return Ok(Err(line.product_id));
+                give_back(conn, &lines[..taken]).await?;
+                sqlx::query("DELETE FROM reservation_lines WHERE reservation_key = $1")
+                    .bind(key)
+                    .execute(&mut *conn)
+                    .await?;
+                // The key stays as a tombstone: it never takes stock later either.
+                set_status(conn, key, "released").await?;
+                return Ok(ReserveOutcome::Short { product_id: line.product_id });
             }
             sqlx::query("INSERT INTO reservation_lines (reservation_key, product_id, quantity) VALUES ($1, $2, $3)")
                 .bind(key)
@@ -205,77 +247,76 @@ pub mod repo {
                 .execute(&mut *conn)
                 .await?;
         }
-        Ok(Ok(()))
+        Ok(ReserveOutcome::Held)
     }
 
-    async fn undo_partial_reservation(
-        conn: &mut AnyConnection,
-        key: &str,
-        taken: &[ReservationLine],
-        existed: bool,
-    ) -> Result<(), sqlx::Error> {
-        for line in taken {
+    async fn give_back(conn: &mut AnyConnection, lines: &[ReservationLine]) -> Result<(), sqlx::Error> {
+        for line in lines {
             sqlx::query("UPDATE stock SET available = available + $1 WHERE product_id = $2")
                 .bind(line.quantity)
                 .bind(line.product_id)
                 .execute(&mut *conn)
                 .await?;
         }
-        sqlx::query("DELETE FROM reservation_lines WHERE reservation_key = $1").bind(key).execute(&mut *conn).await?;
-        let restore = if existed {
-            "UPDATE reservations SET status = 'released' WHERE reservation_key = $1"
-        } else {
-            "DELETE FROM reservations WHERE reservation_key = $1"
-        };
-        sqlx::query(restore).bind(key).execute(&mut *conn).await?;
         Ok(())
     }
 
-    /// Gives a held reservation's stock back. Releasing an unknown or released key does nothing.
-    pub async fn release(conn: &mut AnyConnection, key: &str) -> Result<(), ApiError> {
-        match status(conn, key).await?.as_deref() {
-            Some("held") => {}
-            Some("committed") => {
-                return Err(ApiError::conflict("reservation_committed", "a committed reservation cannot be released"));
-            }
-            _ => return Ok(()),
-        }
-        let lines = sqlx::query("SELECT product_id, quantity FROM reservation_lines WHERE reservation_key = $1")
+    async fn set_status(conn: &mut AnyConnection, key: &str, status: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE reservations SET status = $2, updated_at = $3 WHERE reservation_key = $1")
             .bind(key)
-            .fetch_all(&mut *conn)
-            .await?;
-        for line in lines {
-            let product_id: i64 = line.try_get("product_id")?;
-            let quantity: i64 = line.try_get("quantity")?;
-            sqlx::query("UPDATE stock SET available = available + $1 WHERE product_id = $2")
-                .bind(quantity)
-                .bind(product_id)
-                .execute(&mut *conn)
-                .await?;
-        }
-        sqlx::query("UPDATE reservations SET status = 'released', updated_at = $2 WHERE reservation_key = $1")
-            .bind(key)
+            .bind(status)
             .bind(now_millis())
             .execute(&mut *conn)
             .await?;
         Ok(())
     }
 
-    /// Makes a held reservation final. Committing twice is fine; committing a released or unknown
-    /// reservation is a conflict.
-    pub async fn commit(conn: &mut AnyConnection, key: &str) -> Result<(), ApiError> {
-        match status(conn, key).await?.as_deref() {
-            Some("committed") => Ok(()),
-            Some("held") => {
-                sqlx::query("UPDATE reservations SET status = 'committed', updated_at = $2 WHERE reservation_key = $1")
-                    .bind(key)
-                    .bind(now_millis())
-                    .execute(&mut *conn)
-                    .await?;
-                Ok(())
-            }
-            _ => Err(ApiError::conflict("reservation_not_held", "no held reservation under this key")),
+    /// Moves a held reservation to `to`; true if this call did it (the row is locked by the
+    /// `UPDATE`, so of two racing calls exactly one sees `held`).
+    async fn move_from_held(conn: &mut AnyConnection, key: &str, to: &str) -> Result<bool, sqlx::Error> {
+        let moved = sqlx::query(
+            "UPDATE reservations SET status = $2, updated_at = $3 WHERE reservation_key = $1 AND status = 'held'",
+        )
+        .bind(key)
+        .bind(to)
+        .bind(now_millis())
+        .execute(&mut *conn)
+        .await?;
+        Ok(moved.rows_affected() == 1)
+    }
+
+    /// Gives a held reservation's stock back, once. Releasing an unknown key leaves a tombstone.
+    pub async fn release(conn: &mut AnyConnection, key: &str) -> Result<ReleaseOutcome, sqlx::Error> {
+        if insert_if_absent(conn, key, "released").await? {
+            return Ok(ReleaseOutcome::NeverReserved);
         }
+        if !move_from_held(conn, key, "released").await? {
+            return Ok(match status(conn, key).await?.as_deref() {
+                Some("committed") => ReleaseOutcome::Committed,
+                _ => ReleaseOutcome::AlreadyReleased,
+            });
+        }
+        let rows = sqlx::query("SELECT product_id, quantity FROM reservation_lines WHERE reservation_key = $1")
+            .bind(key)
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut lines = Vec::with_capacity(rows.len());
+        for row in rows {
+            lines.push(ReservationLine { product_id: row.try_get("product_id")?, quantity: row.try_get("quantity")? });
+        }
+        give_back(conn, &lines).await?;
+        Ok(ReleaseOutcome::Released)
+    }
+
+    /// Makes a held reservation final, once.
+    pub async fn commit(conn: &mut AnyConnection, key: &str) -> Result<CommitOutcome, sqlx::Error> {
+        if move_from_held(conn, key, "committed").await? {
+            return Ok(CommitOutcome::Committed);
+        }
+        Ok(match status(conn, key).await?.as_deref() {
+            Some("committed") => CommitOutcome::AlreadyCommitted,
+            _ => CommitOutcome::NotHeld,
+        })
     }
 }
 
@@ -324,20 +365,15 @@ async fn reserve(
     inventory: web::Data<LocalInventory>,
     body: web::Json<ReserveRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    inventory.reserve(&body.reservation_key, &body.lines).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "reservation_key": body.reservation_key, "status": "held" })))
+    Ok(HttpResponse::Ok().json(inventory.reserve(&body.reservation_key, &body.lines).await?))
 }
 
 async fn commit(inventory: web::Data<LocalInventory>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    validate_key(&key)?;
-    inventory.commit(&key).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "reservation_key": key.as_str(), "status": "committed" })))
+    Ok(HttpResponse::Ok().json(inventory.commit(&key).await?))
 }
 
 async fn release(inventory: web::Data<LocalInventory>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    validate_key(&key)?;
-    inventory.release(&key).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "reservation_key": key.as_str(), "status": "released" })))
+    Ok(HttpResponse::Ok().json(inventory.release(&key).await?))
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub mod app;
 pub mod auth;
 pub mod catalog;
 pub mod db;
+pub mod deadline;
 pub mod error;
 pub mod gateway;
 pub mod http_client;

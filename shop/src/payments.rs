@@ -73,7 +73,9 @@ pub struct ChargeResult {
 #[async_trait]
 pub trait Payments: Send + Sync {
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError>;
-    async fn refund(&self, idempotency_key: &str) -> Result<(), ApiError>;
+    /// Refunds an approved charge, or voids a key never charged (so a late charge with it takes
+    /// nothing). Returns the key's state afterwards: `Refunded`, `Voided` or `Declined`.
+    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ApiError>;
 }
 
 pub type SharedPayments = Arc<dyn Payments>;
@@ -108,7 +110,7 @@ pub struct LocalPayments {
 impl Payments for LocalPayments {
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
         request.validate()?;
-        if let Some(existing) = repo::find(&self.db, &request.idempotency_key).await? {
+        if let Some(existing) = repo::find(&self.db.pool, &request.idempotency_key).await? {
             return replay(existing, request);
         }
         // The processor's round trip: no transaction and no connection is held meanwhile.
@@ -118,16 +120,19 @@ impl Payments for LocalPayments {
         }
         let decided =
             if request.card_number == DECLINED_CARD { ChargeStatus::Declined } else { ChargeStatus::Approved };
-        repo::insert_if_absent(&self.db, request, decided).await?;
+        repo::insert_if_absent(&self.db.pool, request, decided).await?;
         // Whatever is stored now wins: ours, a concurrent duplicate's, or a void written while we waited.
-        let stored = repo::find(&self.db, &request.idempotency_key)
+        let stored = repo::find(&self.db.pool, &request.idempotency_key)
             .await?
             .ok_or_else(|| ApiError::internal("charge vanished after insert"))?;
         replay(stored, request)
     }
 
-    async fn refund(&self, idempotency_key: &str) -> Result<(), ApiError> {
-        Ok(repo::refund_or_void(&self.db, idempotency_key).await?)
+    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        let status = repo::refund_or_void(&mut tx, idempotency_key).await?;
+        tx.commit().await?;
+        Ok(status)
     }
 }
 
@@ -148,19 +153,25 @@ impl Payments for PaymentsClient {
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
         self.0.post_json("/internal/charges", request).await
     }
-    async fn refund(&self, idempotency_key: &str) -> Result<(), ApiError> {
+    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ApiError> {
         let path = format!("/internal/charges/{idempotency_key}/refund");
-        self.0.post_json::<_, serde_json::Value>(&path, &serde_json::json!({})).await.map(|_| ())
+        let refunded: ChargeResult = self.0.post_json(&path, &serde_json::json!({})).await?;
+        Ok(refunded.status)
     }
 }
 
 pub mod repo {
+    use sqlx::AnyConnection;
+
     use super::*;
 
-    pub async fn find(db: &Database, key: &str) -> Result<Option<ChargeResult>, ApiError> {
+    pub async fn find<'e>(
+        db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+        key: &str,
+    ) -> Result<Option<ChargeResult>, ApiError> {
         let row = sqlx::query("SELECT amount_cents, status FROM charges WHERE idempotency_key = $1")
             .bind(key)
-            .fetch_optional(&db.pool)
+            .fetch_optional(db)
             .await?;
         let Some(row) = row else { return Ok(None) };
         let status: String = row.try_get("status")?;
@@ -171,8 +182,9 @@ pub mod repo {
         }))
     }
 
-    pub async fn insert_if_absent(
-        db: &Database,
+    /// Records a decided charge unless the key exists (a concurrent duplicate, or a void).
+    pub async fn insert_if_absent<'e>(
+        db: impl sqlx::Executor<'e, Database = sqlx::Any>,
         request: &ChargeRequest,
         status: ChargeStatus,
     ) -> Result<(), sqlx::Error> {
@@ -187,29 +199,31 @@ pub mod repo {
         .bind(last4.to_string())
         .bind(status.as_str())
         .bind(now)
-        .execute(&db.pool)
+        .execute(db)
         .await?;
         Ok(())
     }
 
-    /// Refunds an approved charge, or voids a key that was never charged.
-    pub async fn refund_or_void(db: &Database, key: &str) -> Result<(), sqlx::Error> {
+    /// Refunds an approved charge, or voids a key that was never charged, inside the caller's
+    /// write transaction; returns the key's status afterwards. Both statements are conditional,
+    /// so racing refunds (and a charge racing its void) take effect once.
+    pub async fn refund_or_void(conn: &mut AnyConnection, key: &str) -> Result<ChargeStatus, ApiError> {
         let now = now_millis();
-        let mut tx = db.begin_write().await?;
         sqlx::query(
             "INSERT INTO charges (idempotency_key, amount_cents, card_last4, status, created_at, updated_at) \
              VALUES ($1, 0, '', 'voided', $2, $2) ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(key)
         .bind(now)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
         sqlx::query("UPDATE charges SET status = 'refunded', updated_at = $2 WHERE idempotency_key = $1 AND status = 'approved'")
             .bind(key)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await
+        let stored = find(&mut *conn, key).await?.ok_or_else(|| ApiError::internal("charge vanished after void"))?;
+        Ok(stored.status)
     }
 }
 
@@ -223,8 +237,10 @@ async fn charge(payments: web::Data<LocalPayments>, body: web::Json<ChargeReques
 }
 
 async fn refund(payments: web::Data<LocalPayments>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    payments.refund(&key).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({ "idempotency_key": key.as_str(), "status": "refunded" })))
+    let status = payments.refund(&key).await?;
+    let stored = repo::find(&payments.db.pool, &key).await?;
+    let amount_cents = stored.map_or(0, |charge| charge.amount_cents);
+    Ok(HttpResponse::Ok().json(ChargeResult { idempotency_key: key.into_inner(), amount_cents, status }))
 }
 
 #[cfg(test)]

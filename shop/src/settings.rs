@@ -123,6 +123,35 @@ pub struct CheckoutSettings {
     /// request deadline, so recovery never races a checkout that may still act.
     #[arg(long, env = "SPLITBENCH_RECOVERY_DEADLINE_MS", default_value_t = 5000)]
     pub recovery_deadline_ms: u64,
+    /// Test hook: abandon every checkout at this step without compensating, as a process that
+    /// died there would (the crash tests and fault runs use it; never set it otherwise).
+    #[arg(long, env = "SPLITBENCH_CRASH_AT", value_enum, hide = true)]
+    pub crash_at: Option<CrashPoint>,
+}
+
+/// Where a checkout can be abandoned by the `--crash-at` test hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CrashPoint {
+    /// The order is claimed (pending); nothing reserved yet (the monolith claims and reserves in
+    /// one transaction, so for it this is the same as `after-reserve`).
+    AfterClaim,
+    /// Stock is reserved; nothing charged.
+    AfterReserve,
+    /// The charge is decided; the order is still pending.
+    AfterCharge,
+    /// The order is confirmed; the reservation may not be committed yet.
+    AfterConfirm,
+}
+
+impl CrashPoint {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::AfterClaim => "after-claim",
+            Self::AfterReserve => "after-reserve",
+            Self::AfterCharge => "after-charge",
+            Self::AfterConfirm => "after-confirm",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -266,6 +295,9 @@ impl Settings {
         }
         if self.seed.no_seed {
             args.push("--no-seed".into());
+        }
+        if let Some(point) = self.checkout.crash_at {
+            args.extend(["--crash-at".into(), point.name().into()]);
         }
         args
     }

@@ -43,6 +43,7 @@ impl Metrics {
         )
         .expect("static metric definition is valid");
         registry.register(Box::new(requests.clone())).expect("registered once");
+        registry.register(Box::new(CHECKOUT_RECOVERIES.clone())).expect("registered once per registry");
         registry.register(Box::new(latency.clone())).expect("registered once");
         Self { registry, requests, latency }
     }
@@ -59,6 +60,22 @@ impl std::fmt::Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Metrics")
     }
+}
+
+/// Checkouts the recovery loop settled, by the status they settled to (`failed`: an interrupted
+/// checkout compensated; `confirmed`/`declined`/`rejected`: a decided one finished). Process-wide:
+/// recovery runs outside any request.
+static CHECKOUT_RECOVERIES: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(
+        Opts::new("checkout_recoveries_total", "Checkouts finished or compensated by the recovery loop"),
+        &["settled_as"],
+    )
+    .expect("static metric definition is valid")
+});
+
+/// Counts one checkout settled by recovery.
+pub fn count_recovery(settled_as: crate::orders::OrderStatus) {
+    CHECKOUT_RECOVERIES.with_label_values(&[settled_as.as_str()]).inc();
 }
 
 /// Middleware recording every request's route, status and latency.

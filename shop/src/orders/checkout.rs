@@ -8,22 +8,36 @@
 //!   transaction open; confirm-and-commit (or release-and-decline) is a second transaction.
 //! - [`SagaCheckout`] (microservices): the orders service owns only the order tables; catalog,
 //!   inventory and payments are HTTP calls. Each step is idempotent by key and each failure is
-//!   compensated (release the reservation, void or refund the charge), so a retried, interrupted
-//!   or half-done checkout never double-charges, oversells or loses an order.
+//!   compensated (release the reservation, void or refund the charge).
 //!
-//! In both, a retry with the same key and body replays a finished outcome, resumes a pending
-//! order, or starts a new payment attempt for a failed (fully compensated) one; the same key with
-//! another body is 422.
+//! What keeps the books straight in both, whatever runs concurrently, retries or crashes:
+//! - **One run per order at a time.** The run that claims an order holds it (a random `runner`
+//!   token) until its lease ends (`--recovery-deadline-ms`). Every write to the order names that
+//!   token (fencing), so a run that lost the order changes nothing. A request with a key whose
+//!   checkout is in progress gets 409 `request_in_progress` with `Retry-After`.
+//! - **Replays first.** A key whose checkout was decided answers its stored outcome before any
+//!   other module is asked (no catalog, no inventory, no payments).
+//! - **Takeover settles first.** A retry or the recovery loop may take over an order whose lease
+//!   ended unfinished; it first settles the old attempt (void/refund its charge, release its
+//!   reservation: both leave tombstones, so a late step of the old run takes nothing), then, for
+//!   a retry, starts a new attempt with new keys.
+//! - **Deadlines.** Past the request's deadline a checkout starts no new step and compensates,
+//!   so a client that got a timeout never finds its order confirmed later.
 
 use actix_web::http::StatusCode;
 use async_trait::async_trait;
+use sqlx::AnyConnection;
 
 use super::*;
 use crate::catalog::SharedCatalog;
 use crate::db::Database;
-use crate::inventory::SharedInventory;
+use crate::inventory::{CommitOutcome, ReleaseOutcome, ReserveOutcome, SharedInventory};
 use crate::payments::{ChargeRequest, ChargeStatus, LocalPayments, Payments, SharedPayments};
-use crate::{catalog, inventory};
+use crate::settings::CrashPoint;
+use crate::{catalog, deadline, inventory, payments};
+
+/// Orders one recovery round looks at, at most.
+const RECOVERY_BATCH: i64 = 100;
 
 fn key_reused() -> ApiError {
     ApiError::new(
@@ -33,18 +47,65 @@ fn key_reused() -> ApiError {
     )
 }
 
-fn checkout_failed() -> ApiError {
-    ApiError::unavailable("checkout_failed", "the payment could not be completed; nothing was charged")
+fn request_in_progress(lease_until: i64) -> ApiError {
+    let secs = u64::try_from((lease_until - now_millis()).max(0)).unwrap_or(0).div_ceil(1000).max(1);
+    ApiError::conflict(
+        "request_in_progress",
+        format!("a checkout with this Idempotency-Key is in progress; retry in {secs} s with the same key and body"),
+    )
+    .with_retry_after(secs)
 }
 
-/// Decides what to do with a claimed order: answer a finished one, or carry on.
-/// `Ok(None)` means "run the remaining steps".
-fn replay_or_resume(claim: &Claim, fingerprint: &str) -> Result<Option<Result<CheckoutAnswer, ApiError>>, ApiError> {
-    let Claim::Existing(stored) = claim else { return Ok(None) };
+/// This run lost the order to another (its lease ended): it stops without touching anything,
+/// since the run that took over settles what this one did.
+fn interrupted() -> ApiError {
+    ApiError::unavailable(
+        "checkout_interrupted",
+        "the checkout took too long and was taken over; retry with the same key and body",
+    )
+}
+
+fn deadline_exceeded() -> ApiError {
+    ApiError::new(
+        StatusCode::GATEWAY_TIMEOUT,
+        "deadline_exceeded",
+        "the request's deadline passed before the checkout finished; nothing was charged",
+    )
+}
+
+fn simulated_crash(point: CrashPoint) -> ApiError {
+    ApiError::unavailable("simulated_crash", format!("checkout abandoned {} (--crash-at test hook)", point.name()))
+}
+
+/// What to do with an order found under the request's key.
+enum Found {
+    /// A decided checkout: answer its stored outcome.
+    Replay(Result<CheckoutAnswer, ApiError>),
+    /// Another run holds it and its lease is on.
+    InProgress(ApiError),
+    /// Nobody holds it (failed and finished, or a run that ended unfinished): take it over.
+    TakeOver,
+}
+
+fn judge(stored: &StoredOrder, fingerprint: &str, now: i64) -> Result<Found, ApiError> {
     if stored.fingerprint != fingerprint {
         return Err(key_reused());
     }
-    Ok(final_answer(stored).map(|answer| answer.map(|order| CheckoutAnswer { order, replayed: true })))
+    if let Some(answer) = final_answer(stored) {
+        return Ok(Found::Replay(answer.map(|order| CheckoutAnswer { order, replayed: true })));
+    }
+    if !stored.finished && stored.lease_until > now {
+        return Ok(Found::InProgress(request_in_progress(stored.lease_until)));
+    }
+    Ok(Found::TakeOver)
+}
+
+/// The outcome of finding or claiming the request's order.
+enum Claimed {
+    /// This run holds the order (new, or taken over and restarted) and carries on.
+    Held(StoredOrder),
+    /// The request is answered already: a replay, a busy key, or a lost race.
+    Answered(Result<CheckoutAnswer, ApiError>),
 }
 
 fn charge_request(stored: &StoredOrder, request: &CheckoutRequest) -> ChargeRequest {
@@ -55,9 +116,17 @@ fn charge_request(stored: &StoredOrder, request: &CheckoutRequest) -> ChargeRequ
     }
 }
 
-fn confirmed(mut stored: StoredOrder) -> CheckoutAnswer {
-    stored.order.status = OrderStatus::Confirmed.as_str().to_string();
+fn confirmed(stored: StoredOrder) -> CheckoutAnswer {
     CheckoutAnswer { order: stored.order, replayed: false }
+}
+
+/// The status an order settles to, from the status it was left in.
+fn settled_status(status: OrderStatus) -> OrderStatus {
+    match status {
+        // An interrupted checkout is compensated: it never told anyone it succeeded.
+        OrderStatus::Pending | OrderStatus::Failed => OrderStatus::Failed,
+        decided => decided,
+    }
 }
 
 /// The monolith's checkout: local transactions on the one database.
@@ -65,6 +134,118 @@ fn confirmed(mut stored: StoredOrder) -> CheckoutAnswer {
 pub struct LocalCheckout {
     pub db: Database,
     pub payments: LocalPayments,
+    pub policy: CheckoutPolicy,
+}
+
+impl LocalCheckout {
+    fn crash_if(&self, point: CrashPoint) -> Result<(), ApiError> {
+        if self.policy.crash_at == Some(point) { Err(simulated_crash(point)) } else { Ok(()) }
+    }
+
+    /// Settles `stored` (held by this run) inside `conn`'s transaction, all or nothing: refunds
+    /// or voids its charge and releases its reservation if it did not succeed, commits the
+    /// reservation if it did, and marks it finished. False if the run lost the order.
+    async fn settle(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<bool, ApiError> {
+        let status = settled_status(stored.status);
+        if status == OrderStatus::Confirmed {
+            if inventory::repo::commit(conn, &stored.reservation_key()).await? == CommitOutcome::NotHeld {
+                return Err(ApiError::internal(format!("confirmed order {} has no held reservation", stored.order.id)));
+            }
+        } else {
+            if status == OrderStatus::Failed {
+                payments::repo::refund_or_void(conn, &stored.payment_key()).await?;
+            }
+            if inventory::repo::release(conn, &stored.reservation_key()).await? == ReleaseOutcome::Committed {
+                return Err(ApiError::internal(format!(
+                    "{status:?} order {} has a committed reservation",
+                    stored.order.id
+                )));
+            }
+        }
+        Ok(repo::set_status(conn, stored, status, true).await?)
+    }
+
+    /// Transaction 1: find or claim the order, settle a previous attempt if taking over, and
+    /// reserve stock. Returns the order held by this run, or the answer to give at once.
+    async fn claim_and_reserve(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+        request: &CheckoutRequest,
+        fingerprint: &str,
+    ) -> Result<Claimed, ApiError> {
+        let runner = new_runner();
+        // Twice at most: a concurrent request may insert the key between our look and our insert.
+        for _ in 0..2 {
+            let mut tx = self.db.begin_write().await?;
+            let now = now_millis();
+            let lease_until = self.policy.lease_until(now);
+            let mut stored = match repo::find(&mut tx, user_id, &key.0).await? {
+                Some(mut found) => match judge(&found, fingerprint, now)? {
+                    Found::Replay(answer) => return Ok(Claimed::Answered(answer)),
+                    Found::InProgress(busy) => return Ok(Claimed::Answered(Err(busy))),
+                    Found::TakeOver => {
+                        // One transaction: take over, settle the old attempt, restart, reserve.
+                        let restarted = repo::take_over(&mut tx, &mut found, &runner, lease_until).await?
+                            && (found.finished || Self::settle(&mut tx, &mut found).await?)
+                            && repo::restart(&mut tx, &mut found).await?;
+                        if !restarted {
+                            return Ok(Claimed::Answered(Err(request_in_progress(lease_until))));
+                        }
+                        found
+                    }
+                },
+                None => {
+                    let products = catalog::repo::products_by_ids(&mut *tx, &request.product_ids()).await?;
+                    let (lines, total) = price_lines(request, &products)?;
+                    let inserted =
+                        repo::insert_new(&mut tx, user_id, &key.0, fingerprint, &lines, total, &runner, lease_until)
+                            .await?;
+                    match inserted {
+                        Some(order) => order,
+                        None => continue,
+                    }
+                }
+            };
+            match inventory::repo::reserve(&mut tx, &stored.reservation_key(), &stored.reservation_lines()).await? {
+                ReserveOutcome::Held => {}
+                ReserveOutcome::Short { .. } => {
+                    repo::set_status(&mut tx, &mut stored, OrderStatus::Rejected, true).await?;
+                    tx.commit().await?;
+                    return Ok(Claimed::Answered(Err(order_out_of_stock())));
+                }
+                ReserveOutcome::Released => {
+                    return Err(ApiError::internal("a new attempt's reservation key was already released"));
+                }
+            }
+            tx.commit().await?;
+            return Ok(Claimed::Held(stored));
+        }
+        Err(ApiError::internal("the idempotency key changed hands twice during one checkout"))
+    }
+
+    /// Compensates this run's attempt in one transaction and answers `err`.
+    async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
+        let compensated: Result<bool, ApiError> = async {
+            let mut tx = self.db.begin_write().await?;
+            stored.status = OrderStatus::Failed;
+            let settled = Self::settle(&mut tx, stored).await?;
+            if settled {
+                tx.commit().await?;
+            }
+            Ok(settled)
+        }
+        .await;
+        match compensated {
+            Ok(true) => err,
+            Ok(false) => interrupted(),
+            Err(cause) => {
+                // Left pending: recovery compensates it once the lease ends.
+                tracing::warn!(order = stored.order.id, error = %cause, "compensation failed; recovery will retry");
+                err
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -77,52 +258,74 @@ impl Checkout for LocalCheckout {
     ) -> Result<CheckoutAnswer, ApiError> {
         request.validate()?;
         let fingerprint = request.fingerprint();
-
-        // Transaction 1: price, claim the key, reserve stock. All or nothing.
-        let mut tx = self.db.begin_write().await?;
-        let products = catalog::repo::products_by_ids(&mut *tx, &request.product_ids()).await?;
-        let (lines, total) = price_lines(&request, &products)?;
-        let claim = repo::claim(&mut tx, user_id, &key.0, &fingerprint, &lines, total).await?;
-        if let Some(answer) = replay_or_resume(&claim, &fingerprint)? {
-            return answer;
+        // Transaction 1: find (a replay ends here) or claim the order, and reserve stock.
+        let mut stored = match self.claim_and_reserve(user_id, key, &request, &fingerprint).await? {
+            Claimed::Held(stored) => stored,
+            Claimed::Answered(answer) => return answer,
+        };
+        self.crash_if(CrashPoint::AfterClaim)?;
+        self.crash_if(CrashPoint::AfterReserve)?;
+        if deadline::expired() {
+            return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
-        let (Claim::New(mut stored) | Claim::Existing(mut stored)) = claim;
-        if stored.status == OrderStatus::Failed {
-            repo::restart(&mut tx, &mut stored).await?;
-        }
-        if let Err(_short_product) =
-            inventory::repo::reserve(&mut tx, &stored.reservation_key(), &stored.reservation_lines()).await?
-        {
-            repo::set_status(&mut tx, stored.order.id, OrderStatus::Rejected).await?;
-            tx.commit().await?;
-            return Err(order_out_of_stock());
-        }
-        tx.commit().await?;
 
         // The charge: the slow call, with no transaction open.
-        let charge = self.payments.charge(&charge_request(&stored, &request)).await?;
-
-        // Transaction 2: confirm and make the reservation final, or release and record why.
-        let mut tx = self.db.begin_write().await?;
-        let outcome = match charge.status {
-            ChargeStatus::Approved => {
-                inventory::repo::commit(&mut tx, &stored.reservation_key()).await?;
-                repo::set_status(&mut tx, stored.order.id, OrderStatus::Confirmed).await?;
-                Ok(())
-            }
-            ChargeStatus::Declined => {
-                inventory::repo::release(&mut tx, &stored.reservation_key()).await?;
-                repo::set_status(&mut tx, stored.order.id, OrderStatus::Declined).await?;
-                Err(payment_declined())
-            }
-            ChargeStatus::Refunded | ChargeStatus::Voided => {
-                inventory::repo::release(&mut tx, &stored.reservation_key()).await?;
-                repo::set_status(&mut tx, stored.order.id, OrderStatus::Failed).await?;
-                Err(checkout_failed())
-            }
+        let charge = match self.payments.charge(&charge_request(&stored, &request)).await {
+            Ok(charge) => charge,
+            Err(err) => return Err(self.fail(&mut stored, err).await),
         };
+        self.crash_if(CrashPoint::AfterCharge)?;
+        if deadline::expired() {
+            return Err(self.fail(&mut stored, deadline_exceeded()).await);
+        }
+
+        // Transaction 2: the decided status, the reservation settled to match, finished.
+        let (status, answer) = match charge.status {
+            ChargeStatus::Approved => (OrderStatus::Confirmed, Ok(())),
+            ChargeStatus::Declined => (OrderStatus::Declined, Err(payment_declined())),
+            // Voided under us: another run took the order over and compensated this attempt.
+            ChargeStatus::Refunded | ChargeStatus::Voided => return Err(interrupted()),
+        };
+        let mut tx = self.db.begin_write().await?;
+        stored.status = status;
+        if !Self::settle(&mut tx, &mut stored).await? {
+            return Err(interrupted());
+        }
         tx.commit().await?;
-        outcome.map(|()| confirmed(stored))
+        self.crash_if(CrashPoint::AfterConfirm)?;
+        answer.map(|()| confirmed(stored))
+    }
+
+    async fn recover(&self) -> Result<RecoveryRound, ApiError> {
+        let mut round = RecoveryRound::default();
+        let due = {
+            let mut conn = self.db.pool.acquire().await?;
+            repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
+        };
+        for mut order in due {
+            let settled: Result<bool, ApiError> = async {
+                let mut tx = self.db.begin_write().await?;
+                let lease_until = self.policy.lease_until(now_millis());
+                let settled = repo::take_over(&mut tx, &mut order, &new_runner(), lease_until).await?
+                    && Self::settle(&mut tx, &mut order).await?;
+                if settled {
+                    tx.commit().await?;
+                }
+                Ok(settled)
+            }
+            .await;
+            let settled = settled.unwrap_or_else(|err| {
+                tracing::warn!(order = order.order.id, error = %err, "recovery could not settle the order");
+                false
+            });
+            if settled {
+                crate::telemetry::count_recovery(order.status);
+                round.settled += 1;
+            } else {
+                round.skipped += 1;
+            }
+        }
+        Ok(round)
     }
 }
 
@@ -134,31 +337,126 @@ pub struct SagaCheckout {
     pub catalog: SharedCatalog,
     pub inventory: SharedInventory,
     pub payments: SharedPayments,
+    pub policy: CheckoutPolicy,
 }
 
 impl SagaCheckout {
-    async fn set_status(&self, order_id: i64, status: OrderStatus) -> Result<(), ApiError> {
-        let mut conn = self.db.pool.acquire().await?;
-        repo::set_status(&mut conn, order_id, status).await?;
-        Ok(())
+    fn crash_if(&self, point: CrashPoint) -> Result<(), ApiError> {
+        if self.policy.crash_at == Some(point) { Err(simulated_crash(point)) } else { Ok(()) }
     }
 
-    /// Undoes what the failed attempt may have done. If every compensation succeeds the order is
-    /// `failed` (a retry starts afresh); otherwise it stays `pending`, and a retry with the same
-    /// key resumes it with the same idempotent steps.
-    async fn compensate(&self, stored: &StoredOrder, charge_attempted: bool) {
-        let mut undone = true;
-        if charge_attempted && let Err(err) = self.payments.refund(&stored.payment_key()).await {
-            tracing::warn!(order = stored.order.id, error = %err, "compensation: refund failed");
-            undone = false;
+    async fn set_status(
+        &self,
+        stored: &mut StoredOrder,
+        status: OrderStatus,
+        finished: bool,
+    ) -> Result<bool, ApiError> {
+        let mut conn = self.db.pool.acquire().await?;
+        Ok(repo::set_status(&mut conn, stored, status, finished).await?)
+    }
+
+    /// Brings the other modules in line with the order's status (commit a confirmed order's
+    /// reservation; refund or void a failed attempt's charge and release its reservation;
+    /// release a declined one's), then marks the order finished. Every call is idempotent, so
+    /// an error leaves the order unfinished for the next try. False if this run lost the order.
+    async fn settle(&self, stored: &mut StoredOrder) -> Result<bool, ApiError> {
+        let status = settled_status(stored.status);
+        match status {
+            OrderStatus::Confirmed => {
+                if self.inventory.commit(&stored.reservation_key()).await? == CommitOutcome::NotHeld {
+                    return Err(ApiError::internal(format!(
+                        "confirmed order {} has no held reservation",
+                        stored.order.id
+                    )));
+                }
+            }
+            _ => {
+                if status == OrderStatus::Failed {
+                    self.payments.refund(&stored.payment_key()).await?;
+                }
+                if self.inventory.release(&stored.reservation_key()).await? == ReleaseOutcome::Committed {
+                    return Err(ApiError::internal(format!(
+                        "{status:?} order {} has a committed reservation",
+                        stored.order.id
+                    )));
+                }
+            }
         }
-        if let Err(err) = self.inventory.release(&stored.reservation_key()).await {
-            tracing::warn!(order = stored.order.id, error = %err, "compensation: release failed");
-            undone = false;
+        self.set_status(stored, status, true).await
+    }
+
+    /// Marks this run's attempt failed and compensates it; answers `err` (or `interrupted`).
+    async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
+        match self.set_status(stored, OrderStatus::Failed, false).await {
+            Ok(true) => {}
+            Ok(false) => return interrupted(),
+            Err(cause) => {
+                tracing::warn!(order = stored.order.id, error = %cause, "could not mark the order failed");
+                return err;
+            }
         }
-        if undone && let Err(err) = self.set_status(stored.order.id, OrderStatus::Failed).await {
-            tracing::warn!(order = stored.order.id, error = %err, "compensation: could not mark the order failed");
+        // Compensation runs on its own budget: the request's deadline may be what failed it.
+        let budget = std::time::Instant::now() + self.policy.compensation_budget;
+        if let Err(cause) = deadline::within(budget, self.settle(stored)).await {
+            // Left failed but unfinished: recovery compensates it once the lease ends.
+            tracing::warn!(order = stored.order.id, error = %cause, "compensation failed; recovery will retry");
         }
+        err
+    }
+
+    /// Finds or claims the order held by this run; the answer at once for a replay or a busy key.
+    async fn claim(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+        request: &CheckoutRequest,
+        fingerprint: &str,
+    ) -> Result<Claimed, ApiError> {
+        let runner = new_runner();
+        for _ in 0..2 {
+            let found = {
+                let mut conn = self.db.pool.acquire().await?;
+                repo::find(&mut conn, user_id, &key.0).await?
+            };
+            let now = now_millis();
+            let lease_until = self.policy.lease_until(now);
+            match found {
+                Some(mut found) => match judge(&found, fingerprint, now)? {
+                    Found::Replay(answer) => return Ok(Claimed::Answered(answer)),
+                    Found::InProgress(busy) => return Ok(Claimed::Answered(Err(busy))),
+                    Found::TakeOver => {
+                        let mut conn = self.db.pool.acquire().await?;
+                        if !repo::take_over(&mut conn, &mut found, &runner, lease_until).await? {
+                            return Ok(Claimed::Answered(Err(request_in_progress(lease_until))));
+                        }
+                        drop(conn);
+                        // The old attempt is settled before a new one starts (its keys tombstoned).
+                        if !found.finished && !self.settle(&mut found).await? {
+                            return Ok(Claimed::Answered(Err(interrupted())));
+                        }
+                        let mut conn = self.db.pool.acquire().await?;
+                        if !repo::restart(&mut conn, &mut found).await? {
+                            return Ok(Claimed::Answered(Err(interrupted())));
+                        }
+                        return Ok(Claimed::Held(found));
+                    }
+                },
+                None => {
+                    // Only a new order needs the catalog: replays above never ask it.
+                    let products = self.catalog.products_by_ids(&request.product_ids()).await?;
+                    let (lines, total) = price_lines(request, &products)?;
+                    let mut tx = self.db.begin_write().await?;
+                    let inserted =
+                        repo::insert_new(&mut tx, user_id, &key.0, fingerprint, &lines, total, &runner, lease_until)
+                            .await?;
+                    tx.commit().await?;
+                    if let Some(order) = inserted {
+                        return Ok(Claimed::Held(order));
+                    }
+                }
+            }
+        }
+        Err(ApiError::internal("the idempotency key changed hands twice during one checkout"))
     }
 }
 
@@ -173,62 +471,101 @@ impl Checkout for SagaCheckout {
         request.validate()?;
         let fingerprint = request.fingerprint();
 
-        // Step 1: price from the catalog service (nothing to undo if it fails).
-        let products = self.catalog.products_by_ids(&request.product_ids()).await?;
-        let (lines, total) = price_lines(&request, &products)?;
+        // Step 1: find the key's order (a replay ends here) or price and claim a new one.
+        let mut stored = match self.claim(user_id, key, &request, &fingerprint).await? {
+            Claimed::Held(stored) => stored,
+            Claimed::Answered(answer) => return answer,
+        };
+        self.crash_if(CrashPoint::AfterClaim)?;
 
-        // Step 2: claim the key in the orders database.
-        let mut tx = self.db.begin_write().await?;
-        let claim = repo::claim(&mut tx, user_id, &key.0, &fingerprint, &lines, total).await?;
-        if let Some(answer) = replay_or_resume(&claim, &fingerprint)? {
-            return answer;
+        // Step 2: reserve stock.
+        if deadline::expired() {
+            return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
-        let (Claim::New(mut stored) | Claim::Existing(mut stored)) = claim;
-        if stored.status == OrderStatus::Failed {
-            repo::restart(&mut tx, &mut stored).await?;
-        }
-        tx.commit().await?;
-
-        // Step 3: reserve stock.
-        if let Err(err) = self.inventory.reserve(&stored.reservation_key(), &stored.reservation_lines()).await {
-            if err.code == "insufficient_stock" {
-                self.set_status(stored.order.id, OrderStatus::Rejected).await?;
+        match self.inventory.reserve(&stored.reservation_key(), &stored.reservation_lines()).await {
+            Ok(ReserveOutcome::Held) => {}
+            Ok(ReserveOutcome::Short { .. }) => {
+                // Nothing was taken (the key is spent in inventory), so nothing to settle.
+                if !self.set_status(&mut stored, OrderStatus::Rejected, true).await? {
+                    return Err(interrupted());
+                }
                 return Err(order_out_of_stock());
             }
-            // Unknown outcome (e.g. a timeout after inventory reserved): release to be sure.
-            self.compensate(&stored, false).await;
-            return Err(err);
+            // Released under us: another run took the order over and compensated this attempt.
+            Ok(ReserveOutcome::Released) => return Err(interrupted()),
+            // Unknown outcome (e.g. a timeout after inventory reserved): compensation releases.
+            Err(err) => return Err(self.fail(&mut stored, err).await),
         }
+        self.crash_if(CrashPoint::AfterReserve)?;
 
-        // Step 4: charge.
+        // Step 3: charge.
+        if deadline::expired() {
+            return Err(self.fail(&mut stored, deadline_exceeded()).await);
+        }
         let charge = match self.payments.charge(&charge_request(&stored, &request)).await {
             Ok(charge) => charge,
-            Err(err) => {
-                // Unknown outcome: void the key (refunds if it went through) and release.
-                self.compensate(&stored, true).await;
-                return Err(err);
-            }
+            // Unknown outcome: compensation voids the key (or refunds it if it went through).
+            Err(err) => return Err(self.fail(&mut stored, err).await),
         };
+        self.crash_if(CrashPoint::AfterCharge)?;
         match charge.status {
             ChargeStatus::Approved => {}
             ChargeStatus::Declined => {
-                self.inventory.release(&stored.reservation_key()).await?;
-                self.set_status(stored.order.id, OrderStatus::Declined).await?;
+                if !self.set_status(&mut stored, OrderStatus::Declined, false).await? {
+                    return Err(interrupted());
+                }
+                if let Err(cause) = self.settle(&mut stored).await {
+                    tracing::warn!(order = stored.order.id, error = %cause, "release after decline failed; recovery will retry");
+                }
                 return Err(payment_declined());
             }
-            ChargeStatus::Refunded | ChargeStatus::Voided => {
-                self.compensate(&stored, false).await;
-                return Err(checkout_failed());
-            }
+            ChargeStatus::Refunded | ChargeStatus::Voided => return Err(interrupted()),
         }
 
-        // Step 5: confirm. The order is the record of truth; once it says confirmed, the
-        // reservation's commit is bookkeeping (its stock is already taken), so a failed commit
-        // is logged rather than undoing a paid order.
-        self.set_status(stored.order.id, OrderStatus::Confirmed).await?;
-        if let Err(err) = self.inventory.commit(&stored.reservation_key()).await {
-            tracing::warn!(order = stored.order.id, error = %err, "reservation commit failed after confirmation");
+        // Step 4: confirm, unless the deadline passed (then the charge is refunded instead).
+        if deadline::expired() {
+            return Err(self.fail(&mut stored, deadline_exceeded()).await);
+        }
+        if !self.set_status(&mut stored, OrderStatus::Confirmed, false).await? {
+            return Err(interrupted());
+        }
+        self.crash_if(CrashPoint::AfterConfirm)?;
+
+        // Step 5: the order is confirmed and paid; committing the reservation is bookkeeping
+        // (its stock is taken already). If it fails, recovery commits it later.
+        if let Err(cause) = self.settle(&mut stored).await {
+            tracing::warn!(order = stored.order.id, error = %cause, "reservation commit failed; recovery will retry");
         }
         Ok(confirmed(stored))
+    }
+
+    async fn recover(&self) -> Result<RecoveryRound, ApiError> {
+        let mut round = RecoveryRound::default();
+        let due = {
+            let mut conn = self.db.pool.acquire().await?;
+            repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
+        };
+        for mut order in due {
+            let taken = {
+                let mut conn = self.db.pool.acquire().await?;
+                let lease_until = self.policy.lease_until(now_millis());
+                repo::take_over(&mut conn, &mut order, &new_runner(), lease_until).await?
+            };
+            let settled = taken
+                && match self.settle(&mut order).await {
+                    Ok(settled) => settled,
+                    Err(err) => {
+                        tracing::warn!(order = order.order.id, error = %err, "recovery could not settle the order yet");
+                        false
+                    }
+                };
+            if settled {
+                crate::telemetry::count_recovery(order.status);
+                round.settled += 1;
+            } else {
+                round.skipped += 1;
+            }
+        }
+        Ok(round)
     }
 }

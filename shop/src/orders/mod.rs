@@ -138,7 +138,8 @@ pub struct Order {
 /// Where a checkout stands; stored in `orders.status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OrderStatus {
-    /// Claimed; steps may be under way, or interrupted (a retry with the key resumes it).
+    /// Claimed; steps may be under way (within the runner's lease), or interrupted (once the
+    /// lease is over, recovery or a retry with the key compensates it).
     Pending,
     Confirmed,
     /// The payment was declined; the reservation was released.
@@ -178,19 +179,38 @@ pub struct StoredOrder {
     pub status: OrderStatus,
     pub fingerprint: String,
     pub attempt: i64,
+    /// The token of the run that may change this order (see [`repo::take_over`]).
+    pub runner: String,
+    /// Unix ms when that run's lease ends.
+    pub lease_until: i64,
+    /// The status is final and the reservation and charge are settled to match it.
+    pub finished: bool,
 }
 
 impl StoredOrder {
+    /// One reservation key per attempt: a compensated attempt's released key (a tombstone in
+    /// inventory) never blocks the next attempt, and a late reserve of it takes nothing.
     pub fn reservation_key(&self) -> String {
-        format!("order-{}", self.order.id)
+        attempt_key(self.order.id, self.attempt)
     }
     /// One payment key per attempt: a compensated (voided) attempt never blocks the next one.
     pub fn payment_key(&self) -> String {
-        format!("order-{}-attempt-{}", self.order.id, self.attempt)
+        attempt_key(self.order.id, self.attempt)
     }
     pub fn reservation_lines(&self) -> Vec<ReservationLine> {
         self.order.lines.iter().map(OrderLine::reservation).collect()
     }
+}
+
+/// The key of attempt `attempt` of order `order_id`, in inventory (reservation) and payments
+/// (charge) alike, so a consistency check can trace both back to the order.
+pub fn attempt_key(order_id: i64, attempt: i64) -> String {
+    format!("order-{order_id}-attempt-{attempt}")
+}
+
+/// A fresh token for one run of a checkout (a request, a takeover or a recovery).
+pub fn new_runner() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 pub fn payment_declined() -> ApiError {
@@ -249,29 +269,85 @@ pub trait Checkout: Send + Sync {
         key: &IdempotencyKey,
         request: CheckoutRequest,
     ) -> Result<CheckoutAnswer, ApiError>;
+
+    /// One round of recovery: finishes or compensates every order whose run ended (crashed,
+    /// timed out, lost its lease) before it was finished. Safe to run in several processes at
+    /// once: each order is taken over by a compare-and-set first.
+    async fn recover(&self) -> Result<RecoveryRound, ApiError>;
+}
+
+/// What one recovery round did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveryRound {
+    /// Orders settled: an interrupted checkout compensated, or a decided one finished.
+    pub settled: usize,
+    /// Orders another run took first, or that could not be settled yet (a dependency down).
+    pub skipped: usize,
+}
+
+/// How checkouts behave when things go wrong; the same in both architectures.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckoutPolicy {
+    /// How long a run holds an order before recovery (or a retry) may take it over.
+    pub recovery_deadline: std::time::Duration,
+    /// Time a failed checkout's compensation may take beyond the request's deadline (two
+    /// calls: refund and release).
+    pub compensation_budget: std::time::Duration,
+    /// Test hook: abandon every checkout at this step, as if the process died there.
+    pub crash_at: Option<crate::settings::CrashPoint>,
+}
+
+impl CheckoutPolicy {
+    pub fn from_settings(settings: &crate::Settings) -> Self {
+        Self {
+            recovery_deadline: settings.recovery_deadline(),
+            compensation_budget: settings.upstream_timeout() * 2,
+            crash_at: settings.checkout.crash_at,
+        }
+    }
+
+    fn lease_until(&self, now: i64) -> i64 {
+        now + i64::try_from(self.recovery_deadline.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+}
+
+pub mod recovery {
+    //! The orders module's recovery loop: at start-up, then every fifth of the recovery
+    //! deadline, it finishes or compensates what interrupted checkouts left.
+    use super::*;
+
+    /// Runs recovery rounds until the task is dropped (the server stops).
+    pub async fn run(checkout: SharedCheckout, deadline: std::time::Duration) {
+        let every = (deadline / 5).max(std::time::Duration::from_millis(50));
+        loop {
+            match checkout.recover().await {
+                Ok(round) if round.settled + round.skipped > 0 => {
+                    tracing::info!(settled = round.settled, skipped = round.skipped, "checkout recovery round");
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "checkout recovery round failed"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
 }
 
 pub type SharedCheckout = Arc<dyn Checkout>;
 
-/// The result of claiming an idempotency key.
-#[derive(Debug)]
-pub enum Claim {
-    /// A new pending order was created.
-    New(StoredOrder),
-    /// The key was used before: this is that order.
-    Existing(StoredOrder),
-}
-
+/// The order tables' SQL. Every write that moves an order on is *fenced*: it names the runner
+/// that holds the order, and changes nothing if another run has taken it over since.
 pub mod repo {
     use sqlx::AnyConnection;
 
     use super::*;
 
-    const ORDER_COLUMNS: &str = "id, status, request_fingerprint, attempt, total_cents, created_at";
+    const ORDER_COLUMNS: &str =
+        "id, status, request_fingerprint, attempt, total_cents, created_at, runner, lease_until, finished_at";
 
     fn stored_from_row(row: &AnyRow, lines: Vec<OrderLine>) -> Result<StoredOrder, ApiError> {
         let status: String = row.try_get("status")?;
         let status = OrderStatus::parse(&status)?;
+        let finished_at: Option<i64> = row.try_get("finished_at")?;
         Ok(StoredOrder {
             order: Order {
                 id: row.try_get("id")?,
@@ -283,6 +359,9 @@ pub mod repo {
             status,
             fingerprint: row.try_get("request_fingerprint")?,
             attempt: row.try_get("attempt")?,
+            runner: row.try_get("runner")?,
+            lease_until: row.try_get("lease_until")?,
+            finished: finished_at.is_some(),
         })
     }
 
@@ -305,72 +384,150 @@ pub mod repo {
         })
     }
 
-    /// Claims `(user, key)`: inserts a pending order with its lines, or returns the order that
-    /// holds the key already. Run inside a write transaction.
-    pub async fn claim(
+    /// The order that holds `(user, key)`, if any.
+    pub async fn find(conn: &mut AnyConnection, user_id: i64, key: &str) -> Result<Option<StoredOrder>, ApiError> {
+        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2");
+        let Some(row) = sqlx::query(&sql).bind(user_id).bind(key).fetch_optional(&mut *conn).await? else {
+            return Ok(None);
+        };
+        let lines = lines_of(conn, row.try_get("id")?).await?;
+        Ok(Some(stored_from_row(&row, lines)?))
+    }
+
+    /// Inserts a pending order held by `runner` until `lease_until`, with its lines; `None` if
+    /// the key is taken (by a concurrent request: on PostgreSQL the insert waits for it).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_new(
         conn: &mut AnyConnection,
         user_id: i64,
         key: &str,
         fingerprint: &str,
         lines: &[OrderLine],
         total_cents: i64,
-    ) -> Result<Claim, ApiError> {
-        let inserted = sqlx::query(
-            "INSERT INTO orders (user_id, idempotency_key, request_fingerprint, status, attempt, total_cents, created_at) \
-             VALUES ($1, $2, $3, 'pending', 1, $4, $5) ON CONFLICT (user_id, idempotency_key) DO NOTHING \
-             RETURNING id, status, request_fingerprint, attempt, total_cents, created_at",
-        )
-        .bind(user_id)
-        .bind(key)
-        .bind(fingerprint)
-        .bind(total_cents)
-        .bind(now_millis())
-        .fetch_optional(&mut *conn)
-        .await?;
-        if let Some(row) = inserted {
-            let order_id: i64 = row.try_get("id")?;
-            for line in lines {
-                sqlx::query(
-                    "INSERT INTO order_lines (order_id, product_id, product_name, unit_price_cents, quantity) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(order_id)
-                .bind(line.product_id)
-                .bind(line.product_name.clone())
-                .bind(line.unit_price_cents)
-                .bind(line.quantity)
-                .execute(&mut *conn)
-                .await?;
-            }
-            let mut sorted = lines.to_vec();
-            sorted.sort_by_key(|l| l.product_id);
-            return Ok(Claim::New(stored_from_row(&row, sorted)?));
-        }
-        let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1 AND idempotency_key = $2");
-        let row = sqlx::query(&sql).bind(user_id).bind(key).fetch_one(&mut *conn).await?;
+        runner: &str,
+        lease_until: i64,
+    ) -> Result<Option<StoredOrder>, ApiError> {
+        let sql = format!(
+            "INSERT INTO orders (user_id, idempotency_key, request_fingerprint, status, attempt, total_cents, created_at, runner, lease_until) \
+             VALUES ($1, $2, $3, 'pending', 1, $4, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING \
+             RETURNING {ORDER_COLUMNS}"
+        );
+        let inserted = sqlx::query(&sql)
+            .bind(user_id)
+            .bind(key)
+            .bind(fingerprint)
+            .bind(total_cents)
+            .bind(now_millis())
+            .bind(runner)
+            .bind(lease_until)
+            .fetch_optional(&mut *conn)
+            .await?;
+        let Some(row) = inserted else { return Ok(None) };
         let order_id: i64 = row.try_get("id")?;
-        let lines = lines_of(conn, order_id).await?;
-        Ok(Claim::Existing(stored_from_row(&row, lines)?))
-    }
-
-    pub async fn set_status(conn: &mut AnyConnection, order_id: i64, status: OrderStatus) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
+        for line in lines {
+            sqlx::query(
+                "INSERT INTO order_lines (order_id, product_id, product_name, unit_price_cents, quantity) VALUES ($1, $2, $3, $4, $5)",
+            )
             .bind(order_id)
-            .bind(status.as_str())
+            .bind(line.product_id)
+            .bind(line.product_name.clone())
+            .bind(line.unit_price_cents)
+            .bind(line.quantity)
             .execute(&mut *conn)
             .await?;
-        Ok(())
+        }
+        let mut sorted = lines.to_vec();
+        sorted.sort_by_key(|l| l.product_id);
+        Ok(Some(stored_from_row(&row, sorted)?))
     }
 
-    /// Starts a new attempt of a failed order: back to pending, with a fresh payment key.
-    pub async fn restart(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<(), sqlx::Error> {
-        stored.attempt += 1;
-        stored.status = OrderStatus::Pending;
-        sqlx::query("UPDATE orders SET status = 'pending', attempt = $2 WHERE id = $1")
+    /// Takes the order over from the run that held it, if it is still exactly as `seen`
+    /// (same runner, same status): a compare-and-set, so of two runs racing for it, one wins.
+    /// On success `seen` carries the new runner and lease.
+    pub async fn take_over(
+        conn: &mut AnyConnection,
+        seen: &mut StoredOrder,
+        runner: &str,
+        lease_until: i64,
+    ) -> Result<bool, sqlx::Error> {
+        let taken = sqlx::query(
+            "UPDATE orders SET runner = $3, lease_until = $4 WHERE id = $1 AND runner = $2 AND status = $5",
+        )
+        .bind(seen.order.id)
+        .bind(seen.runner.clone())
+        .bind(runner)
+        .bind(lease_until)
+        .bind(seen.status.as_str())
+        .execute(&mut *conn)
+        .await?;
+        if taken.rows_affected() == 1 {
+            seen.runner = runner.to_string();
+            seen.lease_until = lease_until;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Sets the status (and whether the order is finished) if `stored.runner` still holds it.
+    pub async fn set_status(
+        conn: &mut AnyConnection,
+        stored: &mut StoredOrder,
+        status: OrderStatus,
+        finished: bool,
+    ) -> Result<bool, sqlx::Error> {
+        let finished_at = finished.then(now_millis);
+        let updated = sqlx::query("UPDATE orders SET status = $3, finished_at = $4 WHERE id = $1 AND runner = $2")
             .bind(stored.order.id)
-            .bind(stored.attempt)
+            .bind(stored.runner.clone())
+            .bind(status.as_str())
+            .bind(finished_at)
             .execute(&mut *conn)
             .await?;
-        Ok(())
+        if updated.rows_affected() == 1 {
+            stored.status = status;
+            stored.order.status = status.as_str().to_string();
+            stored.finished = finished;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Starts the next attempt of an order this run holds: pending again, with new reservation
+    /// and payment keys. The previous attempt must be settled (compensated) first.
+    pub async fn restart(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<bool, sqlx::Error> {
+        let updated = sqlx::query(
+            "UPDATE orders SET status = 'pending', attempt = attempt + 1, finished_at = NULL WHERE id = $1 AND runner = $2",
+        )
+        .bind(stored.order.id)
+        .bind(stored.runner.clone())
+        .execute(&mut *conn)
+        .await?;
+        if updated.rows_affected() == 1 {
+            stored.attempt += 1;
+            stored.status = OrderStatus::Pending;
+            stored.order.status = OrderStatus::Pending.as_str().to_string();
+            stored.finished = false;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Orders not finished whose lease ended before `now`: what recovery has to finish.
+    pub async fn unfinished_past_lease(
+        conn: &mut AnyConnection,
+        now: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredOrder>, ApiError> {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE finished_at IS NULL AND lease_until < $1 ORDER BY lease_until LIMIT $2"
+        );
+        let rows = sqlx::query(&sql).bind(now).bind(limit).fetch_all(&mut *conn).await?;
+        let mut orders = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let lines = lines_of(conn, row.try_get("id")?).await?;
+            orders.push(stored_from_row(row, lines)?);
+        }
+        Ok(orders)
     }
 
     /// A user's confirmed orders, newest first.

@@ -9,10 +9,12 @@
 //! - [`report`]: raw data, `report.md`, SVG plots; [`experiment`] ties a run together and
 //!   [`cli`] maps flags to it.
 //!
+//! [`check`] audits the shop's books in its databases after a run (and as `splitbench check`).
 //! [`topology`] starts an architecture inside this process instead (tests, criterion
 //! benches, the demo). The binary (`src/main.rs`) only parses flags and calls [`cli::run`].
 
 pub mod analyse;
+pub mod check;
 pub mod cli;
 pub mod criterion_report;
 pub mod demo;

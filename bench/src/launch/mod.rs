@@ -9,6 +9,7 @@
 
 pub mod procstat;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
@@ -140,6 +141,9 @@ pub struct SystemUnderTest {
     pub architecture: Architecture,
     pub base_url: String,
     pub processes: Vec<ChildProcess>,
+    /// Every process's database URL, by process name (the gateway and the null server have
+    /// none), so the books can be checked before the scratch databases go.
+    pub database_urls: BTreeMap<&'static str, String>,
 }
 
 impl Launcher {
@@ -156,16 +160,24 @@ impl Launcher {
         let mut settings = settings.clone();
         settings.server.host = "127.0.0.1".into();
         settings.server.port = Some(0);
-        let mut sut = SystemUnderTest { architecture, base_url: String::new(), processes: Vec::new() };
+        let mut sut = SystemUnderTest {
+            architecture,
+            base_url: String::new(),
+            processes: Vec::new(),
+            database_urls: BTreeMap::new(),
+        };
         match architecture {
             Architecture::Monolith => {
-                settings.database.database_url = Some(self.database_url(architecture, "monolith", &databases).await?);
+                let url = self.database_url(architecture, "monolith", &databases).await?;
+                sut.database_urls.insert("monolith", url.clone());
+                settings.database.database_url = Some(url);
                 sut.processes.push(self.spawn("monolith", &settings, &logs, architecture).await?);
             }
             Architecture::Microservices => {
                 for service in Service::MODULES {
-                    settings.database.database_url =
-                        Some(self.database_url(architecture, service.name(), &databases).await?);
+                    let url = self.database_url(architecture, service.name(), &databases).await?;
+                    sut.database_urls.insert(service.name(), url.clone());
+                    settings.database.database_url = Some(url);
                     let process = self.spawn(service.name(), &settings, &logs, architecture).await?;
                     let url = format!("http://127.0.0.1:{}", process.port);
                     service.point_upstream(&mut settings.upstreams, url);

@@ -52,6 +52,9 @@ pub enum Command {
         #[arg(long, default_value = "cargo bench -p bench --bench costs")]
         command: String,
     },
+    /// Check the shop's books in its databases (stock, reservations, charges, orders) once it
+    /// is quiet; exit 4 if an invariant is violated.
+    Check(CheckArgs),
     /// Start both architectures in-process and show the same product page from each.
     Demo {
         #[arg(long, default_value_t = 1)]
@@ -171,6 +174,108 @@ pub struct BenchArgs {
     pub log_level: String,
 }
 
+/// Flags of `check`: where the databases are and what the client was told.
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// A directory of SQLite files: monolith.db, or inventory.db, payments.db and orders.db.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// The monolith's database URL (sqlite:... or postgres://...), holding every table.
+    #[arg(long, conflicts_with_all = ["dir", "inventory_db", "payments_db", "orders_db"])]
+    pub db: Option<String>,
+    /// The inventory service's database URL (instead of the one in --dir).
+    #[arg(long)]
+    pub inventory_db: Option<String>,
+    /// The payments service's database URL (instead of the one in --dir).
+    #[arg(long)]
+    pub payments_db: Option<String>,
+    /// The orders service's database URL (instead of the one in --dir).
+    #[arg(long)]
+    pub orders_db: Option<String>,
+    /// A file of order ids the client was told are confirmed (201), one per line.
+    #[arg(long)]
+    pub acknowledged: Option<PathBuf>,
+    /// The shop's recovery deadline: an order still unfinished this long after its lease ended
+    /// is a violation; a younger one is in progress.
+    #[arg(long, default_value_t = shop::Settings::defaults().checkout.recovery_deadline_ms)]
+    pub recovery_deadline_ms: u64,
+    /// First wait (at most three recovery deadlines) until no order is in progress.
+    #[arg(long)]
+    pub wait: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl CheckArgs {
+    /// The databases to check: --db, or each part from its own flag or else from --dir.
+    pub fn deployment(&self) -> anyhow::Result<crate::check::Deployment> {
+        if let Some(url) = &self.db {
+            return Ok(crate::check::Deployment::monolith(url.clone()));
+        }
+        let part = |flag: &Option<String>, name: &str| {
+            let in_dir = || self.dir.as_deref().and_then(|dir| crate::check::Deployment::sqlite_file_in(dir, name));
+            flag.clone().or_else(in_dir).with_context(|| {
+                format!(
+                    "no {name} database: give --dir (holding monolith.db, or inventory.db, payments.db and \
+                     orders.db), --db, or --{name}-db"
+                )
+            })
+        };
+        Ok(crate::check::Deployment {
+            inventory: part(&self.inventory_db, "inventory")?,
+            payments: part(&self.payments_db, "payments")?,
+            orders: part(&self.orders_db, "orders")?,
+        })
+    }
+}
+
+/// Order ids, one per line; blank lines and `#` comments are skipped.
+fn read_acknowledged(path: &std::path::Path) -> anyhow::Result<Vec<i64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(n, line)| (n, line.split('#').next().unwrap_or("").trim()))
+        .filter(|(_, line)| !line.is_empty())
+        .map(|(n, line)| {
+            line.parse().with_context(|| format!("{} line {}: '{line}' is not an order id", path.display(), n + 1))
+        })
+        .collect()
+}
+
+/// `splitbench check`: prints the report (or its JSON) and says whether the books are clean.
+async fn check_books(args: CheckArgs) -> anyhow::Result<Finished> {
+    let deployment = args.deployment()?;
+    let options = crate::check::CheckOptions {
+        recovery_deadline: Duration::from_millis(args.recovery_deadline_ms),
+        acknowledged_orders: match &args.acknowledged {
+            Some(path) => read_acknowledged(path)?,
+            None => Vec::new(),
+        },
+    };
+    if args.wait {
+        let quiet = crate::check::wait_for_quiet(&deployment, options.recovery_deadline).await?;
+        if quiet.in_progress > 0 {
+            eprintln!(
+                "warning: {} orders still in progress after waiting {:.1} s",
+                quiet.in_progress,
+                quiet.waited.as_secs_f64()
+            );
+        }
+    }
+    let report = crate::check::check(&deployment, &options).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{report}");
+    }
+    Ok(if report.is_clean() {
+        Finished::Ok
+    } else {
+        Finished::Inconsistent { violations: vec![report.summary()], breaches: Vec::new() }
+    })
+}
+
 fn duration(value: &str) -> anyhow::Result<Duration> {
     Ok(Duration::from_micros(parse_duration_us(value)?))
 }
@@ -191,8 +296,14 @@ fn workspace_results() -> PathBuf {
 #[derive(Debug)]
 pub enum Finished {
     Ok,
-    /// A `--threshold` was breached.
+    /// A `--threshold` was breached (exit 3).
     ThresholdBreached(Vec<String>),
+    /// The books of a checked system violate an invariant (exit 4): one summary per system.
+    /// Wrong books outrank slow answers; any threshold breaches are listed too.
+    Inconsistent {
+        violations: Vec<String>,
+        breaches: Vec<String>,
+    },
 }
 
 /// Runs a parsed command line.
@@ -216,6 +327,7 @@ pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabase
             println!("recorded {count} benchmarks in {}", run_dir.join("report.md").display());
             Ok(Finished::Ok)
         }
+        Command::Check(args) => check_books(args).await,
         Command::Demo { product } => {
             crate::demo::run(&shop::Settings::defaults(), product).await?;
             Ok(Finished::Ok)
@@ -377,7 +489,8 @@ fn parse_thresholds(specs: &[String]) -> anyhow::Result<Vec<Threshold>> {
     specs.iter().map(|t| Threshold::parse(t)).collect()
 }
 
-/// Checks the head-to-head measurements against the thresholds.
+/// Checks the head-to-head measurements against the thresholds and every checked system's
+/// books for violations. A check that could not run is an error (exit 1).
 fn judge(run: &RunData, thresholds: &[Threshold]) -> anyhow::Result<Finished> {
     let mut breaches = Vec::new();
     for m in run.main_measurements() {
@@ -388,7 +501,22 @@ fn judge(run: &RunData, thresholds: &[Threshold]) -> anyhow::Result<Finished> {
             }
         }
     }
-    Ok(if breaches.is_empty() { Finished::Ok } else { Finished::ThresholdBreached(breaches) })
+    let mut violations = Vec::new();
+    let mut unchecked = Vec::new();
+    for m in &run.measurements {
+        let system = crate::report::checked_system(m);
+        match m.consistency.as_ref().map(|c| (&c.report, &c.error)) {
+            Some((Some(report), _)) if !report.is_clean() => violations.push(format!("{system}: {}", report.summary())),
+            Some((None, error)) => unchecked.push(format!("{system}: {}", error.as_deref().unwrap_or("unknown error"))),
+            _ => {}
+        }
+    }
+    anyhow::ensure!(unchecked.is_empty(), "the books could not be checked: {}", unchecked.join("; "));
+    Ok(match (violations.is_empty(), breaches.is_empty()) {
+        (false, _) => Finished::Inconsistent { violations, breaches },
+        (true, false) => Finished::ThresholdBreached(breaches),
+        (true, true) => Finished::Ok,
+    })
 }
 
 fn strip_flags(args: &mut Vec<String>, flags: &[&str]) {
@@ -425,6 +553,16 @@ fn print_summary(run: &RunData) -> anyhow::Result<()> {
             println!("  warning: {warning}");
         }
     }
+    for m in &run.measurements {
+        let system = crate::report::checked_system(m);
+        match m.consistency.as_ref().map(|c| (&c.report, &c.error)) {
+            Some((Some(report), _)) => println!("consistency: {system} {}", report.summary()),
+            Some((None, error)) => {
+                println!("consistency: {system} not checked: {}", error.as_deref().unwrap_or("unknown error"))
+            }
+            None => {}
+        }
+    }
     for (architecture, spread) in crate::report::max_sustainable(run)? {
         match spread {
             Some(s) if s.n > 1 => println!(
@@ -448,6 +586,35 @@ mod tests {
             ["--workers", "1", "--orders-url", "http://x", "--seed", "2"].iter().map(|s| s.to_string()).collect();
         strip_flags(&mut args, &["--orders-url"]);
         assert_eq!(args, vec!["--workers", "1", "--seed", "2"]);
+    }
+
+    #[test]
+    fn acknowledged_files_hold_one_order_id_per_line() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("acknowledged.txt");
+        std::fs::write(&path, "12\n\n 7 \n# a comment\n9 # trailing\n").expect("written");
+        assert_eq!(read_acknowledged(&path).ok(), Some(vec![12, 7, 9]));
+        std::fs::write(&path, "12\nseven\n").expect("written");
+        let err = read_acknowledged(&path).expect_err("not an id");
+        assert!(format!("{err:#}").contains("line 2"), "{err:#}");
+    }
+
+    #[test]
+    fn a_check_needs_every_database() {
+        let args = |argv: &[&str]| match Cli::try_parse_from([&["splitbench", "check"], argv].concat()) {
+            Ok(Cli { command: Command::Check(args) }) => args,
+            other => panic!("not a check command line: {other:?}"),
+        };
+        let monolith = args(&["--db", "sqlite:m.db"]).deployment().expect("one database");
+        assert_eq!((monolith.inventory.as_str(), monolith.orders.as_str()), ("sqlite:m.db", "sqlite:m.db"));
+        let split =
+            args(&["--inventory-db", "sqlite:i.db", "--payments-db", "sqlite:p.db", "--orders-db", "sqlite:o.db"])
+                .deployment()
+                .expect("three databases");
+        assert_eq!(split.payments, "sqlite:p.db");
+        let missing = args(&["--inventory-db", "sqlite:i.db"]).deployment().expect_err("payments and orders missing");
+        assert!(format!("{missing:#}").contains("--payments-db"), "{missing:#}");
+        assert!(Cli::try_parse_from(["splitbench", "check", "--db", "sqlite:m.db", "--orders-db", "x"]).is_err());
     }
 
     #[test]

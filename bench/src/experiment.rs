@@ -1,5 +1,10 @@
 //! Experiments: what `splitbench run`, `sweep` and `compare` do, from starting the system
 //! under test to the raw data of every measured window.
+//!
+//! Before a started system is stopped, its books are checked ([`crate::check`]): the harness
+//! waits until no checkout is in progress, then verifies stock, charges, reservations and
+//! orders against each other and against every order the load was told is confirmed. The
+//! report goes with the system's last window; a violation makes the command exit 4.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -8,11 +13,12 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::analyse::{Objective, max_sustainable_rate};
-use crate::drive::{self, ClosedLoop, Mix, OpenLoop, Scale, Window, Workload};
+use crate::check::{self, CheckOptions, ConsistencyReport, Deployment};
+use crate::drive::{self, AcknowledgedOrders, ClosedLoop, Mix, OpenLoop, Scale, Window, Workload};
 use crate::launch::procstat::{self, ProcessSample};
 use crate::launch::{CoreLayout, Launcher, SystemUnderTest};
 use crate::record::Recorder;
-use crate::report::data::{Measurement, ProcessCost};
+use crate::report::data::{ConsistencyCheck, Measurement, ProcessCost};
 use crate::topology::Architecture;
 
 /// How to load the system in one measured window.
@@ -84,7 +90,8 @@ fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, Pro
     (sut.sample(), procstat::sample(None).unwrap_or_default())
 }
 
-/// Measures one window against a started system.
+/// Measures one window against a started system; the orders it confirmed go into `acknowledged`.
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     plan: &Plan,
     sut: &SystemUnderTest,
@@ -93,6 +100,7 @@ async fn measure(
     window: Window,
     phase: &str,
     repetition: u32,
+    acknowledged: &AcknowledgedOrders,
 ) -> anyhow::Result<Measurement> {
     let scale =
         Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
@@ -109,8 +117,13 @@ async fn measure(
     let started = Instant::now();
     let run = async {
         match load {
-            Load::Open(pace) => drive::run_open_loop(client, workload, pace, window, plan.seed, recorder.clone()).await,
-            Load::Closed(users) => drive::run_closed_loop(client, workload, users, window, recorder.clone()).await,
+            Load::Open(pace) => {
+                drive::run_open_loop(client, workload, pace, window, plan.seed, recorder.clone(), acknowledged.clone())
+                    .await
+            }
+            Load::Closed(users) => {
+                drive::run_closed_loop(client, workload, users, window, recorder.clone(), acknowledged.clone()).await
+            }
         }
     };
     let samples = async {
@@ -184,7 +197,52 @@ async fn start(
     Ok((sut, sessions))
 }
 
+/// Waits until the system's checkouts have settled, then checks its books against them and
+/// against the orders the load was told are confirmed. `None` for the null server, which keeps
+/// no books. A check that cannot run is recorded (and makes the command fail once the report
+/// is written) rather than raised here, so the measurements are kept.
+async fn check_books(
+    plan: &Plan,
+    sut: &SystemUnderTest,
+    acknowledged: &AcknowledgedOrders,
+) -> Option<ConsistencyCheck> {
+    let deployment = Deployment::of_system_under_test(sut)?;
+    let name = sut.architecture.name();
+    let options =
+        CheckOptions { recovery_deadline: plan.shop.recovery_deadline(), acknowledged_orders: acknowledged.ids() };
+    eprintln!("{name}: waiting for checkouts in progress to settle, then checking the books");
+    let started = Instant::now();
+    let result = async {
+        let quiet = check::wait_for_quiet(&deployment, options.recovery_deadline).await?;
+        if quiet.in_progress > 0 {
+            eprintln!(
+                "warning: {name}: {} orders still in progress after waiting {:.1} s; checking anyway",
+                quiet.in_progress,
+                quiet.waited.as_secs_f64()
+            );
+        }
+        anyhow::Ok((quiet, check::check(&deployment, &options).await?))
+    }
+    .await;
+    Some(match result {
+        Ok((quiet, mut report)) => {
+            eprintln!("{name}: books {}", report.summary());
+            report.violations.truncate(ConsistencyReport::STORED_VIOLATIONS);
+            ConsistencyCheck { waited_ms: quiet.waited.as_millis() as u64, report: Some(report), error: None }
+        }
+        Err(err) => {
+            eprintln!("warning: {name}: could not check the books: {err:#}");
+            ConsistencyCheck {
+                waited_ms: started.elapsed().as_millis() as u64,
+                report: None,
+                error: Some(format!("{err:#}")),
+            }
+        }
+    })
+}
+
 /// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
+/// Each started system's books are checked before it stops, with its last window.
 pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {
     procstat::init();
     let mut measurements = Vec::new();
@@ -194,12 +252,16 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         }
         for &architecture in &plan.architectures {
             let (sut, sessions) = start(plan, launcher, architecture).await?;
+            let acknowledged = AcknowledgedOrders::default();
+            let first_step = measurements.len();
             let mut verdicts = Vec::new();
             let result: anyhow::Result<()> = async {
                 for &rate in &plan.sweep_rates {
                     let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
-                    let m = measure(plan, &sut, &sessions, Load::Open(pace), plan.sweep_window, "sweep", repetition)
-                        .await?;
+                    let window = plan.sweep_window;
+                    let m =
+                        measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", repetition, &acknowledged)
+                            .await?;
                     let verdict = m.verdict(&plan.objective)?;
                     measurements.push(m);
                     verdicts.push(verdict);
@@ -212,6 +274,12 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
                 Ok(())
             }
             .await;
+            if result.is_ok() && measurements.len() > first_step {
+                let consistency = check_books(plan, &sut, &acknowledged).await;
+                if let Some(last_step) = measurements.last_mut() {
+                    last_step.consistency = consistency;
+                }
+            }
             sut.stop().await;
             result?;
         }
@@ -219,7 +287,15 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
     if let Some(load) = plan.main_load {
         for &architecture in &plan.architectures {
             let (sut, sessions) = start(plan, launcher, architecture).await?;
-            let result = measure(plan, &sut, &sessions, load, plan.main_window, "main", 1).await;
+            let acknowledged = AcknowledgedOrders::default();
+            let result = measure(plan, &sut, &sessions, load, plan.main_window, "main", 1, &acknowledged).await;
+            let result = match result {
+                Ok(mut m) => {
+                    m.consistency = check_books(plan, &sut, &acknowledged).await;
+                    Ok(m)
+                }
+                Err(err) => Err(err),
+            };
             sut.stop().await;
             measurements.push(result?);
         }

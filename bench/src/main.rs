@@ -1,5 +1,6 @@
 //! `splitbench`: thin CLI over the `splitbench` library. Exit codes: 0 fine, 1 error,
-//! 3 a `--threshold` was breached, 130 interrupted (every started process is stopped first).
+//! 3 a `--threshold` was breached, 4 the consistency check found a violation (the shop's books
+//! disagree), 130 interrupted (every started process is stopped first).
 
 use clap::Parser;
 use splitbench::cli::{Cli, Finished};
@@ -36,6 +37,15 @@ fn main() -> std::process::ExitCode {
                 eprintln!("threshold breached: {breach}");
             }
             std::process::ExitCode::from(3)
+        }
+        Some(Ok(Finished::Inconsistent { violations, breaches })) => {
+            for breach in breaches {
+                eprintln!("threshold breached: {breach}");
+            }
+            for violation in violations {
+                eprintln!("consistency violated: {violation}");
+            }
+            std::process::ExitCode::from(4)
         }
         Some(Err(err)) => {
             eprintln!("error: {err:#}");

@@ -83,10 +83,33 @@ pub fn setup_client(request_timeout: Duration) -> anyhow::Result<reqwest::Client
         .build()?)
 }
 
-/// Sends one planned request and judges the answer.
-async fn send(client: &LoadClient, request: &PlannedRequest) -> Result<(), Failure> {
+/// The ids of the orders the load was told are confirmed (201 to `POST /api/orders`, replays
+/// included), warm-up included: what the books must show afterwards ([`crate::check`]).
+/// Shared by every window run against one started system.
+#[derive(Debug, Clone, Default)]
+pub struct AcknowledgedOrders(Arc<Mutex<Vec<i64>>>);
+
+impl AcknowledgedOrders {
+    pub fn record(&self, order_id: i64) {
+        self.0.lock().expect("acknowledged orders lock").push(order_id);
+    }
+
+    /// Every acknowledged id once, in order.
+    pub fn ids(&self) -> Vec<i64> {
+        let mut ids = self.0.lock().expect("acknowledged orders lock").clone();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+}
+
+/// Sends one planned request and judges the answer, noting the order a checkout confirmed.
+async fn send(client: &LoadClient, request: &PlannedRequest, acknowledged: &AcknowledgedOrders) -> Result<(), Failure> {
     let answer = client.send(&client.encode(request)).await?;
-    check_response(request, answer.status, &answer.body)
+    if let Some(order_id) = check_response(request, answer.status, &answer.body)? {
+        acknowledged.record(order_id);
+    }
+    Ok(())
 }
 
 /// Waits until `deadline` without returning early: tokio's timer while the deadline is far
@@ -113,7 +136,7 @@ async fn wait_until(deadline: Instant) {
 }
 
 /// Runs an open-loop load of `workload` against `base_url` for `window`, recording into
-/// `recorder`, and returns a copy of the recording.
+/// `recorder` (and confirmed orders into `acknowledged`), and returns a copy of the recording.
 ///
 /// Everything runs on the current tokio runtime; the harness gives it one worker thread pinned
 /// to the generator's core, so dispatching a request is a task spawn on the same thread, with
@@ -126,6 +149,7 @@ pub async fn run_open_loop(
     window: Window,
     seed: u64,
     recorder: Arc<Mutex<Recorder>>,
+    acknowledged: AcknowledgedOrders,
 ) -> anyhow::Result<Recorder> {
     let in_flight = Arc::new(Semaphore::new(pace.max_in_flight));
     let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, seed)?;
@@ -155,11 +179,10 @@ pub async fn run_open_loop(
             recorder.lock().expect("recorder lock").record(&outcome);
             continue;
         };
-        let client = client.clone();
-        let recorder = recorder.clone();
+        let (client, recorder, acknowledged) = (client.clone(), recorder.clone(), acknowledged.clone());
         tokio::spawn(async move {
             let sent = Instant::now();
-            let result = send(&client, &request).await;
+            let result = send(&client, &request, &acknowledged).await;
             let done = Instant::now();
             drop(permit);
             let outcome = Outcome {
@@ -194,7 +217,8 @@ pub struct ClosedLoop {
     pub think_time: Duration,
 }
 
-/// Runs `users` virtual users, each sending its next request when the last one answered.
+/// Runs `users` virtual users, each sending its next request when the last one answered
+/// (confirmed orders go into `acknowledged`).
 /// Latency is service time here: there is no schedule to be late against.
 pub async fn run_closed_loop(
     client: LoadClient,
@@ -202,18 +226,20 @@ pub async fn run_closed_loop(
     users: ClosedLoop,
     window: Window,
     recorder: Arc<Mutex<Recorder>>,
+    acknowledged: AcknowledgedOrders,
 ) -> anyhow::Result<Recorder> {
     let workload = Arc::new(Mutex::new(workload));
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(users.users);
     for _ in 0..users.users {
-        let (client, recorder, workload) = (client.clone(), recorder.clone(), workload.clone());
+        let (client, recorder, workload, acknowledged) =
+            (client.clone(), recorder.clone(), workload.clone(), acknowledged.clone());
         tasks.push(tokio::spawn(async move {
             while start.elapsed() < window.end() {
                 let request = workload.lock().expect("workload lock").next_request();
                 let sent = Instant::now();
                 let offset = sent - start;
-                let result = send(&client, &request).await;
+                let result = send(&client, &request, &acknowledged).await;
                 let took = sent.elapsed();
                 let outcome = Outcome {
                     endpoint: request.endpoint,
@@ -271,5 +297,14 @@ mod tests {
         assert_eq!(bound(100_000.0), 4000);
         assert_eq!(bound(140_000.0), 5600);
         assert_eq!(OpenLoop::new(100_000.0, Arrivals::Constant, Some(64)).max_in_flight, 64);
+    }
+
+    #[test]
+    fn acknowledged_orders_are_listed_once_in_order() {
+        let acknowledged = AcknowledgedOrders::default();
+        for id in [5, 2, 5, 9] {
+            acknowledged.clone().record(id);
+        }
+        assert_eq!(acknowledged.ids(), vec![2, 5, 9]);
     }
 }

@@ -279,7 +279,6 @@ struct TokenShape {
 
 #[derive(Deserialize)]
 struct OrderShape {
-    #[allow(dead_code)]
     id: i64,
     status: String,
 }
@@ -294,8 +293,16 @@ struct ErrorCode {
     code: String,
 }
 
-/// Whether `status` and `body` are a correct answer to `request`.
-pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Result<(), Failure> {
+/// Whether `status` and `body` are a correct answer to `request`. A correct checkout answer
+/// (201, confirmed) gives the id of the order the client was told is confirmed, so the books
+/// can be checked against it afterwards (see [`crate::check`]).
+pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Result<Option<i64>, Failure> {
+    if let (Endpoint::Checkout, 201) = (request.endpoint, status) {
+        return match serde_json::from_slice::<OrderShape>(body) {
+            Ok(order) if order.status == "confirmed" => Ok(Some(order.id)),
+            _ => Err(Failure::BadResponse),
+        };
+    }
     let shape_ok = match (request.endpoint, status) {
         (Endpoint::ProductPage, 200) => serde_json::from_slice::<ProductPageShape>(body)
             .is_ok_and(|page| Some(page.product.id) == request.product_id),
@@ -303,7 +310,6 @@ pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Res
             serde_json::from_slice::<PageShape>(body).is_ok()
         }
         (Endpoint::Login, 200) => serde_json::from_slice::<TokenShape>(body).is_ok(),
-        (Endpoint::Checkout, 201) => serde_json::from_slice::<OrderShape>(body).is_ok_and(|o| o.status == "confirmed"),
         (Endpoint::ReviewWrite, 201) => serde_json::from_slice::<IdShape>(body).is_ok(),
         // The user already reviewed this product: the right answer to a repeated review.
         (Endpoint::ReviewWrite, 409) => {
@@ -312,7 +318,7 @@ pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Res
         (Endpoint::Health, 200) => true,
         _ => return Err(Failure::Status(status)),
     };
-    if shape_ok { Ok(()) } else { Err(Failure::BadResponse) }
+    if shape_ok { Ok(None) } else { Err(Failure::BadResponse) }
 }
 
 #[cfg(test)]
@@ -397,15 +403,32 @@ mod tests {
             idempotency_key: None,
             product_id: Some(7),
         };
-        assert_eq!(check_response(&request, 200, br#"{"product":{"id":7},"degraded":[]}"#), Ok(()));
+        assert_eq!(check_response(&request, 200, br#"{"product":{"id":7},"degraded":[]}"#), Ok(None));
         assert_eq!(check_response(&request, 200, br#"{"product":{"id":8},"degraded":[]}"#), Err(Failure::BadResponse));
         assert_eq!(check_response(&request, 200, b"<html>"), Err(Failure::BadResponse));
         assert_eq!(check_response(&request, 503, b"{}"), Err(Failure::Status(503)));
         let review = PlannedRequest { endpoint: Endpoint::ReviewWrite, product_id: None, ..request };
-        assert_eq!(check_response(&review, 409, br#"{"error":{"code":"review_exists","message":""}}"#), Ok(()));
+        assert_eq!(check_response(&review, 409, br#"{"error":{"code":"review_exists","message":""}}"#), Ok(None));
         assert_eq!(
             check_response(&review, 409, br#"{"error":{"code":"other","message":""}}"#),
             Err(Failure::BadResponse)
         );
+    }
+
+    #[test]
+    fn a_confirmed_checkout_answer_gives_its_order_id() {
+        let checkout = PlannedRequest {
+            endpoint: Endpoint::Checkout,
+            method: reqwest::Method::POST,
+            path: "/api/orders".into(),
+            body: None,
+            authorization: None,
+            idempotency_key: Some("k".into()),
+            product_id: None,
+        };
+        assert_eq!(check_response(&checkout, 201, br#"{"id":42,"status":"confirmed","items":[]}"#), Ok(Some(42)));
+        assert_eq!(check_response(&checkout, 201, br#"{"id":42,"status":"pending"}"#), Err(Failure::BadResponse));
+        assert_eq!(check_response(&checkout, 201, br#"{"status":"confirmed"}"#), Err(Failure::BadResponse));
+        assert_eq!(check_response(&checkout, 402, b"{}"), Err(Failure::Status(402)));
     }
 }

@@ -3,7 +3,8 @@
 //! Everything a report shows is computed from this file: histograms are stored whole
 //! (HdrHistogram V2 + DEFLATE, base64), never as precomputed percentiles, so `splitbench report`
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
-//! version it does not know.
+//! version it does not know. Version 2 added each system's consistency check
+//! ([`Measurement::consistency`]); version 1 files read as runs that were not checked.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +16,13 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use serde::{Deserialize, Serialize};
 
 use crate::analyse::{Objective, Percentiles};
+use crate::check::ConsistencyReport;
 use crate::record::{Recorder, latency_histogram};
 
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this splitbench still reads.
+pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
 
 /// A histogram stored as text.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -115,6 +120,17 @@ pub struct SecondData {
     pub latency: EncodedHistogram,
 }
 
+/// The books of a system, checked after its last window (see [`crate::check`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencyCheck {
+    /// How long the harness waited for unfinished checkouts to settle before checking.
+    pub waited_ms: u64,
+    /// What the checker found; at most [`ConsistencyReport::STORED_VIOLATIONS`] violations are
+    /// kept, the counts are complete. `None` when the check could not run (see `error`).
+    pub report: Option<ConsistencyReport>,
+    pub error: Option<String>,
+}
+
 /// One measured window: one architecture at one load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {
@@ -129,6 +145,10 @@ pub struct Measurement {
     pub timeline: Vec<SecondData>,
     pub processes: Vec<ProcessCost>,
     pub generator: ProcessCost,
+    /// Set on the last window of each started system: its books, checked once it was quiet.
+    /// Absent in runs recorded before checking existed (schema version 1) and for the null server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyCheck>,
 }
 
 impl Measurement {
@@ -179,6 +199,7 @@ impl Measurement {
             timeline,
             processes,
             generator,
+            consistency: None,
         }
     }
 
@@ -291,8 +312,8 @@ impl RunData {
             serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
         let version = value["schema_version"].as_u64().context("run.json has no schema_version")?;
         anyhow::ensure!(
-            version == u64::from(SCHEMA_VERSION),
-            "run.json has schema version {version}; this splitbench reads {SCHEMA_VERSION}"
+            (u64::from(OLDEST_READABLE_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&version),
+            "run.json has schema version {version}; this splitbench reads {OLDEST_READABLE_SCHEMA_VERSION} to {SCHEMA_VERSION}"
         );
         serde_json::from_value(value).with_context(|| format!("reading {}", path.display()))
     }

@@ -15,6 +15,7 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
 use crate::analyse::{Objective, Percentiles, Spread, StepVerdict, human_micros, max_sustainable_rate};
+use crate::check::{ConsistencyReport, Invariant, thousands};
 use data::{Measurement, RunData};
 use svg::Series;
 
@@ -227,6 +228,82 @@ pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
         warnings.push(format!("{window}: {overflow} requests were not sent because the in-flight limit was reached"));
     }
     Ok(warnings)
+}
+
+/// Which system a consistency check covered: the architecture, and for a sweep its repetition
+/// (the check follows the last step of the sweep and covers every step before it).
+pub fn checked_system(m: &Measurement) -> String {
+    match m.phase.as_str() {
+        "main" => m.architecture.clone(),
+        phase => format!("{} ({phase}, repetition {})", m.architecture, m.repetition),
+    }
+}
+
+/// Violations listed in report.md (the counts cover them all).
+const REPORTED_VIOLATIONS: usize = 20;
+
+/// The "Consistency" section: violations per invariant per checked system, then the first
+/// violations. Runs recorded before checking existed have none.
+fn consistency_section(md: &mut String, run: &RunData) {
+    let checked: Vec<(String, &data::ConsistencyCheck)> =
+        run.measurements.iter().filter_map(|m| Some((checked_system(m), m.consistency.as_ref()?))).collect();
+    if checked.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## Consistency\n");
+    let _ = writeln!(
+        md,
+        "After the last window of each started system the harness waited until no checkout was in progress (at most three recovery deadlines), then read its databases and checked the books (`splitbench check`). Each cell counts violations.\n"
+    );
+    let header: Vec<&str> = checked.iter().map(|(system, _)| system.as_str()).collect();
+    let _ = writeln!(md, "| invariant | {} |", header.join(" | "));
+    let _ = writeln!(md, "|---|{}", "---|".repeat(checked.len()));
+    let cells = |cell: &dyn Fn(&ConsistencyReport) -> String| -> String {
+        let cells: Vec<String> =
+            checked.iter().map(|(_, c)| c.report.as_ref().map_or_else(|| "not checked".to_string(), cell)).collect();
+        cells.join(" | ")
+    };
+    for invariant in Invariant::ALL {
+        let _ = writeln!(
+            md,
+            "| `{invariant}`: {} | {} |",
+            invariant.meaning(),
+            cells(&|r: &ConsistencyReport| r.count(invariant).to_string())
+        );
+    }
+    let _ = writeln!(md, "| orders checked | {} |", cells(&|r: &ConsistencyReport| thousands(r.orders_checked)));
+    let _ = writeln!(
+        md,
+        "| orders acknowledged to the client | {} |",
+        cells(&|r: &ConsistencyReport| thousands(r.acknowledged_checked))
+    );
+    let _ = writeln!(
+        md,
+        "| still in progress when checked | {} |",
+        cells(&|r: &ConsistencyReport| r.in_progress.to_string())
+    );
+    let waited: Vec<String> = checked.iter().map(|(_, c)| format!("{:.1} s", c.waited_ms as f64 / 1000.0)).collect();
+    let _ = writeln!(md, "| waited for quiet | {} |", waited.join(" | "));
+
+    for (system, check) in &checked {
+        if let Some(error) = &check.error {
+            let _ = writeln!(md, "\n{system}: the books could not be checked: {error}");
+        }
+    }
+    let violations: Vec<(&String, &crate::check::Violation)> = checked
+        .iter()
+        .filter_map(|(s, c)| Some((s, c.report.as_ref()?)))
+        .flat_map(|(s, r)| r.violations.iter().map(move |v| (s, v)))
+        .collect();
+    let total: usize =
+        checked.iter().filter_map(|(_, c)| c.report.as_ref()).map(ConsistencyReport::total_violations).sum();
+    if total > 0 {
+        let shown = violations.len().min(REPORTED_VIOLATIONS);
+        let _ = writeln!(md, "\n### Violations ({shown} of {} listed)\n", thousands(total));
+        for (system, v) in violations.iter().take(REPORTED_VIOLATIONS) {
+            let _ = writeln!(md, "- {system}, `{}`: {}", v.invariant, v.detail);
+        }
+    }
 }
 
 /// The environment table every report opens with (header included): commit, build, machine,
@@ -446,6 +523,8 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
             }
         }
     }
+
+    consistency_section(&mut md, run);
 
     if !all_warnings.is_empty() {
         let _ = writeln!(md, "\n## Warnings\n");

@@ -1,5 +1,7 @@
 //! Tests of the harness as a user runs it: the `splitbench` binary, its results directory,
-//! its exit codes, and its promise to leave no process behind. None asserts on timing.
+//! its exit codes, its promise to leave no process behind, and the consistency checker of the
+//! shop's books. None asserts on timing.
 
 mod cleanup;
+mod consistency;
 mod report;

@@ -240,8 +240,11 @@ impl LocalCheckout {
             Ok(true) => err,
             Ok(false) => interrupted(),
             Err(cause) => {
-                // Left pending: recovery compensates it once the lease ends.
+                // Left pending: hand it to recovery (or a retry) at once.
                 tracing::warn!(order = stored.order.id, error = %cause, "compensation failed; recovery will retry");
+                if let Ok(mut conn) = self.db.pool.acquire().await {
+                    let _ = repo::end_lease(&mut conn, stored).await;
+                }
                 err
             }
         }
@@ -269,8 +272,15 @@ impl Checkout for LocalCheckout {
             return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
 
-        // The charge: the slow call, with no transaction open.
-        let charge = match self.payments.charge(&charge_request(&stored, &request)).await {
+        // The charge: the slow call, with no transaction open, within the request's deadline
+        // (as the saga's call to payments is).
+        let charge_request = charge_request(&stored, &request);
+        let charging = self.payments.charge(&charge_request);
+        let charged = match deadline::remaining() {
+            Some(left) => tokio::time::timeout(left, charging).await.unwrap_or_else(|_| Err(deadline_exceeded())),
+            None => charging.await,
+        };
+        let charge = match charged {
             Ok(charge) => charge,
             Err(err) => return Err(self.fail(&mut stored, err).await),
         };
@@ -358,35 +368,47 @@ impl SagaCheckout {
     /// Brings the other modules in line with the order's status (commit a confirmed order's
     /// reservation; refund or void a failed attempt's charge and release its reservation;
     /// release a declined one's), then marks the order finished. Every call is idempotent, so
-    /// an error leaves the order unfinished for the next try. False if this run lost the order.
+    /// an error leaves the order unfinished for the next try; the refund and the release are
+    /// both tried even if the other fails (stock comes back while payments is down). False if
+    /// this run lost the order.
     async fn settle(&self, stored: &mut StoredOrder) -> Result<bool, ApiError> {
         let status = settled_status(stored.status);
-        match status {
-            OrderStatus::Confirmed => {
-                if self.inventory.commit(&stored.reservation_key()).await? == CommitOutcome::NotHeld {
-                    return Err(ApiError::internal(format!(
-                        "confirmed order {} has no held reservation",
-                        stored.order.id
-                    )));
-                }
+        if status == OrderStatus::Confirmed {
+            if self.inventory.commit(&stored.reservation_key()).await? == CommitOutcome::NotHeld {
+                return Err(ApiError::internal(format!("confirmed order {} has no held reservation", stored.order.id)));
             }
-            _ => {
-                if status == OrderStatus::Failed {
-                    self.payments.refund(&stored.payment_key()).await?;
-                }
-                if self.inventory.release(&stored.reservation_key()).await? == ReleaseOutcome::Committed {
-                    return Err(ApiError::internal(format!(
-                        "{status:?} order {} has a committed reservation",
-                        stored.order.id
-                    )));
-                }
+        } else {
+            let refunded = match status {
+                OrderStatus::Failed => self.payments.refund(&stored.payment_key()).await.map(|_| ()),
+                _ => Ok(()),
+            };
+            let released = self.inventory.release(&stored.reservation_key()).await?;
+            if released == ReleaseOutcome::Committed {
+                return Err(ApiError::internal(format!("{status:?} order {} has a committed reservation", stored.order.id)));
             }
+            refunded?;
         }
         self.set_status(stored, status, true).await
     }
 
+    /// The run stops with the order unfinished: hand it to recovery (or a retry) at once.
+    async fn leave_unfinished(&self, stored: &mut StoredOrder, cause: &ApiError) {
+        tracing::warn!(order = stored.order.id, error = %cause, "checkout left unfinished; recovery will settle it");
+        let ended = async {
+            let mut conn = self.db.pool.acquire().await?;
+            Ok::<_, ApiError>(repo::end_lease(&mut conn, stored).await?)
+        };
+        if let Err(err) = ended.await {
+            tracing::warn!(order = stored.order.id, error = %err, "could not end the lease; recovery waits for it");
+        }
+    }
+
     /// Marks this run's attempt failed and compensates it; answers `err` (or `interrupted`).
+    /// The compensation runs in a task of its own, on its own budget: the client's answer does
+    /// not wait for it (a retry meanwhile gets `request_in_progress`), and it goes on if the
+    /// client disconnects or the request's deadline (maybe the cause) has passed.
     async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
+        let err = if deadline::expired() { deadline_exceeded() } else { err };
         match self.set_status(stored, OrderStatus::Failed, false).await {
             Ok(true) => {}
             Ok(false) => return interrupted(),
@@ -395,12 +417,14 @@ impl SagaCheckout {
                 return err;
             }
         }
-        // Compensation runs on its own budget: the request's deadline may be what failed it.
-        let budget = std::time::Instant::now() + self.policy.compensation_budget;
-        if let Err(cause) = deadline::within(budget, self.settle(stored)).await {
-            // Left failed but unfinished: recovery compensates it once the lease ends.
-            tracing::warn!(order = stored.order.id, error = %cause, "compensation failed; recovery will retry");
-        }
+        let saga = self.clone();
+        let mut stored = stored.clone();
+        tokio::spawn(async move {
+            let budget = std::time::Instant::now() + saga.policy.compensation_budget;
+            if let Err(cause) = deadline::within(budget, saga.settle(&mut stored)).await {
+                saga.leave_unfinished(&mut stored, &cause).await;
+            }
+        });
         err
     }
 
@@ -431,8 +455,15 @@ impl SagaCheckout {
                         }
                         drop(conn);
                         // The old attempt is settled before a new one starts (its keys tombstoned).
-                        if !found.finished && !self.settle(&mut found).await? {
-                            return Ok(Claimed::Answered(Err(interrupted())));
+                        if !found.finished {
+                            match self.settle(&mut found).await {
+                                Ok(true) => {}
+                                Ok(false) => return Ok(Claimed::Answered(Err(interrupted()))),
+                                Err(cause) => {
+                                    self.leave_unfinished(&mut found, &cause).await;
+                                    return Err(cause);
+                                }
+                            }
                         }
                         let mut conn = self.db.pool.acquire().await?;
                         if !repo::restart(&mut conn, &mut found).await? {
@@ -515,7 +546,7 @@ impl Checkout for SagaCheckout {
                     return Err(interrupted());
                 }
                 if let Err(cause) = self.settle(&mut stored).await {
-                    tracing::warn!(order = stored.order.id, error = %cause, "release after decline failed; recovery will retry");
+                    self.leave_unfinished(&mut stored, &cause).await;
                 }
                 return Err(payment_declined());
             }
@@ -534,7 +565,7 @@ impl Checkout for SagaCheckout {
         // Step 5: the order is confirmed and paid; committing the reservation is bookkeeping
         // (its stock is taken already). If it fails, recovery commits it later.
         if let Err(cause) = self.settle(&mut stored).await {
-            tracing::warn!(order = stored.order.id, error = %cause, "reservation commit failed; recovery will retry");
+            self.leave_unfinished(&mut stored, &cause).await;
         }
         Ok(confirmed(stored))
     }

@@ -492,6 +492,20 @@ pub mod repo {
         Ok(false)
     }
 
+    /// Ends this run's lease early: the run stops with the order unfinished (a compensation
+    /// failed), so a retry may take it over at once and recovery on its next round.
+    pub async fn end_lease(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<bool, sqlx::Error> {
+        let lease_until = now_millis() - 1;
+        let updated = sqlx::query("UPDATE orders SET lease_until = $3 WHERE id = $1 AND runner = $2")
+            .bind(stored.order.id)
+            .bind(stored.runner.clone())
+            .bind(lease_until)
+            .execute(&mut *conn)
+            .await?;
+        stored.lease_until = lease_until;
+        Ok(updated.rows_affected() == 1)
+    }
+
     /// Starts the next attempt of an order this run holds: pending again, with new reservation
     /// and payment keys. The previous attempt must be settled (compensated) first.
     pub async fn restart(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<bool, sqlx::Error> {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use reqwest::Method;
 use serde_json::{Value, json};
 use shop::{Schema, Settings};
+use splitbench::check::{CheckOptions, ConsistencyReport, Deployment, Invariant, check};
 use splitbench::{Architecture, Backend, RunningShop};
 use sqlx::{Connection, Row};
 
@@ -22,6 +23,8 @@ pub struct Reply {
     pub status: u16,
     pub body: Value,
     pub replayed: bool,
+    /// The `Retry-After` header, if any.
+    pub retry_after: Option<String>,
 }
 
 impl Reply {
@@ -34,6 +37,7 @@ pub struct TestApp {
     pub shop: RunningShop,
     client: reqwest::Client,
     transcript: Mutex<Vec<(String, Reply)>>,
+    recovery_deadline: std::time::Duration,
 }
 
 /// Small scale keeps each start under a second in debug builds; the shape of the data is the
@@ -49,10 +53,19 @@ pub fn test_settings() -> Settings {
 
 impl TestApp {
     pub async fn spawn(architecture: Architecture, backend: &Backend) -> TestApp {
-        let settings = test_settings();
+        Self::spawn_with(architecture, backend, test_settings()).await
+    }
+
+    pub async fn spawn_with(architecture: Architecture, backend: &Backend, settings: Settings) -> TestApp {
         shop::telemetry::init_tracing(&settings.server.log_level);
+        let recovery_deadline = settings.recovery_deadline();
         let shop = RunningShop::start(architecture, backend, &settings).await.expect("the architecture starts");
-        TestApp { shop, client: reqwest::Client::new(), transcript: Mutex::new(Vec::new()) }
+        TestApp { shop, client: reqwest::Client::new(), transcript: Mutex::new(Vec::new()), recovery_deadline }
+    }
+
+    /// "monolith on sqlite", for assertion messages.
+    pub fn label(&self) -> String {
+        format!("{} on {}", self.shop.architecture.name(), self.shop.backend.name())
     }
 
     /// Sends a request to the public API and records the answer.
@@ -67,13 +80,14 @@ impl TestApp {
         let response = request.send().await.expect("the server answers");
         let status = response.status().as_u16();
         let replayed = response.headers().contains_key(shop::orders::REPLAYED_HEADER);
+        let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(ToString::to_string);
         let bytes = response.bytes().await.expect("the body arrives");
         let body = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).unwrap_or_else(|_| panic!("{method} {path}: body is not JSON: {bytes:?}"))
         };
-        let reply = Reply { status, body, replayed };
+        let reply = Reply { status, body, replayed, retry_after };
         self.transcript.lock().expect("not poisoned").push((format!("{method} {path}"), reply.clone()));
         reply
     }
@@ -150,8 +164,45 @@ impl TestApp {
     }
 
     pub async fn checkout(&self, token: Option<&str>, key: Option<&str>, body: &Value) -> Reply {
-        let extra: Vec<(&str, &str)> = key.iter().map(|k| ("idempotency-key", *k)).collect();
+        self.checkout_with(token, key, &[], body).await
+    }
+
+    /// A checkout with extra request headers (e.g. a shorter deadline).
+    pub async fn checkout_with(
+        &self,
+        token: Option<&str>,
+        key: Option<&str>,
+        headers: &[(&str, &str)],
+        body: &Value,
+    ) -> Reply {
+        let mut extra: Vec<(&str, &str)> = key.iter().map(|k| ("idempotency-key", *k)).collect();
+        extra.extend_from_slice(headers);
         self.send_json(Method::POST, "/api/orders", token, &extra, body).await
+    }
+
+    /// The consistency check of this shop's databases, `acknowledged` being the ids of the
+    /// orders a client was told are confirmed.
+    pub async fn check(&self, acknowledged: &[i64]) -> ConsistencyReport {
+        let deployment = Deployment::of_running_shop(&self.shop).expect("a shop's databases");
+        let options =
+            CheckOptions { recovery_deadline: self.recovery_deadline, acknowledged_orders: acknowledged.to_vec() };
+        check(&deployment, &options).await.expect("the databases can be checked")
+    }
+
+    /// Waits (at most 30 s) until no order is left unfinished (recovery and compensations
+    /// done), then asserts that the books are consistent. Polls: how long recovery takes is
+    /// not what is tested, only that it ends with clean books.
+    pub async fn assert_books_settle_clean(&self, acknowledged: &[i64]) -> ConsistencyReport {
+        let started = std::time::Instant::now();
+        loop {
+            let report = self.check(acknowledged).await;
+            let settled = report.in_progress == 0 && report.count(Invariant::NothingLeftUnfinished) == 0;
+            if settled || started.elapsed() > std::time::Duration::from_secs(30) {
+                assert!(report.is_clean() && report.in_progress == 0, "the books settle clean: {report}");
+                return report;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
     }
 
     pub async fn orders(&self, token: Option<&str>) -> Reply {
@@ -206,15 +257,33 @@ fn normalise(value: &Value) -> Value {
 /// Runs `scenario` against the monolith and the microservices on every test backend, then
 /// checks that both answered every request identically.
 pub async fn conformance(scenario: impl AsyncFn(&TestApp)) {
+    conformance_with(test_settings(), scenario).await;
+}
+
+/// [`conformance`] with other settings.
+pub async fn conformance_with(settings: Settings, scenario: impl AsyncFn(&TestApp)) {
     for backend in Backend::for_tests() {
         let mut transcripts = Vec::new();
         for architecture in Architecture::ALL {
-            let app = TestApp::spawn(architecture, &backend).await;
+            let app = TestApp::spawn_with(architecture, &backend, settings.clone()).await;
             scenario(&app).await;
             transcripts.push(app.transcript());
             app.shop.stop().await;
         }
         assert_same_transcripts(backend.name(), &transcripts[0], &transcripts[1]);
+    }
+}
+
+/// Runs `scenario` against both architectures on every test backend, without comparing their
+/// answers (for concurrent scenarios, whose interleaving decides which request gets which
+/// answer; each scenario asserts what must hold whatever the interleaving).
+pub async fn each_architecture(settings: Settings, scenario: impl AsyncFn(&TestApp)) {
+    for backend in Backend::for_tests() {
+        for architecture in Architecture::ALL {
+            let app = TestApp::spawn_with(architecture, &backend, settings.clone()).await;
+            scenario(&app).await;
+            app.shop.stop().await;
+        }
     }
 }
 
@@ -255,7 +324,7 @@ fn normalise_blanks_only_volatile_fields() {
 #[test]
 #[should_panic(expected = "body differs")]
 fn differing_bodies_fail_the_comparison() {
-    let reply = |body: Value| Reply { status: 200, body, replayed: false };
+    let reply = |body: Value| Reply { status: 200, body, replayed: false, retry_after: None };
     let a = vec![("GET /x".to_string(), reply(json!({"id": 1, "name": "a"})))];
     let b = vec![("GET /x".to_string(), reply(json!({"id": 2, "name": "b"})))];
     assert_same_transcripts("test", &a, &b);

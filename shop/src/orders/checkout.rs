@@ -384,7 +384,10 @@ impl SagaCheckout {
             };
             let released = self.inventory.release(&stored.reservation_key()).await?;
             if released == ReleaseOutcome::Committed {
-                return Err(ApiError::internal(format!("{status:?} order {} has a committed reservation", stored.order.id)));
+                return Err(ApiError::internal(format!(
+                    "{status:?} order {} has a committed reservation",
+                    stored.order.id
+                )));
             }
             refunded?;
         }

@@ -107,7 +107,8 @@ impl Shops {
 
     fn local_checkout(&self) -> LocalCheckout {
         let db = self.monolith_db.clone();
-        LocalCheckout { db: db.clone(), payments: LocalPayments { db, latency: Duration::ZERO } }
+        let policy = shop::orders::CheckoutPolicy::from_settings(&shop::Settings::defaults());
+        LocalCheckout { db: db.clone(), payments: LocalPayments { db, latency: Duration::ZERO }, policy }
     }
 
     fn saga_checkout(&self) -> SagaCheckout {
@@ -116,6 +117,7 @@ impl Shops {
             catalog: Arc::new(CatalogClient(self.client("catalog"))),
             inventory: Arc::new(InventoryClient(self.client("inventory"))),
             payments: Arc::new(PaymentsClient(self.client("payments"))),
+            policy: shop::orders::CheckoutPolicy::from_settings(&shop::Settings::defaults()),
         }
     }
 }

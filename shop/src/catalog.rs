@@ -17,6 +17,7 @@ use crate::db::{Database, multi_row_insert};
 use crate::error::{ApiError, method_not_allowed};
 use crate::http_client::ServiceClient;
 use crate::pagination::{Page, PageRequest};
+use crate::seam::ModuleError;
 use crate::seed;
 use crate::settings::SeedSettings;
 
@@ -52,9 +53,9 @@ pub struct Category {
 /// What other modules need of the catalog.
 #[async_trait]
 pub trait Catalog: Send + Sync {
-    async fn product(&self, id: i64) -> Result<Option<Product>, ApiError>;
+    async fn product(&self, id: i64) -> Result<Option<Product>, ModuleError>;
     /// The products among `ids` that exist, in no particular order.
-    async fn products_by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ApiError>;
+    async fn products_by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ModuleError>;
 }
 
 /// In-process implementation: a query on the local database.
@@ -63,10 +64,10 @@ pub struct LocalCatalog(pub Database);
 
 #[async_trait]
 impl Catalog for LocalCatalog {
-    async fn product(&self, id: i64) -> Result<Option<Product>, ApiError> {
+    async fn product(&self, id: i64) -> Result<Option<Product>, ModuleError> {
         Ok(repo::product(&self.0.pool, id).await?)
     }
-    async fn products_by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ApiError> {
+    async fn products_by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ModuleError> {
         Ok(repo::products_by_ids(&self.0.pool, ids).await?)
     }
 }
@@ -87,10 +88,10 @@ pub struct LookupResponse {
 
 #[async_trait]
 impl Catalog for CatalogClient {
-    async fn product(&self, id: i64) -> Result<Option<Product>, ApiError> {
+    async fn product(&self, id: i64) -> Result<Option<Product>, ModuleError> {
         self.0.get_optional(&format!("/internal/products/{id}")).await
     }
-    async fn products_by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ApiError> {
+    async fn products_by_ids(&self, ids: &[i64]) -> Result<Vec<Product>, ModuleError> {
         let found: LookupResponse =
             self.0.post_json("/internal/products/lookup", &LookupRequest { ids: ids.to_vec() }).await?;
         Ok(found.products)

@@ -78,35 +78,6 @@ impl ApiError {
         self.status.is_server_error()
     }
 
-    /// Rebuilds an error that an upstream service answered with, keeping its status and code,
-    /// so that a 409 from inventory reaches the client as the same 409 the monolith gives.
-    pub fn from_upstream(service: &str, status: StatusCode, body: &[u8]) -> Self {
-        match serde_json::from_slice::<ErrorBody>(body) {
-            Ok(parsed) if status.is_client_error() => Self::new(status, parsed.error.code, parsed.error.message),
-            Ok(parsed) => Self::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("{service} failed: {}", parsed.error.message),
-            ),
-            Err(_) => Self::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("{service} answered {status} with an unexpected body"),
-            ),
-        }
-    }
-
-    /// Maps a transport failure of a call to another service.
-    pub fn from_transport(service: &str, err: &reqwest::Error) -> Self {
-        if err.is_timeout() {
-            Self::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout", format!("{service} did not answer in time"))
-        } else if err.is_connect() {
-            Self::new(StatusCode::SERVICE_UNAVAILABLE, "upstream_unavailable", format!("{service} is unreachable"))
-        } else {
-            Self::new(StatusCode::BAD_GATEWAY, "upstream_error", format!("{service} call failed: {err}"))
-        }
-    }
-
     /// Maps a body that failed to parse as JSON or that does not fit the expected shape.
     pub fn from_json_error(err: &JsonPayloadError) -> Self {
         match err {

@@ -96,8 +96,13 @@ async fn forward(req: &HttpRequest, body: web::Payload, upstream: &ServiceClient
         }
     }
     let answer = upstream.forward(request).await?;
-    let status = actix_web::http::StatusCode::from_u16(answer.status.as_u16())
-        .map_err(|_| ApiError::from_upstream(upstream.name(), actix_web::http::StatusCode::BAD_GATEWAY, b""))?;
+    let status = actix_web::http::StatusCode::from_u16(answer.status.as_u16()).map_err(|_| {
+        ApiError::new(
+            actix_web::http::StatusCode::BAD_GATEWAY,
+            "upstream_error",
+            format!("{} answered with an invalid status", upstream.name()),
+        )
+    })?;
     let mut relay = HttpResponse::build(status);
     for name in [header::CONTENT_TYPE.as_str(), header::RETRY_AFTER.as_str(), REPLAYED_HEADER] {
         if let Some(value) = answer.headers.get(name) {

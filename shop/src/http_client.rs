@@ -17,6 +17,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::auth::SERVICE_TOKEN_HEADER;
 use crate::error::ApiError;
+use crate::seam::ModuleError;
 
 /// Calls one process makes to one upstream at the same time, at most; more wait for a slot.
 ///
@@ -69,19 +70,14 @@ impl ServiceClient {
 
     /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than `timeout`);
     /// hold it until the answer's body is read.
-    async fn slot(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, ApiError> {
+    async fn slot(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, ModuleError> {
         match tokio::time::timeout(timeout, self.slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
-            Ok(Err(_closed)) => Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "upstream_unavailable",
-                format!("{} client is shut down", self.name),
-            )),
-            Err(_elapsed) => Err(ApiError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "upstream_timeout",
-                format!("{} did not answer in time (all {MAX_CALLS_IN_FLIGHT} call slots busy)", self.name),
-            )),
+            Ok(Err(_closed)) => {
+                Err(ModuleError::Unavailable { module: self.name, message: "its client is shut down".into() })
+            }
+            // All call slots stayed busy for the whole timeout.
+            Err(_elapsed) => Err(ModuleError::Timeout { module: self.name }),
         }
     }
 
@@ -96,15 +92,15 @@ impl ServiceClient {
     }
 
     /// GET a JSON resource.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ModuleError> {
         self.send(self.request(reqwest::Method::GET, path)).await
     }
 
     /// GET a JSON resource that may not exist: 404 becomes `None`.
-    pub async fn get_optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ApiError> {
+    pub async fn get_optional<T: DeserializeOwned>(&self, path: &str) -> Result<Option<T>, ModuleError> {
         match self.get_json(path).await {
             Ok(found) => Ok(Some(found)),
-            Err(err) if err.status == StatusCode::NOT_FOUND => Ok(None),
+            Err(ModuleError::Refused { status: 404, .. }) => Ok(None),
             Err(err) => Err(err),
         }
     }
@@ -114,7 +110,7 @@ impl ServiceClient {
         &self,
         path: &str,
         body: &B,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ModuleError> {
         self.send(self.request(reqwest::Method::POST, path).json(body)).await
     }
 
@@ -123,20 +119,26 @@ impl ServiceClient {
     /// is in. Every call to the upstream goes through here. The call (slot wait included) takes
     /// at most `--upstream-timeout-ms`, and never longer than the current request's deadline.
     pub async fn exchange(&self, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
-        self.exchange_within(request, CallBudget::OneCall).await
+        Ok(self.exchange_within(request, CallBudget::OneCall).await?)
     }
 
     /// As [`ServiceClient::exchange`], for a call that *is* the rest of the request (the
     /// gateway forwarding it): it may take all the time the request has left, even beyond
     /// `--upstream-timeout-ms`, because the callee runs several calls of its own within it.
     pub async fn forward(&self, request: reqwest::RequestBuilder) -> Result<Answer, ApiError> {
-        self.exchange_within(request, CallBudget::WholeRequest).await
+        Ok(self.exchange_within(request, CallBudget::WholeRequest).await?)
     }
 
-    async fn exchange_within(&self, request: reqwest::RequestBuilder, budget: CallBudget) -> Result<Answer, ApiError> {
+    async fn exchange_within(
+        &self,
+        request: reqwest::RequestBuilder,
+        budget: CallBudget,
+    ) -> Result<Answer, ModuleError> {
         let (timeout, request) = match crate::deadline::remaining() {
             None => (self.timeout, request),
-            Some(left) if left <= crate::deadline::HOP_MARGIN => return Err(deadline_exceeded(self.name)),
+            Some(left) if left <= crate::deadline::HOP_MARGIN => {
+                return Err(ModuleError::Timeout { module: self.name });
+            }
             Some(left) => {
                 let timeout = match budget {
                     CallBudget::OneCall => left.min(self.timeout),
@@ -150,30 +152,27 @@ impl ServiceClient {
         let started = tokio::time::Instant::now();
         let _slot = self.slot(timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
-        let response = request.timeout(left).send().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
+        let response = request.timeout(left).send().await.map_err(|e| ModuleError::from_transport(self.name, &e))?;
         let (status, headers) = (response.status(), response.headers().clone());
-        let body = response.bytes().await.map_err(|e| ApiError::from_transport(self.name, &e))?;
+        let body = response.bytes().await.map_err(|e| ModuleError::from_transport(self.name, &e))?;
         Ok(Answer { status, headers, body })
     }
 
     /// Sends a request; a non-2xx answer becomes the upstream's own error (or a 502).
-    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ApiError> {
-        let Answer { status, body, .. } = self.exchange(request).await?;
+    async fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ModuleError> {
+        let Answer { status, body, .. } = self.exchange_within(request, CallBudget::OneCall).await?;
         let status = StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
         if !status.is_success() {
-            return Err(ApiError::from_upstream(self.name, status, &body));
+            return Err(ModuleError::from_answer(self.name, status, &body));
         }
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_GATEWAY,
-                "upstream_error",
-                format!("{} answered an unexpected body: {e}", self.name),
-            )
+        serde_json::from_slice(&body).map_err(|e| ModuleError::Failed {
+            module: self.name,
+            message: format!("answered an unexpected body: {e}"),
         })
     }
 
     /// The upstream's `/health`, for the gateway's readiness.
-    pub async fn health(&self) -> Result<(), ApiError> {
+    pub async fn health(&self) -> Result<(), ModuleError> {
         self.get_json::<serde_json::Value>("/health").await.map(|_| ())
     }
 }
@@ -183,15 +182,6 @@ impl ServiceClient {
 enum CallBudget {
     OneCall,
     WholeRequest,
-}
-
-/// The request's deadline passed before a call could start: the same 504 as a timeout.
-pub fn deadline_exceeded(upstream: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::GATEWAY_TIMEOUT,
-        "upstream_timeout",
-        format!("the request's deadline passed before {upstream} could be called"),
-    )
 }
 
 #[cfg(test)]
@@ -209,20 +199,19 @@ mod tests {
         }
         // Every clone shares the slots: the next call finds none and gives up at its timeout.
         let err = client.slot(client.timeout).await.expect_err("no slot left");
-        assert_eq!(err.status, StatusCode::GATEWAY_TIMEOUT);
+        assert!(matches!(err, ModuleError::Timeout { module: "inventory" }), "{err}");
         drop(held.pop());
         assert!(client.slot(client.timeout).await.is_ok(), "a released slot is free again");
     }
 
     #[tokio::test]
     async fn a_call_past_the_requests_deadline_is_not_sent() {
-        // Port 9 (discard) would refuse the connection: a 503 would mean the call was tried.
+        // Port 9 (discard) refuses connections: `Unavailable` would mean the call was tried.
         let client =
             ServiceClient::new("payments", "http://127.0.0.1:9", "token", Duration::from_secs(2)).expect("a client");
         let past = std::time::Instant::now();
         let err =
             crate::deadline::within(past, client.get_json::<serde_json::Value>("/x")).await.expect_err("no time left");
-        assert_eq!((err.status, err.code.as_ref()), (StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"));
-        assert!(err.message.contains("deadline"), "{}", err.message);
+        assert!(matches!(err, ModuleError::Timeout { module: "payments" }), "{err}");
     }
 }

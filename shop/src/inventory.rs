@@ -20,6 +20,7 @@ use sqlx::Row;
 use crate::db::{Database, multi_row_insert, now_millis};
 use crate::error::ApiError;
 use crate::http_client::ServiceClient;
+use crate::seam::ModuleError;
 use crate::seed;
 use crate::settings::SeedSettings;
 
@@ -83,26 +84,30 @@ pub enum CommitOutcome {
 #[async_trait]
 pub trait Inventory: Send + Sync {
     /// Units available to order, or `None` for a product inventory does not know.
-    async fn available(&self, product_id: i64) -> Result<Option<i64>, ApiError>;
+    async fn available(&self, product_id: i64) -> Result<Option<i64>, ModuleError>;
     /// Takes stock for every line or for none.
-    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ApiError>;
-    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ApiError>;
-    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ApiError>;
+    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ModuleError>;
+    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ModuleError>;
+    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ModuleError>;
 }
 
-fn validate_key(key: &str) -> Result<(), ApiError> {
+fn validate_key(key: &str) -> Result<(), ModuleError> {
     let ok = !key.is_empty()
         && key.len() <= 200
         && key.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-    if ok { Ok(()) } else { Err(ApiError::validation("reservation_key must be 1-200 characters of [A-Za-z0-9-_.:]")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(ModuleError::Invalid("reservation_key must be 1-200 characters of [A-Za-z0-9-_.:]".into()))
+    }
 }
 
-fn validate_lines(lines: &[ReservationLine]) -> Result<(), ApiError> {
+fn validate_lines(lines: &[ReservationLine]) -> Result<(), ModuleError> {
     if lines.is_empty() || lines.len() > 100 {
-        return Err(ApiError::validation("a reservation needs 1 to 100 lines"));
+        return Err(ModuleError::Invalid("a reservation needs 1 to 100 lines".into()));
     }
     if lines.iter().any(|l| l.quantity < 1 || l.product_id < 1) {
-        return Err(ApiError::validation("every line needs a positive product_id and quantity"));
+        return Err(ModuleError::Invalid("every line needs a positive product_id and quantity".into()));
     }
     Ok(())
 }
@@ -113,10 +118,10 @@ pub struct LocalInventory(pub Database);
 
 #[async_trait]
 impl Inventory for LocalInventory {
-    async fn available(&self, product_id: i64) -> Result<Option<i64>, ApiError> {
+    async fn available(&self, product_id: i64) -> Result<Option<i64>, ModuleError> {
         Ok(repo::available(&self.0.pool, product_id).await?)
     }
-    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ApiError> {
+    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ModuleError> {
         validate_key(reservation_key)?;
         validate_lines(lines)?;
         let mut tx = self.0.begin_write().await?;
@@ -124,14 +129,14 @@ impl Inventory for LocalInventory {
         tx.commit().await?;
         Ok(outcome)
     }
-    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ApiError> {
+    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ModuleError> {
         validate_key(reservation_key)?;
         let mut tx = self.0.begin_write().await?;
         let outcome = repo::commit(&mut tx, reservation_key).await?;
         tx.commit().await?;
         Ok(outcome)
     }
-    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ApiError> {
+    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ModuleError> {
         validate_key(reservation_key)?;
         let mut tx = self.0.begin_write().await?;
         let outcome = repo::release(&mut tx, reservation_key).await?;
@@ -146,19 +151,19 @@ pub struct InventoryClient(pub ServiceClient);
 
 #[async_trait]
 impl Inventory for InventoryClient {
-    async fn available(&self, product_id: i64) -> Result<Option<i64>, ApiError> {
+    async fn available(&self, product_id: i64) -> Result<Option<i64>, ModuleError> {
         let level: Option<StockLevel> = self.0.get_optional(&format!("/internal/stock/{product_id}")).await?;
         Ok(level.map(|l| l.available))
     }
-    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ApiError> {
+    async fn reserve(&self, reservation_key: &str, lines: &[ReservationLine]) -> Result<ReserveOutcome, ModuleError> {
         let request = ReserveRequest { reservation_key: reservation_key.to_string(), lines: lines.to_vec() };
         self.0.post_json("/internal/reservations", &request).await
     }
-    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ApiError> {
+    async fn commit(&self, reservation_key: &str) -> Result<CommitOutcome, ModuleError> {
         let path = format!("/internal/reservations/{reservation_key}/commit");
         self.0.post_json(&path, &serde_json::json!({})).await
     }
-    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ApiError> {
+    async fn release(&self, reservation_key: &str) -> Result<ReleaseOutcome, ModuleError> {
         let path = format!("/internal/reservations/{reservation_key}/release");
         self.0.post_json(&path, &serde_json::json!({})).await
     }

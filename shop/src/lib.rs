@@ -26,6 +26,7 @@ pub mod pagination;
 pub mod payments;
 pub mod product_page;
 pub mod reviews;
+pub mod seam;
 pub mod seed;
 pub mod settings;
 pub mod telemetry;

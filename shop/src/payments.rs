@@ -21,6 +21,7 @@ use sqlx::Row;
 use crate::db::{Database, now_millis};
 use crate::error::ApiError;
 use crate::http_client::ServiceClient;
+use crate::seam::ModuleError;
 
 /// The test card the simulated processor always declines.
 pub const DECLINED_CARD: &str = "4000000000000002";
@@ -72,10 +73,10 @@ pub struct ChargeResult {
 
 #[async_trait]
 pub trait Payments: Send + Sync {
-    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError>;
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ModuleError>;
     /// Refunds an approved charge, or voids a key never charged (so a late charge with it takes
     /// nothing). Returns the key's state afterwards: `Refunded`, `Voided` or `Declined`.
-    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ApiError>;
+    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ModuleError>;
 }
 
 pub type SharedPayments = Arc<dyn Payments>;
@@ -108,10 +109,10 @@ pub struct LocalPayments {
 
 #[async_trait]
 impl Payments for LocalPayments {
-    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ModuleError> {
         request.validate()?;
         if let Some(existing) = repo::find(&self.db.pool, &request.idempotency_key).await? {
-            return replay(existing, request);
+            return Ok(replay(existing, request)?);
         }
         // The processor's round trip: no transaction and no connection is held meanwhile.
         // (Skipped when zero: tokio's timer would still round it up to its next millisecond.)
@@ -125,10 +126,10 @@ impl Payments for LocalPayments {
         let stored = repo::find(&self.db.pool, &request.idempotency_key)
             .await?
             .ok_or_else(|| ApiError::internal("charge vanished after insert"))?;
-        replay(stored, request)
+        Ok(replay(stored, request)?)
     }
 
-    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ApiError> {
+    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ModuleError> {
         let mut tx = self.db.begin_write().await?;
         let status = repo::refund_or_void(&mut tx, idempotency_key).await?;
         tx.commit().await?;
@@ -150,10 +151,10 @@ pub struct PaymentsClient(pub ServiceClient);
 
 #[async_trait]
 impl Payments for PaymentsClient {
-    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
+    async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ModuleError> {
         self.0.post_json("/internal/charges", request).await
     }
-    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ApiError> {
+    async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ModuleError> {
         let path = format!("/internal/charges/{idempotency_key}/refund");
         let refunded: ChargeResult = self.0.post_json(&path, &serde_json::json!({})).await?;
         Ok(refunded.status)

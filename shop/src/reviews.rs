@@ -19,6 +19,7 @@ use crate::db::{Database, multi_row_insert, now_millis};
 use crate::error::{ApiError, method_not_allowed};
 use crate::http_client::ServiceClient;
 use crate::pagination::{Page, PageRequest};
+use crate::seam::ModuleError;
 use crate::seed;
 use crate::settings::SeedSettings;
 
@@ -59,7 +60,7 @@ pub struct ReviewDigest {
 
 #[async_trait]
 pub trait Reviews: Send + Sync {
-    async fn digest(&self, product_id: i64) -> Result<ReviewDigest, ApiError>;
+    async fn digest(&self, product_id: i64) -> Result<ReviewDigest, ModuleError>;
 }
 
 #[derive(Clone, Debug)]
@@ -67,7 +68,7 @@ pub struct LocalReviews(pub Database);
 
 #[async_trait]
 impl Reviews for LocalReviews {
-    async fn digest(&self, product_id: i64) -> Result<ReviewDigest, ApiError> {
+    async fn digest(&self, product_id: i64) -> Result<ReviewDigest, ModuleError> {
         Ok(repo::digest(&self.0, product_id, RECENT_ON_PAGE).await?)
     }
 }
@@ -77,7 +78,7 @@ pub struct ReviewsClient(pub ServiceClient);
 
 #[async_trait]
 impl Reviews for ReviewsClient {
-    async fn digest(&self, product_id: i64) -> Result<ReviewDigest, ApiError> {
+    async fn digest(&self, product_id: i64) -> Result<ReviewDigest, ModuleError> {
         self.0.get_json(&format!("/internal/reviews/{product_id}/digest")).await
     }
 }

@@ -112,7 +112,7 @@ impl Readiness {
             Readiness::Database(db) => db.ping().await.map_err(|e| format!("database: {e}")),
             Readiness::Upstreams(clients) => {
                 for client in clients {
-                    client.health().await.map_err(|e| e.message)?;
+                    client.health().await.map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }

@@ -33,6 +33,7 @@ use crate::catalog::SharedCatalog;
 use crate::db::Database;
 use crate::inventory::{CommitOutcome, ReleaseOutcome, ReserveOutcome, SharedInventory};
 use crate::payments::{ChargeRequest, ChargeStatus, LocalPayments, Payments, SharedPayments};
+use crate::seam::ModuleError;
 use crate::settings::CrashPoint;
 use crate::{catalog, deadline, inventory, payments};
 
@@ -224,8 +225,10 @@ impl LocalCheckout {
         Err(ApiError::internal("the idempotency key changed hands twice during one checkout"))
     }
 
-    /// Compensates this run's attempt in one transaction and answers `err`.
+    /// Compensates this run's attempt in one transaction and answers `err` (or, if the
+    /// request's deadline is what ran out, `deadline_exceeded`, as the saga does).
     async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
+        let err = if deadline::expired() { deadline_exceeded() } else { err };
         let compensated: Result<bool, ApiError> = async {
             let mut tx = self.db.begin_write().await?;
             stored.status = OrderStatus::Failed;
@@ -277,12 +280,14 @@ impl Checkout for LocalCheckout {
         let charge_request = charge_request(&stored, &request);
         let charging = self.payments.charge(&charge_request);
         let charged = match deadline::remaining() {
-            Some(left) => tokio::time::timeout(left, charging).await.unwrap_or_else(|_| Err(deadline_exceeded())),
+            Some(left) => {
+                tokio::time::timeout(left, charging).await.unwrap_or(Err(ModuleError::Timeout { module: "payments" }))
+            }
             None => charging.await,
         };
         let charge = match charged {
             Ok(charge) => charge,
-            Err(err) => return Err(self.fail(&mut stored, err).await),
+            Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         };
         self.crash_if(CrashPoint::AfterCharge)?;
         if deadline::expired() {
@@ -407,11 +412,15 @@ impl SagaCheckout {
     }
 
     /// Marks this run's attempt failed and compensates it; answers `err` (or `interrupted`).
-    /// The compensation runs in a task of its own, on its own budget: the client's answer does
-    /// not wait for it (a retry meanwhile gets `request_in_progress`), and it goes on if the
-    /// client disconnects or the request's deadline (maybe the cause) has passed.
+    ///
+    /// Within the request's time the compensation runs before the answer, so the client's
+    /// error means "nothing is held or charged" wherever that could be done at once (what could
+    /// not, e.g. a refund while payments is down, recovery or a retry finishes). Past the
+    /// deadline it runs in a task of its own, on its own budget, and the answer goes at once:
+    /// the caller is giving up now, and the compensation must not be cut short with it.
     async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
-        let err = if deadline::expired() { deadline_exceeded() } else { err };
+        let past_deadline = deadline::expired();
+        let err = if past_deadline { deadline_exceeded() } else { err };
         match self.set_status(stored, OrderStatus::Failed, false).await {
             Ok(true) => {}
             Ok(false) => return interrupted(),
@@ -419,6 +428,12 @@ impl SagaCheckout {
                 tracing::warn!(order = stored.order.id, error = %cause, "could not mark the order failed");
                 return err;
             }
+        }
+        if !past_deadline {
+            if let Err(cause) = self.settle(stored).await {
+                self.leave_unfinished(stored, &cause).await;
+            }
+            return err;
         }
         let saga = self.clone();
         let mut stored = stored.clone();
@@ -528,7 +543,7 @@ impl Checkout for SagaCheckout {
             // Released under us: another run took the order over and compensated this attempt.
             Ok(ReserveOutcome::Released) => return Err(interrupted()),
             // Unknown outcome (e.g. a timeout after inventory reserved): compensation releases.
-            Err(err) => return Err(self.fail(&mut stored, err).await),
+            Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         }
         self.crash_if(CrashPoint::AfterReserve)?;
 
@@ -539,7 +554,7 @@ impl Checkout for SagaCheckout {
         let charge = match self.payments.charge(&charge_request(&stored, &request)).await {
             Ok(charge) => charge,
             // Unknown outcome: compensation voids the key (or refunds it if it went through).
-            Err(err) => return Err(self.fail(&mut stored, err).await),
+            Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         };
         self.crash_if(CrashPoint::AfterCharge)?;
         match charge.status {

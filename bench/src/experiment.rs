@@ -224,11 +224,17 @@ async fn check_books(
         anyhow::Ok((quiet, check::check(&deployment, &options).await?))
     }
     .await;
+    let recoveries = recoveries_of(sut).await;
     Some(match result {
         Ok((quiet, mut report)) => {
             eprintln!("{name}: books {}", report.summary());
             report.violations.truncate(ConsistencyReport::STORED_VIOLATIONS);
-            ConsistencyCheck { waited_ms: quiet.waited.as_millis() as u64, report: Some(report), error: None }
+            ConsistencyCheck {
+                waited_ms: quiet.waited.as_millis() as u64,
+                report: Some(report),
+                error: None,
+                recoveries,
+            }
         }
         Err(err) => {
             eprintln!("warning: {name}: could not check the books: {err:#}");
@@ -236,10 +242,34 @@ async fn check_books(
                 waited_ms: started.elapsed().as_millis() as u64,
                 report: None,
                 error: Some(format!("{err:#}")),
+                recoveries,
             }
         }
     })
 }
+
+/// Checkouts settled by the recovery loop, summed over every process's `/metrics`; `None` if a
+/// process did not answer.
+async fn recoveries_of(sut: &SystemUnderTest) -> Option<u64> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(2)).build().ok()?;
+    let mut total = 0;
+    for process in &sut.processes {
+        let url = format!("http://127.0.0.1:{}/metrics", process.port);
+        let text = client.get(url).send().await.ok()?.text().await.ok()?;
+        total += recoveries_in_metrics(&text);
+    }
+    Some(total)
+}
+
+/// The sum of the `splitbench_checkout_recoveries_total` samples in Prometheus text.
+fn recoveries_in_metrics(text: &str) -> u64 {
+    text.lines()
+        .filter(|line| line.starts_with("splitbench_checkout_recoveries_total"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .map(|value| value as u64)
+        .sum()
+}
+
 
 /// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
 /// Each started system's books are checked before it stops, with its last window.
@@ -301,4 +331,19 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         }
     }
     Ok(measurements)
+}
+
+#[cfg(test)]
+mod recovery_metric_tests {
+    use super::recoveries_in_metrics;
+
+    #[test]
+    fn recoveries_are_summed_over_their_labels_and_nothing_else() {
+        let text = "# HELP splitbench_checkout_recoveries_total Checkouts\n\
+                    splitbench_checkout_recoveries_total{settled_as=\"failed\"} 3\n\
+                    splitbench_checkout_recoveries_total{settled_as=\"confirmed\"} 2\n\
+                    splitbench_http_requests_total{route=\"/x\"} 40\n";
+        assert_eq!(recoveries_in_metrics(text), 5);
+        assert_eq!(recoveries_in_metrics(""), 0);
+    }
 }

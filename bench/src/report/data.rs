@@ -129,6 +129,11 @@ pub struct ConsistencyCheck {
     /// kept, the counts are complete. `None` when the check could not run (see `error`).
     pub report: Option<ConsistencyReport>,
     pub error: Option<String>,
+    /// Checkouts the shop's recovery loop settled during the system's life (the sum of
+    /// `splitbench_checkout_recoveries_total` over its processes' `/metrics`); `None` if not
+    /// read (runs recorded before it was).
+    #[serde(default)]
+    pub recoveries: Option<u64>,
 }
 
 /// One measured window: one architecture at one load.

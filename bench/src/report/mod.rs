@@ -284,6 +284,9 @@ fn consistency_section(md: &mut String, run: &RunData) {
     );
     let waited: Vec<String> = checked.iter().map(|(_, c)| format!("{:.1} s", c.waited_ms as f64 / 1000.0)).collect();
     let _ = writeln!(md, "| waited for quiet | {} |", waited.join(" | "));
+    let recoveries: Vec<String> =
+        checked.iter().map(|(_, c)| c.recoveries.map_or_else(|| "-".to_string(), |n| thousands(n as usize))).collect();
+    let _ = writeln!(md, "| checkouts settled by recovery | {} |", recoveries.join(" | "));
 
     for (system, check) in &checked {
         if let Some(error) = &check.error {

@@ -494,8 +494,12 @@ async fn a_run_whose_books_are_violated_reports_them_and_exits_4() {
         serde_json::from_str(&std::fs::read_to_string(&path).expect("run.json")).expect("JSON");
     run["schema_version"] = serde_json::json!(splitbench::report::data::SCHEMA_VERSION);
     for (measurement, report) in [(0, &violated), (1, &clean)] {
-        let check =
-            splitbench::report::data::ConsistencyCheck { waited_ms: 250, report: Some(report.clone()), error: None };
+        let check = splitbench::report::data::ConsistencyCheck {
+            waited_ms: 250,
+            report: Some(report.clone()),
+            error: None,
+            recoveries: Some(2),
+        };
         run["measurements"][measurement]["consistency"] = serde_json::to_value(check).expect("serialisable");
     }
     std::fs::write(&path, serde_json::to_string(&run).expect("JSON")).expect("written");

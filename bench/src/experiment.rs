@@ -270,7 +270,6 @@ fn recoveries_in_metrics(text: &str) -> u64 {
         .sum()
 }
 
-
 /// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
 /// Each started system's books are checked before it stops, with its last window.
 pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {

@@ -5,9 +5,11 @@
 //! request arrived. [`set_request_deadline`] (middleware on every server) keeps that instant in
 //! a task-local for the request's handler, so deep code needs no extra parameter to ask
 //! [`remaining`]. A call to another service ([`crate::http_client`]) takes at most the time
-//! left, and tells the callee how much that is in the header [`DEADLINE_HEADER`] (minus
-//! [`HOP_MARGIN`], so the callee answers before its caller gives up); the callee's middleware
-//! starts its own clock from that header, never beyond its own `--request-deadline-ms`.
+//! left, and tells the callee when that ends, as an absolute time (Unix ms) in the header
+//! [`DEADLINE_HEADER`], [`HOP_MARGIN`] early so the callee answers before its caller gives up.
+//! Absolute, so that time the request spends queued before the callee reads it counts too
+//! (every process of a deployment shares one clock here; across hosts, NTP skew adds to the
+//! margin). The callee never takes more than its own `--request-deadline-ms`.
 //!
 //! What a deadline buys: a checkout past it starts no new step and compensates, so a client
 //! that got a 504 never finds its order confirmed later.
@@ -19,10 +21,13 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web;
 
-/// Milliseconds the caller still waits for this request.
-pub const DEADLINE_HEADER: &str = "splitbench-deadline-ms";
+/// When the caller stops waiting for this request, as Unix milliseconds.
+pub const DEADLINE_HEADER: &str = "splitbench-deadline";
 /// Time kept back on each hop for the answer to travel back to the caller.
-pub const HOP_MARGIN: Duration = Duration::from_millis(20);
+pub const HOP_MARGIN: Duration = Duration::from_millis(50);
+/// A checkout confirms only with at least this much time left, so that its confirmation (one
+/// database write) and the answer are done before anyone upstream gives up on the request.
+pub const CONFIRM_MARGIN: Duration = Duration::from_millis(50);
 
 tokio::task_local! {
     static REQUEST_DEADLINE: Instant;
@@ -48,15 +53,29 @@ pub fn expired() -> bool {
     remaining().is_some_and(|left| left.is_zero())
 }
 
+/// True if less than `margin` is left before the current request's deadline.
+pub fn within_margin(margin: Duration) -> bool {
+    remaining().is_some_and(|left| left < margin)
+}
+
+/// The header value for a callee that must be done within `budget` from now.
+pub fn header_for(budget: Duration) -> String {
+    let budget_ms = i64::try_from(budget.as_millis()).unwrap_or(i64::MAX / 2);
+    (crate::db::now_millis() + budget_ms).to_string()
+}
+
 /// Runs `work` with `deadline` as its request deadline (tests and background tasks).
 pub async fn within<F: Future>(deadline: Instant, work: F) -> F::Output {
     REQUEST_DEADLINE.scope(deadline, work).await
 }
 
-/// The budget a request gets here: the caller's remaining time if it sent one, never more than
-/// this process's own budget.
-pub fn budget_of(header: Option<&str>, own: Duration) -> Duration {
-    header.and_then(|value| value.trim().parse::<u64>().ok()).map_or(own, |ms| Duration::from_millis(ms).min(own))
+/// The budget a request gets here: until the caller's deadline (Unix ms, `now_ms` being the
+/// time now) if it sent one, never more than this process's own budget.
+pub fn budget_of(header: Option<&str>, own: Duration, now_ms: i64) -> Duration {
+    match header.and_then(|value| value.trim().parse::<i64>().ok()) {
+        Some(deadline_ms) => Duration::from_millis(u64::try_from(deadline_ms - now_ms).unwrap_or(0)).min(own),
+        None => own,
+    }
 }
 
 /// Middleware: starts the request's clock and keeps its deadline for the handler.
@@ -66,7 +85,7 @@ pub async fn set_request_deadline(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let own = req.app_data::<web::Data<RequestBudget>>().map_or(Duration::from_secs(3600), |budget| budget.0);
     let header = req.headers().get(DEADLINE_HEADER).and_then(|value| value.to_str().ok());
-    let deadline = Instant::now() + budget_of(header, own);
+    let deadline = Instant::now() + budget_of(header, own, crate::db::now_millis());
     REQUEST_DEADLINE.scope(deadline, next.call(req)).await
 }
 
@@ -75,12 +94,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_callers_budget_never_extends_our_own() {
+    fn a_callers_deadline_never_extends_our_own() {
         let own = Duration::from_millis(3000);
-        assert_eq!(budget_of(None, own), own);
-        assert_eq!(budget_of(Some("250"), own), Duration::from_millis(250));
-        assert_eq!(budget_of(Some("999999"), own), own);
-        assert_eq!(budget_of(Some("garbage"), own), own);
+        let now = 1_000_000;
+        assert_eq!(budget_of(None, own, now), own);
+        assert_eq!(budget_of(Some("1000250"), own, now), Duration::from_millis(250));
+        assert_eq!(budget_of(Some("9999999"), own, now), own);
+        assert_eq!(budget_of(Some("999000"), own, now), Duration::ZERO, "a deadline already passed");
+        assert_eq!(budget_of(Some("garbage"), own, now), own);
     }
 
     #[tokio::test]

@@ -134,24 +134,28 @@ impl ServiceClient {
         request: reqwest::RequestBuilder,
         budget: CallBudget,
     ) -> Result<Answer, ModuleError> {
-        let (timeout, request) = match crate::deadline::remaining() {
-            None => (self.timeout, request),
+        let started = tokio::time::Instant::now();
+        let timeout = match crate::deadline::remaining() {
+            None => self.timeout,
             Some(left) if left <= crate::deadline::HOP_MARGIN => {
                 return Err(ModuleError::Timeout { module: self.name });
             }
-            Some(left) => {
-                let timeout = match budget {
-                    CallBudget::OneCall => left.min(self.timeout),
-                    CallBudget::WholeRequest => left,
-                };
-                // The callee gets a little less than we wait, so its answer arrives in time.
-                let callee_budget = timeout.saturating_sub(crate::deadline::HOP_MARGIN).as_millis().to_string();
-                (timeout, request.header(crate::deadline::DEADLINE_HEADER, callee_budget))
-            }
+            Some(left) => match budget {
+                CallBudget::OneCall => left.min(self.timeout),
+                CallBudget::WholeRequest => left,
+            },
         };
-        let started = tokio::time::Instant::now();
         let _slot = self.slot(timeout).await?;
         let left = timeout.saturating_sub(started.elapsed());
+        // Told after the wait for a slot, so the callee's deadline is no later than ours; a
+        // little earlier, so its answer arrives in time.
+        let request = match crate::deadline::current() {
+            Some(_) => request.header(
+                crate::deadline::DEADLINE_HEADER,
+                crate::deadline::header_for(left.saturating_sub(crate::deadline::HOP_MARGIN)),
+            ),
+            None => request,
+        };
         let response = request.timeout(left).send().await.map_err(|e| ModuleError::from_transport(self.name, &e))?;
         let (status, headers) = (response.status(), response.headers().clone());
         let body = response.bytes().await.map_err(|e| ModuleError::from_transport(self.name, &e))?;

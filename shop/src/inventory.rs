@@ -228,6 +228,10 @@ pub mod repo {
                 _ => ReserveOutcome::Released,
             });
         }
+        // Stock rows are taken in product order, as every reserve and release takes them, so
+        // two checkouts on PostgreSQL cannot wait for each other's rows in a cycle.
+        let mut lines = lines.to_vec();
+        lines.sort_by_key(|line| line.product_id);
         for (taken, line) in lines.iter().enumerate() {
             let updated =
                 sqlx::query("UPDATE stock SET available = available - $1 WHERE product_id = $2 AND available >= $1")
@@ -301,10 +305,12 @@ pub mod repo {
                 _ => ReleaseOutcome::AlreadyReleased,
             });
         }
-        let rows = sqlx::query("SELECT product_id, quantity FROM reservation_lines WHERE reservation_key = $1")
-            .bind(key)
-            .fetch_all(&mut *conn)
-            .await?;
+        let rows = sqlx::query(
+            "SELECT product_id, quantity FROM reservation_lines WHERE reservation_key = $1 ORDER BY product_id",
+        )
+        .bind(key)
+        .fetch_all(&mut *conn)
+        .await?;
         let mut lines = Vec::with_capacity(rows.len());
         for row in rows {
             lines.push(ReservationLine { product_id: row.try_get("product_id")?, quantity: row.try_get("quantity")? });
@@ -370,15 +376,17 @@ async fn reserve(
     inventory: web::Data<LocalInventory>,
     body: web::Json<ReserveRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(inventory.reserve(&body.reservation_key, &body.lines).await?))
+    let outcome =
+        inventory.reserve(&body.reservation_key, &body.lines).await.map_err(ModuleError::into_callee_answer)?;
+    Ok(HttpResponse::Ok().json(outcome))
 }
 
 async fn commit(inventory: web::Data<LocalInventory>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(inventory.commit(&key).await?))
+    Ok(HttpResponse::Ok().json(inventory.commit(&key).await.map_err(ModuleError::into_callee_answer)?))
 }
 
 async fn release(inventory: web::Data<LocalInventory>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(inventory.release(&key).await?))
+    Ok(HttpResponse::Ok().json(inventory.release(&key).await.map_err(ModuleError::into_callee_answer)?))
 }
 
 #[cfg(test)]

@@ -88,14 +88,14 @@ pub fn validate_card(card_number: &str) -> Result<(), ApiError> {
 }
 
 impl ChargeRequest {
-    fn validate(&self) -> Result<(), ApiError> {
+    fn validate(&self) -> Result<(), ModuleError> {
         if self.idempotency_key.is_empty() || self.idempotency_key.len() > 200 {
-            return Err(ApiError::validation("idempotency_key must be 1 to 200 characters"));
+            return Err(ModuleError::Invalid("idempotency_key must be 1 to 200 characters".into()));
         }
         if !(1..=MAX_AMOUNT_CENTS).contains(&self.amount_cents) {
-            return Err(ApiError::validation(format!("amount_cents must be between 1 and {MAX_AMOUNT_CENTS}")));
+            return Err(ModuleError::Invalid(format!("amount_cents must be between 1 and {MAX_AMOUNT_CENTS}")));
         }
-        validate_card(&self.card_number)
+        validate_card(&self.card_number).map_err(|err| ModuleError::Invalid(err.message))
     }
 }
 
@@ -112,7 +112,7 @@ impl Payments for LocalPayments {
     async fn charge(&self, request: &ChargeRequest) -> Result<ChargeResult, ModuleError> {
         request.validate()?;
         if let Some(existing) = repo::find(&self.db.pool, &request.idempotency_key).await? {
-            return Ok(replay(existing, request)?);
+            return replay(existing, request);
         }
         // The processor's round trip: no transaction and no connection is held meanwhile.
         // (Skipped when zero: tokio's timer would still round it up to its next millisecond.)
@@ -126,10 +126,13 @@ impl Payments for LocalPayments {
         let stored = repo::find(&self.db.pool, &request.idempotency_key)
             .await?
             .ok_or_else(|| ApiError::internal("charge vanished after insert"))?;
-        Ok(replay(stored, request)?)
+        replay(stored, request)
     }
 
     async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ModuleError> {
+        if idempotency_key.is_empty() || idempotency_key.len() > 200 {
+            return Err(ModuleError::Invalid("idempotency_key must be 1 to 200 characters".into()));
+        }
         let mut tx = self.db.begin_write().await?;
         let status = repo::refund_or_void(&mut tx, idempotency_key).await?;
         tx.commit().await?;
@@ -139,9 +142,9 @@ impl Payments for LocalPayments {
 
 /// Answers a repeated charge with the stored outcome; a different amount under the same key is
 /// a client bug.
-fn replay(stored: ChargeResult, request: &ChargeRequest) -> Result<ChargeResult, ApiError> {
+fn replay(stored: ChargeResult, request: &ChargeRequest) -> Result<ChargeResult, ModuleError> {
     if stored.status != ChargeStatus::Voided && stored.amount_cents != request.amount_cents {
-        return Err(ApiError::conflict("charge_key_reused", "this idempotency key was used for a different amount"));
+        return Err(ModuleError::Invalid("this idempotency key was used for a different amount".into()));
     }
     Ok(stored)
 }
@@ -234,11 +237,11 @@ pub fn configure_internal(cfg: &mut web::ServiceConfig) {
 }
 
 async fn charge(payments: web::Data<LocalPayments>, body: web::Json<ChargeRequest>) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(payments.charge(&body).await?))
+    Ok(HttpResponse::Ok().json(payments.charge(&body).await.map_err(ModuleError::into_callee_answer)?))
 }
 
 async fn refund(payments: web::Data<LocalPayments>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let status = payments.refund(&key).await?;
+    let status = payments.refund(&key).await.map_err(ModuleError::into_callee_answer)?;
     let stored = repo::find(&payments.db.pool, &key).await?;
     let amount_cents = stored.map_or(0, |charge| charge.amount_cents);
     Ok(HttpResponse::Ok().json(ChargeResult { idempotency_key: key.into_inner(), amount_cents, status }))

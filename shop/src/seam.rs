@@ -8,9 +8,9 @@
 //! are not errors at all: they are values of the call's result type.
 //!
 //! At the public edge a `ModuleError` becomes an [`ApiError`]: a refused internal call is the
-//! caller's bug (500), an unreachable, slow or failing module is 503, 504 or 502 (only the
-//! microservices produce those, as before), and a database fault keeps its usual mapping. The
-//! callee's own error code is kept in the message for the logs, never relayed as the code.
+//! caller's bug (500, in both architectures), an unreachable, slow or failing module is 503, 504
+//! or 502 (only the microservices produce those, as before), and a database fault keeps its
+//! usual mapping. The callee's own error code and message go to the log, never to the client.
 
 use actix_web::http::StatusCode;
 
@@ -43,10 +43,13 @@ pub enum ModuleError {
 }
 
 impl ModuleError {
-    /// True when the call's outcome is unknown: it may or may not have taken effect, so a
-    /// saga must compensate (which is idempotent) rather than assume either.
-    pub fn outcome_unknown(&self) -> bool {
-        matches!(self, Self::Timeout { .. } | Self::Failed { .. } | Self::Unavailable { .. })
+    /// How the module answers its own caller over HTTP (internal routes): the values it
+    /// refused are the caller's 422; everything else as at the public edge.
+    pub fn into_callee_answer(self) -> ApiError {
+        match self {
+            Self::Invalid(message) => ApiError::validation(message),
+            other => other.into(),
+        }
     }
 
     /// Maps a transport failure of a call to `module`.
@@ -76,8 +79,12 @@ impl ModuleError {
 impl From<ModuleError> for ApiError {
     fn from(err: ModuleError) -> Self {
         match err {
-            ModuleError::Invalid(message) => ApiError::validation(message),
-            ModuleError::Refused { .. } => ApiError::internal(err.to_string()),
+            // A module refused a call another module made: a bug (in the caller or the
+            // settings), the same 500 whichever way the call travelled; the detail is logged.
+            ModuleError::Invalid(_) | ModuleError::Refused { .. } => {
+                tracing::error!(error = %err, "an internal call between modules was refused");
+                ApiError::internal("an internal call between modules was refused")
+            }
             ModuleError::Unavailable { module, .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "upstream_unavailable",
@@ -107,7 +114,7 @@ mod tests {
         let refused = ModuleError::from_answer("payments", StatusCode::CONFLICT, body);
         let public = ApiError::from(refused);
         assert_eq!((public.status, public.code.as_ref()), (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"));
-        assert!(public.message.contains("charge_key_reused"), "kept for the logs: {}", public.message);
+        assert!(!public.message.contains("charge_key_reused"), "not relayed: {}", public.message);
 
         let failed = ApiError::from(ModuleError::from_answer("inventory", StatusCode::SERVICE_UNAVAILABLE, body));
         assert_eq!((failed.status, failed.code.as_ref()), (StatusCode::BAD_GATEWAY, "upstream_error"));
@@ -121,8 +128,9 @@ mod tests {
             status(ModuleError::Unavailable { module: "x", message: String::new() }),
             StatusCode::SERVICE_UNAVAILABLE
         );
-        assert_eq!(status(ModuleError::Invalid("bad".into())), StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(ModuleError::Timeout { module: "x" }.outcome_unknown());
-        assert!(!ModuleError::Invalid("bad".into()).outcome_unknown());
+        // Refused in-process or over HTTP: the same 500 to the client; the callee's own caller
+        // (over HTTP) gets a 422.
+        assert_eq!(status(ModuleError::Invalid("bad".into())), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ModuleError::Invalid("bad".into()).into_callee_answer().status, StatusCode::UNPROCESSABLE_ENTITY);
     }
 }

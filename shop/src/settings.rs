@@ -203,6 +203,9 @@ impl Settings {
         if call > request {
             return Err(format!("--upstream-timeout-ms ({call}) must not exceed --request-deadline-ms ({request})"));
         }
+        if request < 200 {
+            return Err(format!("--request-deadline-ms ({request}) must be at least 200: hops keep margins of 50 ms"));
+        }
         if request >= recovery {
             return Err(format!(
                 "--request-deadline-ms ({request}) must be below --recovery-deadline-ms ({recovery}): recovery \

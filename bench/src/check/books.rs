@@ -50,7 +50,8 @@ pub(super) struct Order {
     pub status: String,
     pub attempt: i64,
     pub total_cents: i64,
-    pub lease_until: i64,
+    /// When the current attempt started (unix ms).
+    pub attempt_started_at: i64,
     pub finished_at: Option<i64>,
     pub lines: Lines,
 }
@@ -127,7 +128,7 @@ async fn read_orders(conn: &mut AnyConnection) -> Result<Vec<Order>, sqlx::Error
         lines.entry(row.try_get("order_id")?).or_default().insert(row.try_get("product_id")?, row.try_get("quantity")?);
     }
     let rows = sqlx::query(
-        "SELECT id, user_id, idempotency_key, status, attempt, total_cents, lease_until, finished_at \
+        "SELECT id, user_id, idempotency_key, status, attempt, total_cents, attempt_started_at, finished_at \
          FROM orders ORDER BY id",
     )
     .fetch_all(&mut *conn)
@@ -142,7 +143,7 @@ async fn read_orders(conn: &mut AnyConnection) -> Result<Vec<Order>, sqlx::Error
                 status: row.try_get("status")?,
                 attempt: row.try_get("attempt")?,
                 total_cents: row.try_get("total_cents")?,
-                lease_until: row.try_get("lease_until")?,
+                attempt_started_at: row.try_get("attempt_started_at")?,
                 finished_at: row.try_get("finished_at")?,
                 lines: lines.remove(&id).unwrap_or_default(),
             })
@@ -201,11 +202,9 @@ async fn read_reservations(conn: &mut AnyConnection) -> Result<Vec<Reservation>,
         .collect()
 }
 
-/// Orders unfinished whose lease ended at or after `since` (unix ms): the checkouts that may
-/// still settle on their own or through recovery.
-pub(super) async fn count_in_progress(conn: &mut AnyConnection, since: i64) -> Result<usize, sqlx::Error> {
-    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE finished_at IS NULL AND lease_until >= $1")
-        .bind(since)
+/// Orders not finished yet: checkouts at work, or left for recovery.
+pub(super) async fn count_unfinished(conn: &mut AnyConnection) -> Result<usize, sqlx::Error> {
+    let count: i64 = sqlx::query("SELECT COUNT(*) AS n FROM orders WHERE finished_at IS NULL")
         .fetch_one(&mut *conn)
         .await?
         .try_get("n")?;

@@ -20,8 +20,9 @@
 //!    attempt and holds that order's lines; a confirmed, finished order has its reservation
 //!    committed; a held reservation belongs to an unfinished order on that attempt (otherwise
 //!    its stock is stuck).
-//! 6. `nothing_left_unfinished`: an order whose lease ended more than a recovery deadline ago
-//!    is finished: recovery had its chance. Younger unfinished orders are counted as
+//! 6. `nothing_left_unfinished`: an order whose current attempt started more than two recovery
+//!    deadlines ago is finished (one deadline is its run's lease; recovery acts within a fifth
+//!    of one after it). Younger unfinished orders are counted as
 //!    [`ConsistencyReport::in_progress`].
 //! 7. `acknowledged_order_confirmed`: every order the client was told is confirmed (a 201) is.
 //! 8. `one_order_per_key`: a (user, idempotency key) has at most one order.
@@ -152,7 +153,7 @@ impl Invariant {
             Self::ReservationMatchesOrder => {
                 "committed reservations match confirmed orders' lines; held ones belong to unfinished orders"
             }
-            Self::NothingLeftUnfinished => "no order unfinished longer than its lease plus the recovery deadline",
+            Self::NothingLeftUnfinished => "no order unfinished two recovery deadlines after its attempt started",
             Self::AcknowledgedOrderConfirmed => "every order the client was told is confirmed (201) is",
             Self::OneOrderPerKey => "at most one order per (user, idempotency key)",
         }
@@ -180,7 +181,7 @@ pub struct ConsistencyReport {
     /// Every violation, ordered by invariant. (The harness stores at most
     /// [`ConsistencyReport::STORED_VIOLATIONS`] in run.json; `counts` stay complete.)
     pub violations: Vec<Violation>,
-    /// Unfinished orders still within their lease plus the recovery deadline: not violations,
+    /// Unfinished orders whose attempt started within two recovery deadlines: not violations,
     /// but the books were not quiet.
     pub in_progress: usize,
     pub orders_checked: usize,
@@ -317,17 +318,15 @@ pub struct Quiet {
 /// How often [`wait_for_quiet`] looks.
 pub const QUIET_POLL: Duration = Duration::from_millis(250);
 
-/// Waits until no order is in progress (unfinished, lease plus recovery deadline not yet over),
-/// looking every [`QUIET_POLL`], for at most three recovery deadlines: a lease is shorter than
-/// one, and an order unfinished a recovery deadline after its lease counts as a violation rather
-/// than as in progress, so by then only an order whose lease keeps being renewed can remain.
+/// Waits until no order is unfinished (checkouts done, recovery through its backlog), looking
+/// every [`QUIET_POLL`], for at most three recovery deadlines: a run's lease is one, recovery
+/// acts within a fifth of one after it, and an attempt still unfinished two deadlines after it
+/// started counts as a violation anyway.
 pub async fn wait_for_quiet(deployment: &Deployment, recovery_deadline: Duration) -> anyhow::Result<Quiet> {
     let started = Instant::now();
     let mut connection = books::open(&deployment.orders).await?;
-    let deadline_ms = i64::try_from(recovery_deadline.as_millis()).unwrap_or(i64::MAX);
     loop {
-        let in_progress =
-            books::count_in_progress(&mut connection, shop::db::now_millis().saturating_sub(deadline_ms)).await?;
+        let in_progress = books::count_unfinished(&mut connection).await?;
         let waited = started.elapsed();
         if in_progress == 0 || waited >= recovery_deadline * 3 {
             return Ok(Quiet { waited, in_progress });
@@ -524,21 +523,24 @@ fn check_reservations(books: &Books, orders: &HashMap<i64, &Order>, report: &mut
     }
 }
 
-/// 6: nothing left for recovery past its deadline; younger unfinished orders are in progress.
+/// 6: nothing left unfinished for long. A run holds its attempt for one recovery deadline (its
+/// lease), and recovery settles it within a fifth of one after that, however often it is taken
+/// over (a takeover renews the lease but not the attempt's start): an attempt unfinished two
+/// recovery deadlines after it started is stuck. Younger unfinished orders are in progress.
 fn check_completion(books: &Books, recovery_deadline: Duration, now_ms: i64, report: &mut ConsistencyReport) {
-    let deadline_ms = i64::try_from(recovery_deadline.as_millis()).unwrap_or(i64::MAX);
+    let deadline_ms = i64::try_from(recovery_deadline.as_millis()).unwrap_or(i64::MAX / 4);
     for order in books.orders.iter().filter(|o| o.finished_at.is_none()) {
-        let overdue_ms = now_ms.saturating_sub(order.lease_until);
-        if overdue_ms > deadline_ms {
+        let age_ms = now_ms.saturating_sub(order.attempt_started_at);
+        if age_ms > 2 * deadline_ms {
             report.violation(
                 Invariant::NothingLeftUnfinished,
                 format!(
-                    "order {} ({} on attempt {}) is unfinished; its lease ended {:.1} s ago, recovery deadline {:.1} s",
+                    "order {} ({} on attempt {}) is unfinished {:.1} s after its attempt started (allowed: two recovery deadlines, {:.1} s)",
                     order.id,
                     order.status,
                     order.attempt,
-                    overdue_ms as f64 / 1000.0,
-                    deadline_ms as f64 / 1000.0
+                    age_ms as f64 / 1000.0,
+                    2.0 * deadline_ms as f64 / 1000.0
                 ),
             );
         } else {
@@ -621,7 +623,7 @@ mod tests {
             status: status.into(),
             attempt,
             total_cents: 100,
-            lease_until: 1_000,
+            attempt_started_at: 0,
             finished_at: finished.then_some(1_000),
             lines: Lines::from([(1, 1)]),
         }

@@ -180,6 +180,64 @@ impl TestApp {
         self.send_json(Method::POST, "/api/orders", token, &extra, body).await
     }
 
+    /// Orders of any status in the orders database (users see only confirmed ones).
+    pub async fn orders_in_database(&self) -> i64 {
+        let url = self.shop.database_of(Schema::Orders).expect("an orders database");
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(url).await.expect("the orders database opens");
+        sqlx::query("SELECT COUNT(*) AS n FROM orders").fetch_one(&mut conn).await.expect("orders counted").get("n")
+    }
+
+    /// Ends the lease of every unfinished order now, as if their runs had ended long ago, so the
+    /// recovery loop's next round (a fifth of the recovery deadline away) takes them over. Tests
+    /// use it instead of short deadlines, which a loaded machine could miss.
+    pub async fn expire_leases(&self) {
+        let url = self.shop.database_of(Schema::Orders).expect("an orders database");
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(url).await.expect("the orders database opens");
+        sqlx::query("UPDATE orders SET lease_until = 0 WHERE finished_at IS NULL")
+            .execute(&mut conn)
+            .await
+            .expect("leases can be ended");
+    }
+
+    /// A second, independent checkout of this shop (its own database pool and clients), as
+    /// another process running the orders module would have.
+    pub async fn another_checkout(&self, settings: &Settings) -> shop::orders::SharedCheckout {
+        use std::sync::Arc;
+        let connect = |schema: Schema| {
+            let url = self.shop.database_of(schema).expect("a database").to_string();
+            async move { shop::Database::connect(&shop::DatabaseSettings { url, pool_size: 4 }, &[]).await }
+        };
+        let policy = shop::orders::CheckoutPolicy::from_settings(settings);
+        match self.shop.architecture {
+            Architecture::Monolith => {
+                let db = connect(Schema::Orders).await.expect("the database opens");
+                let payments = shop::payments::LocalPayments { db: db.clone(), latency: settings.payment_latency() };
+                Arc::new(shop::orders::LocalCheckout { db, payments, policy })
+            }
+            _ => {
+                let client = |name: &'static str| {
+                    let url = format!("http://127.0.0.1:{}", self.shop.ports[name]);
+                    shop::http_client::ServiceClient::new(
+                        name,
+                        &url,
+                        &settings.security.service_token,
+                        settings.upstream_timeout(),
+                    )
+                    .expect("a client")
+                };
+                Arc::new(shop::orders::SagaCheckout {
+                    db: connect(Schema::Orders).await.expect("the orders database opens"),
+                    catalog: Arc::new(shop::catalog::CatalogClient(client("catalog"))),
+                    inventory: Arc::new(shop::inventory::InventoryClient(client("inventory"))),
+                    payments: Arc::new(shop::payments::PaymentsClient(client("payments"))),
+                    policy,
+                })
+            }
+        }
+    }
+
     /// The consistency check of this shop's databases, `acknowledged` being the ids of the
     /// orders a client was told are confirmed.
     pub async fn check(&self, acknowledged: &[i64]) -> ConsistencyReport {
@@ -277,11 +335,11 @@ pub async fn conformance_with(settings: Settings, scenario: impl AsyncFn(&TestAp
 /// Runs `scenario` against both architectures on every test backend, without comparing their
 /// answers (for concurrent scenarios, whose interleaving decides which request gets which
 /// answer; each scenario asserts what must hold whatever the interleaving).
-pub async fn each_architecture(settings: Settings, scenario: impl AsyncFn(&TestApp)) {
+pub async fn each_architecture(settings: Settings, scenario: impl AsyncFn(&mut TestApp)) {
     for backend in Backend::for_tests() {
         for architecture in Architecture::ALL {
-            let app = TestApp::spawn_with(architecture, &backend, settings.clone()).await;
-            scenario(&app).await;
+            let mut app = TestApp::spawn_with(architecture, &backend, settings.clone()).await;
+            scenario(&mut app).await;
             app.shop.stop().await;
         }
     }

@@ -118,7 +118,8 @@ impl Books {
         let total: i64 = lines.iter().map(|(_, quantity, price)| quantity * price).sum();
         sqlx::query(
             "INSERT INTO orders (id, user_id, idempotency_key, request_fingerprint, status, attempt, total_cents, \
-             created_at, runner, lease_until, finished_at) VALUES ($1, $2, $3, 'fp', $4, $5, $6, $7, 'test', $8, $9)",
+             created_at, attempt_started_at, runner, lease_until, finished_at) \
+             VALUES ($1, $2, $3, 'fp', $4, $5, $6, $7, $7, 'test', $8, $9)",
         )
         .bind(id)
         .bind(user_id)

@@ -11,6 +11,9 @@ CREATE TABLE IF NOT EXISTS orders (
     attempt BIGINT NOT NULL DEFAULT 1,
     total_cents BIGINT NOT NULL,
     created_at BIGINT NOT NULL,
+    -- when the current attempt started (the first, or a retry's restart; not a recovery's
+    -- takeover): an attempt unfinished long after it is stuck
+    attempt_started_at BIGINT NOT NULL,
     -- the run that may change this order: a random token (fencing: every write checks it) and
     -- when its lease ends; past it, a retry or the recovery may take the order over
     runner TEXT NOT NULL,

@@ -52,7 +52,7 @@ fn request_in_progress(lease_until: i64) -> ApiError {
     let secs = u64::try_from((lease_until - now_millis()).max(0)).unwrap_or(0).div_ceil(1000).max(1);
     ApiError::conflict(
         "request_in_progress",
-        format!("a checkout with this Idempotency-Key is in progress; retry in {secs} s with the same key and body"),
+        "a checkout with this Idempotency-Key is in progress; retry after the time in Retry-After, with the same key and body",
     )
     .with_retry_after(secs)
 }
@@ -148,6 +148,11 @@ impl LocalCheckout {
     /// reservation if it did, and marks it finished. False if the run lost the order.
     async fn settle(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<bool, ApiError> {
         let status = settled_status(stored.status);
+        // The fenced order write first: a run that lost the order touches nothing else, and the
+        // order row is locked before the reservation row, as a takeover locks them.
+        if !repo::set_status(conn, stored, status, true).await? {
+            return Ok(false);
+        }
         if status == OrderStatus::Confirmed {
             if inventory::repo::commit(conn, &stored.reservation_key()).await? == CommitOutcome::NotHeld {
                 return Err(ApiError::internal(format!("confirmed order {} has no held reservation", stored.order.id)));
@@ -163,7 +168,7 @@ impl LocalCheckout {
                 )));
             }
         }
-        Ok(repo::set_status(conn, stored, status, true).await?)
+        Ok(true)
     }
 
     /// Transaction 1: find or claim the order, settle a previous attempt if taking over, and
@@ -228,7 +233,7 @@ impl LocalCheckout {
     /// Compensates this run's attempt in one transaction and answers `err` (or, if the
     /// request's deadline is what ran out, `deadline_exceeded`, as the saga does).
     async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
-        let err = if deadline::expired() { deadline_exceeded() } else { err };
+        let err = if deadline::within_margin(deadline::CONFIRM_MARGIN) { deadline_exceeded() } else { err };
         let compensated: Result<bool, ApiError> = async {
             let mut tx = self.db.begin_write().await?;
             stored.status = OrderStatus::Failed;
@@ -245,8 +250,10 @@ impl LocalCheckout {
             Err(cause) => {
                 // Left pending: hand it to recovery (or a retry) at once.
                 tracing::warn!(order = stored.order.id, error = %cause, "compensation failed; recovery will retry");
-                if let Ok(mut conn) = self.db.pool.acquire().await {
-                    let _ = repo::end_lease(&mut conn, stored).await;
+                if let Ok(mut conn) = self.db.pool.acquire().await
+                    && let Err(end) = repo::end_lease(&mut conn, stored).await
+                {
+                    tracing::warn!(order = stored.order.id, error = %end, "could not end the lease");
                 }
                 err
             }
@@ -264,6 +271,9 @@ impl Checkout for LocalCheckout {
     ) -> Result<CheckoutAnswer, ApiError> {
         request.validate()?;
         let fingerprint = request.fingerprint();
+        if deadline::expired() {
+            return Err(deadline_exceeded());
+        }
         // Transaction 1: find (a replay ends here) or claim the order, and reserve stock.
         let mut stored = match self.claim_and_reserve(user_id, key, &request, &fingerprint).await? {
             Claimed::Held(stored) => stored,
@@ -290,7 +300,7 @@ impl Checkout for LocalCheckout {
             Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         };
         self.crash_if(CrashPoint::AfterCharge)?;
-        if deadline::expired() {
+        if deadline::within_margin(deadline::CONFIRM_MARGIN) {
             return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
 
@@ -317,6 +327,7 @@ impl Checkout for LocalCheckout {
             let mut conn = self.db.pool.acquire().await?;
             repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
         };
+        round.more = due.len() as i64 == RECOVERY_BATCH;
         for mut order in due {
             let settled: Result<bool, ApiError> = async {
                 let mut tx = self.db.begin_write().await?;
@@ -413,14 +424,14 @@ impl SagaCheckout {
 
     /// Marks this run's attempt failed and compensates it; answers `err` (or `interrupted`).
     ///
-    /// Within the request's time the compensation runs before the answer, so the client's
-    /// error means "nothing is held or charged" wherever that could be done at once (what could
-    /// not, e.g. a refund while payments is down, recovery or a retry finishes). Past the
-    /// deadline it runs in a task of its own, on its own budget, and the answer goes at once:
-    /// the caller is giving up now, and the compensation must not be cut short with it.
+    /// The compensation runs in a task of its own, on its own budget (the time between the
+    /// request's deadline and the lease's end), so neither the request's deadline nor a client
+    /// that hangs up can cut it short. The answer waits for it while the request has time left:
+    /// then the client's error means "nothing is held or charged" wherever that could be done
+    /// at once (what could not, e.g. a refund while payments is down, recovery or a retry
+    /// finishes).
     async fn fail(&self, stored: &mut StoredOrder, err: ApiError) -> ApiError {
-        let past_deadline = deadline::expired();
-        let err = if past_deadline { deadline_exceeded() } else { err };
+        let err = if deadline::within_margin(deadline::CONFIRM_MARGIN) { deadline_exceeded() } else { err };
         match self.set_status(stored, OrderStatus::Failed, false).await {
             Ok(true) => {}
             Ok(false) => return interrupted(),
@@ -429,20 +440,17 @@ impl SagaCheckout {
                 return err;
             }
         }
-        if !past_deadline {
-            if let Err(cause) = self.settle(stored).await {
-                self.leave_unfinished(stored, &cause).await;
-            }
-            return err;
-        }
         let saga = self.clone();
-        let mut stored = stored.clone();
-        tokio::spawn(async move {
+        let mut order = stored.clone();
+        let compensation = tokio::spawn(async move {
             let budget = std::time::Instant::now() + saga.policy.compensation_budget;
-            if let Err(cause) = deadline::within(budget, saga.settle(&mut stored)).await {
-                saga.leave_unfinished(&mut stored, &cause).await;
+            if let Err(cause) = deadline::within(budget, saga.settle(&mut order)).await {
+                saga.leave_unfinished(&mut order, &cause).await;
             }
         });
+        let answer_by = deadline::remaining().unwrap_or(self.policy.compensation_budget);
+        let answer_by = answer_by.saturating_sub(deadline::HOP_MARGIN);
+        let _ = tokio::time::timeout(answer_by, compensation).await;
         err
     }
 
@@ -519,6 +527,9 @@ impl Checkout for SagaCheckout {
     ) -> Result<CheckoutAnswer, ApiError> {
         request.validate()?;
         let fingerprint = request.fingerprint();
+        if deadline::expired() {
+            return Err(deadline_exceeded());
+        }
 
         // Step 1: find the key's order (a replay ends here) or price and claim a new one.
         let mut stored = match self.claim(user_id, key, &request, &fingerprint).await? {
@@ -571,8 +582,9 @@ impl Checkout for SagaCheckout {
             ChargeStatus::Refunded | ChargeStatus::Voided => return Err(interrupted()),
         }
 
-        // Step 4: confirm, unless the deadline passed (then the charge is refunded instead).
-        if deadline::expired() {
+        // Step 4: confirm, unless the deadline is (nearly) over: then the charge is refunded
+        // instead, so a caller that gave up never finds the order confirmed later.
+        if deadline::within_margin(deadline::CONFIRM_MARGIN) {
             return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
         if !self.set_status(&mut stored, OrderStatus::Confirmed, false).await? {
@@ -594,6 +606,7 @@ impl Checkout for SagaCheckout {
             let mut conn = self.db.pool.acquire().await?;
             repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
         };
+        round.more = due.len() as i64 == RECOVERY_BATCH;
         for mut order in due {
             let taken = {
                 let mut conn = self.db.pool.acquire().await?;

@@ -283,6 +283,8 @@ pub struct RecoveryRound {
     pub settled: usize,
     /// Orders another run took first, or that could not be settled yet (a dependency down).
     pub skipped: usize,
+    /// The round found a full batch: there may be more to do at once.
+    pub more: bool,
 }
 
 /// How checkouts behave when things go wrong; the same in both architectures.
@@ -290,8 +292,8 @@ pub struct RecoveryRound {
 pub struct CheckoutPolicy {
     /// How long a run holds an order before recovery (or a retry) may take it over.
     pub recovery_deadline: std::time::Duration,
-    /// Time a failed checkout's compensation may take beyond the request's deadline (two
-    /// calls: refund and release).
+    /// Time a failed checkout's compensation may take (refund and release): what is left of the
+    /// lease after the longest request, so a run never acts past its lease.
     pub compensation_budget: std::time::Duration,
     /// Test hook: abandon every checkout at this step, as if the process died there.
     pub crash_at: Option<crate::settings::CrashPoint>,
@@ -301,7 +303,7 @@ impl CheckoutPolicy {
     pub fn from_settings(settings: &crate::Settings) -> Self {
         Self {
             recovery_deadline: settings.recovery_deadline(),
-            compensation_budget: settings.upstream_timeout() * 2,
+            compensation_budget: settings.recovery_deadline().saturating_sub(settings.request_deadline()),
             crash_at: settings.checkout.crash_at,
         }
     }
@@ -320,12 +322,18 @@ pub mod recovery {
     pub async fn run(checkout: SharedCheckout, deadline: std::time::Duration) {
         let every = (deadline / 5).max(std::time::Duration::from_millis(50));
         loop {
-            match checkout.recover().await {
+            let round = checkout.recover().await;
+            match &round {
                 Ok(round) if round.settled + round.skipped > 0 => {
                     tracing::info!(settled = round.settled, skipped = round.skipped, "checkout recovery round");
                 }
                 Ok(_) => {}
                 Err(err) => tracing::warn!(error = %err, "checkout recovery round failed"),
+            }
+            if let Ok(RecoveryRound { more: true, .. }) = round {
+                // A backlog (after a crash under load): the next batch at once.
+                tokio::task::yield_now().await;
+                continue;
             }
             tokio::time::sleep(every).await;
         }
@@ -408,8 +416,8 @@ pub mod repo {
         lease_until: i64,
     ) -> Result<Option<StoredOrder>, ApiError> {
         let sql = format!(
-            "INSERT INTO orders (user_id, idempotency_key, request_fingerprint, status, attempt, total_cents, created_at, runner, lease_until) \
-             VALUES ($1, $2, $3, 'pending', 1, $4, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING \
+            "INSERT INTO orders (user_id, idempotency_key, request_fingerprint, status, attempt, total_cents, created_at, attempt_started_at, runner, lease_until) \
+             VALUES ($1, $2, $3, 'pending', 1, $4, $5, $5, $6, $7) ON CONFLICT (user_id, idempotency_key) DO NOTHING \
              RETURNING {ORDER_COLUMNS}"
         );
         let inserted = sqlx::query(&sql)
@@ -468,7 +476,8 @@ pub mod repo {
         Ok(false)
     }
 
-    /// Sets the status (and whether the order is finished) if `stored.runner` still holds it.
+    /// Sets the status (and whether the order is finished) if `stored.runner` still holds it and
+    /// it is not finished (a finished order never changes again, but for a retry's restart).
     pub async fn set_status(
         conn: &mut AnyConnection,
         stored: &mut StoredOrder,
@@ -502,18 +511,23 @@ pub mod repo {
             .bind(lease_until)
             .execute(&mut *conn)
             .await?;
-        stored.lease_until = lease_until;
-        Ok(updated.rows_affected() == 1)
+        if updated.rows_affected() == 1 {
+            stored.lease_until = lease_until;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Starts the next attempt of an order this run holds: pending again, with new reservation
     /// and payment keys. The previous attempt must be settled (compensated) first.
     pub async fn restart(conn: &mut AnyConnection, stored: &mut StoredOrder) -> Result<bool, sqlx::Error> {
         let updated = sqlx::query(
-            "UPDATE orders SET status = 'pending', attempt = attempt + 1, finished_at = NULL WHERE id = $1 AND runner = $2",
+            "UPDATE orders SET status = 'pending', attempt = attempt + 1, attempt_started_at = $3, finished_at = NULL \
+             WHERE id = $1 AND runner = $2",
         )
         .bind(stored.order.id)
         .bind(stored.runner.clone())
+        .bind(now_millis())
         .execute(&mut *conn)
         .await?;
         if updated.rows_affected() == 1 {

@@ -130,7 +130,8 @@ pub struct BenchArgs {
     /// Seeded users logged in before measuring (the workload's user pool).
     #[arg(long, default_value_t = 100)]
     pub logged_in_users: u32,
-    /// Seed of the workload.
+    /// Base seed: each repetition derives its arrival schedule's and its workload's seeds from
+    /// it (the same for both architectures within a repetition).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// PostgreSQL server URL: one fresh database per process, dropped afterwards. Default: SQLite files.

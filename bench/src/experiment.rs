@@ -1,6 +1,10 @@
 //! Experiments: what `splitbench run`, `sweep` and `compare` do, from starting the system
 //! under test to the raw data of every measured window.
 //!
+//! Each repetition draws its own seeds ([`RepetitionSeeds`]) before its first architecture
+//! starts, so both architectures of a repetition face the same schedule and requests (a fair
+//! pair) and repetitions sample different ones.
+//!
 //! Before a started system is stopped, its books are checked ([`crate::check`]): the harness
 //! waits until no checkout is in progress, then verifies stock, charges, reservations and
 //! orders against each other and against every order the load was told is confirmed. The
@@ -14,7 +18,7 @@ use anyhow::Context;
 
 use crate::analyse::{Objective, max_sustainable_rate};
 use crate::check::{self, CheckOptions, ConsistencyReport, Deployment};
-use crate::drive::{self, AcknowledgedOrders, ClosedLoop, Mix, OpenLoop, Scale, Window, Workload};
+use crate::drive::{self, AcknowledgedOrders, ClosedLoop, Mix, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::launch::procstat::{self, ProcessSample};
 use crate::launch::{CoreLayout, Launcher, SystemUnderTest};
 use crate::record::Recorder;
@@ -45,6 +49,7 @@ pub struct Plan {
     pub max_in_flight: Option<usize>,
     pub request_timeout: Duration,
     pub logged_in_users: u32,
+    /// The base seed each repetition's seeds are derived from.
     pub seed: u64,
     pub run_dir: PathBuf,
     pub cores: CoreLayout,
@@ -90,7 +95,8 @@ fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, Pro
     (sut.sample(), procstat::sample(None).unwrap_or_default())
 }
 
-/// Measures one window against a started system; the orders it confirmed go into `acknowledged`.
+/// Measures one window of a repetition (drawn from `seeds`) against a started system; the
+/// orders it confirmed go into `acknowledged`.
 #[allow(clippy::too_many_arguments)]
 async fn measure(
     plan: &Plan,
@@ -99,12 +105,12 @@ async fn measure(
     load: Load,
     window: Window,
     phase: &str,
-    repetition: u32,
+    seeds: RepetitionSeeds,
     acknowledged: &AcknowledgedOrders,
 ) -> anyhow::Result<Measurement> {
     let scale =
         Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
-    let workload = Workload::new(&plan.mix, scale, sessions.to_vec(), plan.seed.wrapping_add(u64::from(repetition)))?;
+    let workload = Workload::new(&plan.mix, scale, sessions.to_vec(), seeds.workload)?;
     let client = drive::LoadClient::new(&sut.base_url, plan.request_timeout)?;
     let recorder = Arc::new(Mutex::new(Recorder::new(window.warmup)));
     let label = match load {
@@ -118,8 +124,17 @@ async fn measure(
     let run = async {
         match load {
             Load::Open(pace) => {
-                drive::run_open_loop(client, workload, pace, window, plan.seed, recorder.clone(), acknowledged.clone())
-                    .await
+                let schedule_seed = seeds.schedule;
+                drive::run_open_loop(
+                    client,
+                    workload,
+                    pace,
+                    window,
+                    schedule_seed,
+                    recorder.clone(),
+                    acknowledged.clone(),
+                )
+                .await
             }
             Load::Closed(users) => {
                 drive::run_closed_loop(client, workload, users, window, recorder.clone(), acknowledged.clone()).await
@@ -160,16 +175,18 @@ async fn measure(
         Load::Open(pace) => Some(pace.rate),
         Load::Closed(_) => None,
     };
-    Ok(Measurement::from_recorder(
+    let mut measurement = Measurement::from_recorder(
         sut.architecture.name(),
         phase,
         offered,
-        repetition,
+        seeds.repetition,
         window.duration.as_secs_f64(),
         &recorded,
         processes,
         generator,
-    ))
+    );
+    measurement.seeds = Some(seeds);
+    Ok(measurement)
 }
 
 async fn start(
@@ -279,6 +296,8 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         if plan.sweep_rates.is_empty() {
             break;
         }
+        // Drawn once per repetition, outside the loop over architectures: a fair pair.
+        let seeds = RepetitionSeeds::derive(plan.seed, repetition);
         for &architecture in &plan.architectures {
             let (sut, sessions) = start(plan, launcher, architecture).await?;
             let acknowledged = AcknowledgedOrders::default();
@@ -289,8 +308,7 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
                     let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
                     let window = plan.sweep_window;
                     let m =
-                        measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", repetition, &acknowledged)
-                            .await?;
+                        measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", seeds, &acknowledged).await?;
                     let verdict = m.verdict(&plan.objective)?;
                     measurements.push(m);
                     verdicts.push(verdict);
@@ -314,10 +332,12 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         }
     }
     if let Some(load) = plan.main_load {
+        // The head-to-head run is one repetition, the first.
+        let seeds = RepetitionSeeds::derive(plan.seed, 1);
         for &architecture in &plan.architectures {
             let (sut, sessions) = start(plan, launcher, architecture).await?;
             let acknowledged = AcknowledgedOrders::default();
-            let result = measure(plan, &sut, &sessions, load, plan.main_window, "main", 1, &acknowledged).await;
+            let result = measure(plan, &sut, &sessions, load, plan.main_window, "main", seeds, &acknowledged).await;
             let result = match result {
                 Ok(mut m) => {
                     m.consistency = check_books(plan, &sut, &acknowledged).await;

@@ -21,7 +21,7 @@ use anyhow::Context;
 use tokio::sync::Semaphore;
 
 pub use http1::LoadClient;
-pub use schedule::{Arrivals, OpenLoopSchedule};
+pub use schedule::{Arrivals, OpenLoopSchedule, RepetitionSeeds};
 pub use workload::{Mix, PlannedRequest, Scale, Session, Workload, check_response};
 
 use crate::record::{Failure, Outcome, Recorder};
@@ -135,8 +135,9 @@ async fn wait_until(deadline: Instant) {
     }
 }
 
-/// Runs an open-loop load of `workload` against `base_url` for `window`, recording into
-/// `recorder` (and confirmed orders into `acknowledged`), and returns a copy of the recording.
+/// Runs an open-loop load of `workload` against `base_url` for `window` on the schedule drawn
+/// from `schedule_seed`, recording into `recorder` (and confirmed orders into `acknowledged`),
+/// and returns a copy of the recording.
 ///
 /// Everything runs on the current tokio runtime; the harness gives it one worker thread pinned
 /// to the generator's core, so dispatching a request is a task spawn on the same thread, with
@@ -147,12 +148,12 @@ pub async fn run_open_loop(
     mut workload: Workload,
     pace: OpenLoop,
     window: Window,
-    seed: u64,
+    schedule_seed: u64,
     recorder: Arc<Mutex<Recorder>>,
     acknowledged: AcknowledgedOrders,
 ) -> anyhow::Result<Recorder> {
     let in_flight = Arc::new(Semaphore::new(pace.max_in_flight));
-    let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, seed)?;
+    let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, schedule_seed)?;
     const DISPATCH_BATCH: u32 = 16;
     let mut dispatched_without_yield = 0;
     let start = Instant::now();

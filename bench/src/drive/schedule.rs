@@ -3,7 +3,8 @@
 //! An open-loop generator sends on a schedule fixed in advance, whatever the server does; if
 //! the server stalls, requests keep coming due, and their latency is counted from when they were
 //! *due*, not from when they happened to be sent. That is what keeps coordinated omission from
-//! hiding stalls (Gil Tene; wrk2). This module only computes the due times.
+//! hiding stalls (Gil Tene; wrk2). This module computes the due times, and the seeds each
+//! repetition draws its schedule and its requests from ([`RepetitionSeeds`]).
 
 use std::time::Duration;
 
@@ -70,6 +71,42 @@ impl Iterator for OpenLoopSchedule {
     }
 }
 
+/// The seeds of one repetition. Both architectures get the same ones within a repetition (a
+/// fair pair: the same due times, the same requests), and every repetition new ones, so that
+/// repeating a measurement also samples a new schedule instead of replaying one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepetitionSeeds {
+    pub repetition: u32,
+    /// Seeds the [`OpenLoopSchedule`] (Poisson gaps; constant arrivals do not use it).
+    pub schedule: u64,
+    /// Seeds the [`super::Workload`] (which endpoint, product, user).
+    pub workload: u64,
+}
+
+impl RepetitionSeeds {
+    /// The seeds of `repetition` (from 1) derived from the base seed (`--seed`).
+    pub fn derive(base: u64, repetition: u32) -> Self {
+        Self {
+            repetition,
+            // Mixed, not `base + repetition`: that is the workload's seed, and two generators
+            // seeded alike would draw the same numbers (short gaps would go with the same
+            // endpoints every time).
+            schedule: splitmix64(base ^ splitmix64(u64::from(repetition))),
+            // As before per-repetition seeds existed, so the requests of a repetition are unchanged.
+            workload: base.wrapping_add(u64::from(repetition)),
+        }
+    }
+}
+
+/// One step of SplitMix64 (Steele, Lea and Flood): a bijection that spreads nearby inputs far
+/// apart.
+fn splitmix64(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,6 +144,25 @@ mod tests {
         let a: Vec<Duration> = OpenLoopSchedule::new(100.0, Arrivals::Poisson, 3).expect("valid").take(50).collect();
         let b: Vec<Duration> = OpenLoopSchedule::new(100.0, Arrivals::Poisson, 3).expect("valid").take(50).collect();
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn each_repetition_draws_a_new_schedule_from_the_base_seed() {
+        let seeds: Vec<RepetitionSeeds> = (1..=20).map(|r| RepetitionSeeds::derive(1, r)).collect();
+        let mut schedules: Vec<u64> = seeds.iter().map(|s| s.schedule).collect();
+        schedules.sort_unstable();
+        schedules.dedup();
+        assert_eq!(schedules.len(), 20, "every repetition its own schedule seed");
+        assert!(seeds.iter().all(|s| s.schedule != s.workload), "schedule and workload never seeded alike");
+        assert_eq!(RepetitionSeeds::derive(1, 3), seeds[2], "derived, not drawn: a rerun gets the same seeds");
+        assert_ne!(RepetitionSeeds::derive(2, 3).schedule, seeds[2].schedule, "the base seed matters");
+        assert_eq!(seeds[0].workload, 2, "the workload seed is base + repetition, as before");
+
+        // And new seeds make new Poisson schedules.
+        let due = |seed| -> Vec<Duration> {
+            OpenLoopSchedule::new(100.0, Arrivals::Poisson, seed).expect("valid").take(20).collect()
+        };
+        assert_ne!(due(seeds[0].schedule), due(seeds[1].schedule));
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! Everything a report shows is computed from this file: histograms are stored whole
 //! (HdrHistogram V2 + DEFLATE, base64), never as precomputed percentiles, so `splitbench report`
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
-//! version it does not know. Version 2 added each system's consistency check
-//! ([`Measurement::consistency`]); version 1 files read as runs that were not checked.
+//! version it does not know, and reads every older one:
+//!
+//! - version 3 added the seeds of each window ([`Measurement::seeds`]).
+//! - version 2 added each system's consistency check ([`Measurement::consistency`]); version 1
+//!   files read as runs that were not checked.
 
 use std::collections::BTreeMap;
 
@@ -17,9 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::analyse::{Objective, Percentiles};
 use crate::check::ConsistencyReport;
+use crate::drive::RepetitionSeeds;
 use crate::record::{Recorder, latency_histogram};
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest schema version this splitbench still reads.
 pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
@@ -81,6 +85,7 @@ pub struct RunConfig {
     pub max_in_flight: Option<usize>,
     pub request_timeout_ms: u64,
     pub logged_in_users: u32,
+    /// The base seed; each repetition's seeds are derived from it ([`Measurement::seeds`]).
     pub seed: u64,
     pub database: String,
     pub core_layout: String,
@@ -150,6 +155,11 @@ pub struct Measurement {
     pub timeline: Vec<SecondData>,
     pub processes: Vec<ProcessCost>,
     pub generator: ProcessCost,
+    /// The seeds this window's schedule and requests were drawn from: the same for both
+    /// architectures within a repetition. Absent before schema 3, when every window used
+    /// `config.seed` for its schedule and `config.seed + repetition` for its requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seeds: Option<RepetitionSeeds>,
     /// Set on the last window of each started system: its books, checked once it was quiet.
     /// Absent in runs recorded before checking existed (schema version 1) and for the null server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -204,6 +214,7 @@ impl Measurement {
             timeline,
             processes,
             generator,
+            seeds: None,
             consistency: None,
         }
     }

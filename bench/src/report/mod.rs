@@ -202,6 +202,24 @@ fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
     Ok(Plots { files })
 }
 
+/// The seeds row: the base seed and what each repetition drew from it.
+fn seeds_description(run: &RunData) -> String {
+    let base = run.config.seed;
+    let mut by_repetition: BTreeMap<u32, crate::drive::RepetitionSeeds> = BTreeMap::new();
+    for seeds in run.measurements.iter().filter_map(|m| m.seeds) {
+        by_repetition.insert(seeds.repetition, seeds);
+    }
+    if by_repetition.is_empty() {
+        // Recorded before per-repetition seeds: one schedule for every window.
+        return format!("base {base}: schedule seed {base} in every window, workload seed {base} + repetition");
+    }
+    let each: Vec<String> = by_repetition
+        .values()
+        .map(|s| format!("repetition {}: schedule {}, workload {}", s.repetition, s.schedule, s.workload))
+        .collect();
+    format!("base {base} (`--seed`); {} (both architectures alike within a repetition)", each.join("; "))
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -347,7 +365,8 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     );
     let weights: Vec<String> = c.mix_weights.iter().map(|(e, w)| format!("{e} {w}")).collect();
     let _ = writeln!(md, "| mix | `{}`: {} |", c.mix, weights.join(", "));
-    let _ = writeln!(md, "| workload seed | {}; {} users logged in before measuring |", c.seed, c.logged_in_users);
+    let _ =
+        writeln!(md, "| seeds | {}; {} users logged in before measuring |", seeds_description(run), c.logged_in_users);
     let _ = writeln!(md, "| shop settings (every process) | `{}` |", c.shop_settings.join(" "));
     let _ = writeln!(md);
 

@@ -2,6 +2,7 @@
 //! its exit codes, its promise to leave no process behind, and the consistency checker of the
 //! shop's books. None asserts on timing.
 
+mod accounting;
 mod cleanup;
 mod consistency;
 mod report;

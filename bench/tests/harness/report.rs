@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use splitbench::drive::RepetitionSeeds;
 use splitbench::record::{Endpoint, Failure, Outcome, Recorder};
 use splitbench::report::data::{Fingerprint, Measurement, ProcessCost, RunConfig, RunData, SCHEMA_VERSION};
 
@@ -33,7 +34,7 @@ fn synthetic_run() -> RunData {
             peak_rss_bytes: 20 << 20,
             context_switches: 3_000,
         };
-        measurements.push(Measurement::from_recorder(
+        let mut main = Measurement::from_recorder(
             architecture,
             "main",
             Some(100.0),
@@ -42,18 +43,24 @@ fn synthetic_run() -> RunData {
             &recorder,
             processes.clone(),
             generator.clone(),
-        ));
-        for rate in [100.0, 200.0] {
-            measurements.push(Measurement::from_recorder(
-                architecture,
-                "sweep",
-                Some(rate),
-                1,
-                10.0,
-                &recorder,
-                processes.clone(),
-                generator.clone(),
-            ));
+        );
+        main.seeds = Some(RepetitionSeeds::derive(1, 1));
+        measurements.push(main);
+        for repetition in [1, 2] {
+            for rate in [100.0, 200.0] {
+                let mut step = Measurement::from_recorder(
+                    architecture,
+                    "sweep",
+                    Some(rate),
+                    repetition,
+                    10.0,
+                    &recorder,
+                    processes.clone(),
+                    generator.clone(),
+                );
+                step.seeds = Some(RepetitionSeeds::derive(1, repetition));
+                measurements.push(step);
+            }
         }
     }
     RunData {
@@ -95,7 +102,7 @@ fn synthetic_run() -> RunData {
                 min_achieved_fraction: 0.95,
             }),
             sweep_rates: vec![100.0, 200.0],
-            repeat: 1,
+            repeat: 2,
         },
         measurements,
     }
@@ -149,6 +156,12 @@ fn the_report_is_rebuilt_identically_from_the_raw_data_alone() {
     // 1.5 CPU seconds and 12,000 context switches over 999 successful requests.
     assert!(report.contains("| monolith | monolith | 1.50 | 1502 | 12.0 |"), "cost per request by process");
     assert!(report.contains("### Cost per request at each step"), "the sweep's cost table");
+    let (first_seeds, second_seeds) = (RepetitionSeeds::derive(1, 1), RepetitionSeeds::derive(1, 2));
+    assert!(
+        report.contains(&format!("repetition 1: schedule {}, workload 2", first_seeds.schedule))
+            && report.contains(&format!("repetition 2: schedule {}, workload 3", second_seeds.schedule)),
+        "the seeds of every repetition: {report}"
+    );
 
     // Keep only the raw data, rebuild with the binary, and get the same files back.
     for name in first.keys() {

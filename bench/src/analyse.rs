@@ -47,9 +47,11 @@ pub fn human_micros(us: u64) -> String {
 /// The service-level objective of a sweep: what "sustainable" means.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Objective {
-    /// p99 latency (from due time) must not exceed this, in microseconds.
+    /// p99 latency (from due time) of every request, failures included, must not exceed
+    /// this, in microseconds.
     pub p99_us: u64,
-    /// Failed requests / requests due must not exceed this fraction.
+    /// Failed (and, unless `--degraded-ok`, degraded) requests / requests answered or given up
+    /// must not exceed this fraction.
     pub error_budget: f64,
     /// Achieved / offered rate must reach this fraction (a generator or server that falls
     /// behind its schedule is not sustaining the rate).
@@ -108,9 +110,9 @@ impl Spread {
 /// A limit that makes `splitbench` exit non-zero when a measurement breaches it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Threshold {
-    /// p50/p90/p99/p999 latency over all endpoints, microseconds.
+    /// p50/p90/p99/p999 latency of every request over all endpoints, microseconds.
     Latency { quantile_per_mille: u32, max_us: u64 },
-    /// Failed / due, as a fraction.
+    /// Failed (and degraded, unless `--degraded-ok`) / all requests, as a fraction.
     ErrorRate { max: f64 },
 }
 
@@ -141,9 +143,15 @@ impl Threshold {
         }
     }
 
-    /// A description of the breach, if `latency`/`error_rate` breach this threshold.
-    pub fn breach(&self, latency: &Histogram<u64>, error_rate: f64) -> Option<String> {
+    /// A description of the breach, if a window breaches this threshold. `latency` holds every
+    /// request's latency (failures included), `succeeded` counts the requests that succeeded.
+    pub fn breach(&self, latency: &Histogram<u64>, succeeded: u64, error_rate: f64) -> Option<String> {
         match *self {
+            Self::Latency { quantile_per_mille, .. } if succeeded == 0 => Some(format!(
+                "p{} cannot be met: no request succeeded ({} ended in failure)",
+                quantile_name(quantile_per_mille),
+                latency.len()
+            )),
             Self::Latency { quantile_per_mille, max_us } => {
                 let value = if latency.is_empty() {
                     0
@@ -243,10 +251,26 @@ mod tests {
             latency.record(200_000).expect("in range");
         }
         let p99 = Threshold::parse("p99=100ms").expect("valid");
-        assert!(p99.breach(&latency, 0.0).is_some());
-        assert!(Threshold::parse("p99=1s").expect("valid").breach(&latency, 0.0).is_none());
-        assert!(Threshold::parse("errors=1%").expect("valid").breach(&latency, 0.02).is_some());
-        assert!(Threshold::parse("errors=1%").expect("valid").breach(&latency, 0.005).is_none());
+        assert!(p99.breach(&latency, 100, 0.0).is_some());
+        assert!(Threshold::parse("p99=1s").expect("valid").breach(&latency, 100, 0.0).is_none());
+        assert!(Threshold::parse("errors=1%").expect("valid").breach(&latency, 100, 0.02).is_some());
+        assert!(Threshold::parse("errors=1%").expect("valid").breach(&latency, 100, 0.005).is_none());
+    }
+
+    #[test]
+    fn a_latency_threshold_fails_when_nothing_succeeded() {
+        // Every request overflowed, each given up within microseconds: a fast p99 of nothing.
+        let mut latency = latency_histogram();
+        for _ in 0..100 {
+            latency.record(20).expect("in range");
+        }
+        let p99 = Threshold::parse("p99=50ms").expect("valid");
+        let breach = p99.breach(&latency, 0, 1.0).expect("nothing succeeded: breached");
+        assert!(breach.contains("no request succeeded"), "{breach}");
+        assert!(p99.breach(&latency, 1, 0.99).is_none(), "one success and a fast p99 meet it");
+        assert!(p99.breach(&latency_histogram(), 0, 0.0).is_some(), "nor does an empty window pass");
+        // The error threshold judges its rate alone.
+        assert!(Threshold::parse("errors=100%").expect("valid").breach(&latency, 0, 1.0).is_none());
     }
 
     #[test]

@@ -34,8 +34,13 @@ pub enum Command {
         /// A results directory (holding run.json).
         dir: PathBuf,
         /// Exit 3 when the head-to-head measurements breach this, e.g. p99=50ms or errors=1%.
+        /// Latency thresholds judge every request, failures included.
         #[arg(long)]
         threshold: Vec<String>,
+        /// Count degraded answers as successes for the thresholds (a run recorded with
+        /// --degraded-ok counts them so anyway).
+        #[arg(long)]
+        degraded_ok: bool,
     },
     /// Record the last `cargo bench` run (target/criterion) under results/ with its environment.
     CriterionReport {
@@ -114,12 +119,18 @@ pub struct BenchArgs {
     /// p99 objective of the sweep.
     #[arg(long, default_value = "100ms")]
     pub p99_objective: String,
-    /// Error budget of the sweep, e.g. 0.1%.
+    /// Error budget of the sweep, e.g. 0.1%: failures and (unless --degraded-ok) degraded
+    /// answers over all requests.
     #[arg(long, default_value = "0.1%")]
     pub error_budget: String,
     /// Fail (exit 3) when the head-to-head run breaches this, e.g. p99=50ms or errors=1%.
+    /// Latency thresholds judge every request, failures included, and fail if none succeeded.
     #[arg(long)]
     pub threshold: Vec<String>,
+    /// Count degraded answers (product pages missing inventory or reviews) as successes for
+    /// the error budget, the thresholds and the achieved rate. By default they count against them.
+    #[arg(long)]
+    pub degraded_ok: bool,
     /// Requests in flight at most; beyond it a due request counts as an overflow failure.
     /// Default: 1024, or 40 ms of the offered rate when that is more (4,000 at 100,000 req/s).
     #[arg(long)]
@@ -311,13 +322,13 @@ pub enum Finished {
 /// `cores` is the machine's core layout, decided before the generator thread was pinned.
 pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
     match cli.command {
-        Command::Report { dir, threshold } => {
+        Command::Report { dir, threshold, degraded_ok } => {
             let thresholds = parse_thresholds(&threshold)?;
             crate::report::write_report(&dir)?;
             println!("rebuilt {}", dir.join("report.md").display());
             let run = RunData::read(&dir.join("run.json"))?;
             print_summary(&run)?;
-            judge(&run, &thresholds)
+            judge(&run, &thresholds, degraded_ok || run.config.degraded_ok)
         }
         Command::CriterionReport { criterion_dir, out, run_id, command } => {
             let started = crate::fingerprint::collect().started_at.replace([':', '-'], "");
@@ -416,6 +427,7 @@ async fn bench(
         sweep_rates: if sweep { args.sweep_rates.clone() } else { Vec::new() },
         sweep_window: Window { warmup: duration(&args.sweep_warmup)?, duration: duration(&args.sweep_duration)? },
         objective,
+        degraded_ok: args.degraded_ok,
         repeat: args.repeat.max(1),
         arrivals: args.arrivals,
         max_in_flight: args.max_in_flight,
@@ -467,6 +479,7 @@ async fn bench(
             request_timeout_ms: plan.request_timeout.as_millis() as u64,
             logged_in_users: args.logged_in_users,
             seed: args.seed,
+            degraded_ok: args.degraded_ok,
             database: match &database {
                 DatabaseChoice::Sqlite => "SQLite (a file per process, WAL)".into(),
                 DatabaseChoice::Postgres(url) => format!("PostgreSQL {}", shop::settings::redact_password(url)),
@@ -483,21 +496,23 @@ async fn bench(
     print_summary(&run)?;
     println!("\nreport: {}", run_dir.join("report.md").display());
 
-    judge(&run, &thresholds)
+    judge(&run, &thresholds, args.degraded_ok)
 }
 
 fn parse_thresholds(specs: &[String]) -> anyhow::Result<Vec<Threshold>> {
     specs.iter().map(|t| Threshold::parse(t)).collect()
 }
 
-/// Checks the head-to-head measurements against the thresholds and every checked system's
-/// books for violations. A check that could not run is an error (exit 1).
-fn judge(run: &RunData, thresholds: &[Threshold]) -> anyhow::Result<Finished> {
+/// Checks the head-to-head measurements against the thresholds (degraded answers counting as
+/// successes when `degraded_ok`) and every checked system's books for violations. A check that
+/// could not run is an error (exit 1).
+fn judge(run: &RunData, thresholds: &[Threshold], degraded_ok: bool) -> anyhow::Result<Finished> {
     let mut breaches = Vec::new();
     for m in run.main_measurements() {
-        let latency = m.total_latency()?;
+        // Every request's latency, so failures cannot flatter it (the successes' in old runs).
+        let latency = m.judged_latency()?;
         for threshold in thresholds {
-            if let Some(breach) = threshold.breach(&latency, m.error_rate()) {
+            if let Some(breach) = threshold.breach(&latency, m.succeeded(degraded_ok), m.error_rate(degraded_ok)) {
                 breaches.push(format!("{}: {breach}", m.architecture));
             }
         }
@@ -539,11 +554,21 @@ fn print_summary(run: &RunData) -> anyhow::Result<()> {
     println!();
     for m in run.main_measurements() {
         let p = m.total_percentiles()?;
+        let all = match m.all_requests_percentiles()? {
+            Some(a) => format!(
+                "p50 {:>9}, p99 {:>9}, p99.9 {:>9}",
+                human_micros(a.p50),
+                human_micros(a.p99),
+                human_micros(a.p999)
+            ),
+            None => "not recorded".into(),
+        };
         println!(
-            "{:<14} {:>8.1} req/s ok, {:.3}% errors, p50 {:>9}, p99 {:>9}, p99.9 {:>9}, {:.3} CPU-ms/request, peak RSS {:.1} MiB",
+            "{:<14} {:>8.1} req/s ok, {:.3}% errors, {:.3}% degraded; successes: p50 {:>9}, p99 {:>9}, p99.9 {:>9}; all requests: {all}; {:.3} CPU-ms/request, peak RSS {:.1} MiB",
             m.architecture,
-            m.achieved_rate(),
-            m.error_rate() * 100.0,
+            m.achieved_rate(run.config.degraded_ok),
+            m.failure_rate() * 100.0,
+            m.degraded_rate() * 100.0,
             human_micros(p.p50),
             human_micros(p.p99),
             human_micros(p.p999),
@@ -616,6 +641,20 @@ mod tests {
         let missing = args(&["--inventory-db", "sqlite:i.db"]).deployment().expect_err("payments and orders missing");
         assert!(format!("{missing:#}").contains("--payments-db"), "{missing:#}");
         assert!(Cli::try_parse_from(["splitbench", "check", "--db", "sqlite:m.db", "--orders-db", "x"]).is_err());
+    }
+
+    #[test]
+    fn degraded_answers_count_as_errors_unless_degraded_ok() {
+        let degraded_ok = |argv: &[&str]| match Cli::try_parse_from(argv) {
+            Ok(Cli { command: Command::Run(args) | Command::Sweep(args) | Command::Compare(args) }) => args.degraded_ok,
+            Ok(Cli { command: Command::Report { degraded_ok, .. } }) => degraded_ok,
+            other => panic!("unexpected: {other:?}"),
+        };
+        assert!(!degraded_ok(&["splitbench", "run"]));
+        assert!(degraded_ok(&["splitbench", "run", "--degraded-ok"]));
+        assert!(degraded_ok(&["splitbench", "sweep", "--degraded-ok"]));
+        assert!(!degraded_ok(&["splitbench", "report", "results/x"]));
+        assert!(degraded_ok(&["splitbench", "report", "results/x", "--degraded-ok"]));
     }
 
     #[test]

@@ -43,6 +43,8 @@ pub struct Plan {
     pub sweep_rates: Vec<f64>,
     pub sweep_window: Window,
     pub objective: Objective,
+    /// Count degraded answers as successes for the objective (`--degraded-ok`).
+    pub degraded_ok: bool,
     pub repeat: u32,
     pub arrivals: drive::Arrivals,
     /// `None`: the default bound of each rate ([`OpenLoop::new`]).
@@ -72,12 +74,14 @@ fn spawn_progress(label: String, recorder: Arc<Mutex<Recorder>>, window: Window)
                 let last = recorder.seconds.len().checked_sub(2).and_then(|i| recorder.seconds.get(i));
                 match last {
                     Some(second) => {
-                        let latency = second.merged_latency();
+                        // Every request's p99: what the sweep judges.
+                        let latency = second.merged_all_latency();
                         let p99 = if latency.is_empty() { 0 } else { latency.value_at_quantile(0.99) };
                         format!(
-                            "{phase} {elapsed:>3}/{total}s  due {:>6}/s  ok {:>6}/s  failed {:>4}  p99 {}",
+                            "{phase} {elapsed:>3}/{total}s  due {:>6}/s  ok {:>6}/s  degraded {:>4}  failed {:>4}  p99 {}",
                             second.due,
                             second.ok,
+                            second.degraded,
                             second.failed,
                             crate::analyse::human_micros(p99)
                         )
@@ -309,7 +313,7 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
                     let window = plan.sweep_window;
                     let m =
                         measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", seeds, &acknowledged).await?;
-                    let verdict = m.verdict(&plan.objective)?;
+                    let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;
                     measurements.push(m);
                     verdicts.push(verdict);
                     if max_sustainable_rate(&verdicts) != Some(rate) {

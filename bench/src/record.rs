@@ -1,10 +1,14 @@
-//! Recording what happened: HdrHistograms per endpoint and per second, and failures by kind.
+//! Recording what happened: HdrHistograms per endpoint and per second, and outcomes by kind.
 //!
-//! Latencies are recorded in microseconds. Each request contributes two numbers: its latency
-//! from when it was *due* (what a user waiting on the schedule sees; includes any queueing in
-//! the generator) and its service time from when it was actually sent. Requests due during the
-//! warm-up are sent but not recorded. Recorders merge exactly (histogram addition), so
-//! percentiles of merged data are never averages of percentiles.
+//! Latencies are recorded in microseconds. Each request ends in one of three ways ([`Verdict`]):
+//! ok (a complete, correct answer), degraded (correct but partial: a product page listing parts
+//! it could not include) or failed (by kind). Its latency counts from when it was *due* (what a
+//! user waiting on the schedule sees; includes any queueing in the generator) to when it ended,
+//! and goes into two histograms: the successes-only one (ok answers) and the all-requests one
+//! (every request, so a step where many requests failed or were never sent cannot show only its
+//! survivors). The service time, from when it was actually sent, is kept for ok answers.
+//! Requests due during the warm-up are sent but not recorded. Recorders merge exactly
+//! (histogram addition), so percentiles of merged data are never averages of percentiles.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -103,31 +107,56 @@ impl Failure {
     }
 }
 
+/// How a request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// A complete, correct answer.
+    Ok,
+    /// A correct answer with parts missing: a product page whose `degraded` list is not empty
+    /// (the microservices' gateway still answers 200 when inventory or reviews fail). Not ok:
+    /// it counts against the error budget unless `--degraded-ok` says otherwise.
+    Degraded,
+    Failed(Failure),
+}
+
 /// One finished (or abandoned) request.
 #[derive(Debug, Clone, Copy)]
 pub struct Outcome {
     pub endpoint: Endpoint,
     /// When it was due, as an offset from the start of the run (warm-up included).
     pub due: Duration,
-    /// From due to done.
+    /// From due to when it ended: its answer arrived, it timed out, or it was given up
+    /// (an overflow, at once).
     pub latency: Duration,
     /// From sent to done (equal to `latency` when the generator kept up).
     pub service_time: Duration,
-    pub failure: Option<Failure>,
+    pub verdict: Verdict,
 }
 
 /// Everything recorded for one endpoint over the measured window.
 #[derive(Debug, Clone)]
 pub struct EndpointRecord {
+    /// Latency of the ok answers (successes only).
     pub latency: Histogram<u64>,
+    /// Latency of every request, whatever its verdict.
+    pub all_latency: Histogram<u64>,
+    /// Service time of the ok answers.
     pub service_time: Histogram<u64>,
     pub ok: u64,
+    pub degraded: u64,
     pub failures: BTreeMap<String, u64>,
 }
 
 impl Default for EndpointRecord {
     fn default() -> Self {
-        Self { latency: latency_histogram(), service_time: latency_histogram(), ok: 0, failures: BTreeMap::new() }
+        Self {
+            latency: latency_histogram(),
+            all_latency: latency_histogram(),
+            service_time: latency_histogram(),
+            ok: 0,
+            degraded: 0,
+            failures: BTreeMap::new(),
+        }
     }
 }
 
@@ -138,8 +167,10 @@ impl EndpointRecord {
 
     fn merge(&mut self, other: &EndpointRecord) {
         self.latency.add(&other.latency).expect("histograms with equal bounds merge");
+        self.all_latency.add(&other.all_latency).expect("histograms with equal bounds merge");
         self.service_time.add(&other.service_time).expect("histograms with equal bounds merge");
         self.ok += other.ok;
+        self.degraded += other.degraded;
         for (kind, n) in &other.failures {
             *self.failures.entry(kind.clone()).or_default() += n;
         }
@@ -152,29 +183,45 @@ pub struct SecondRecord {
     /// Requests that came due in this second (the offered load).
     pub due: u64,
     pub ok: u64,
+    pub degraded: u64,
     pub failed: u64,
-    /// Latency (from due) of the requests due in this second, per endpoint.
+    /// Latency (from due) of the ok answers due in this second, per endpoint.
     pub latency: BTreeMap<Endpoint, Histogram<u64>>,
+    /// Latency (from due) of every request due in this second, per endpoint.
+    pub all_latency: BTreeMap<Endpoint, Histogram<u64>>,
 }
 
 impl SecondRecord {
     fn merge(&mut self, other: &SecondRecord) {
         self.due += other.due;
         self.ok += other.ok;
+        self.degraded += other.degraded;
         self.failed += other.failed;
-        for (endpoint, histogram) in &other.latency {
-            self.latency.entry(*endpoint).or_insert_with(latency_histogram).add(histogram).expect("equal bounds");
+        for (mine, theirs) in [(&mut self.latency, &other.latency), (&mut self.all_latency, &other.all_latency)] {
+            for (endpoint, histogram) in theirs {
+                mine.entry(*endpoint).or_insert_with(latency_histogram).add(histogram).expect("equal bounds");
+            }
         }
     }
 
-    /// All endpoints of this second merged.
+    /// The ok answers' latency, all endpoints of this second merged.
     pub fn merged_latency(&self) -> Histogram<u64> {
-        let mut all = latency_histogram();
-        for histogram in self.latency.values() {
-            all.add(histogram).expect("equal bounds");
-        }
-        all
+        merged(self.latency.values())
     }
+
+    /// Every request's latency, all endpoints of this second merged.
+    pub fn merged_all_latency(&self) -> Histogram<u64> {
+        merged(self.all_latency.values())
+    }
+}
+
+/// The exact sum of `histograms`.
+fn merged<'a>(histograms: impl IntoIterator<Item = &'a Histogram<u64>>) -> Histogram<u64> {
+    let mut all = latency_histogram();
+    for histogram in histograms {
+        all.add(histogram).expect("equal bounds");
+    }
+    all
 }
 
 /// The recorder of one run (or the exact merge of several).
@@ -215,24 +262,27 @@ impl Recorder {
 
     pub fn record(&mut self, outcome: &Outcome) {
         let Some(second) = self.second_of(outcome.due) else { return };
-        match outcome.failure {
-            None => {
+        let endpoint = outcome.endpoint;
+        // Every request, whatever its verdict, so failures cannot leave the percentiles.
+        record_duration(second.all_latency.entry(endpoint).or_insert_with(latency_histogram), outcome.latency);
+        match outcome.verdict {
+            Verdict::Ok => {
                 second.ok += 1;
-                record_duration(
-                    second.latency.entry(outcome.endpoint).or_insert_with(latency_histogram),
-                    outcome.latency,
-                );
+                record_duration(second.latency.entry(endpoint).or_insert_with(latency_histogram), outcome.latency);
             }
-            Some(_) => second.failed += 1,
+            Verdict::Degraded => second.degraded += 1,
+            Verdict::Failed(_) => second.failed += 1,
         }
-        let record = self.endpoints.entry(outcome.endpoint).or_default();
-        match outcome.failure {
-            None => {
+        let record = self.endpoints.entry(endpoint).or_default();
+        record_duration(&mut record.all_latency, outcome.latency);
+        match outcome.verdict {
+            Verdict::Ok => {
                 record.ok += 1;
                 record_duration(&mut record.latency, outcome.latency);
                 record_duration(&mut record.service_time, outcome.service_time);
             }
-            Some(failure) => *record.failures.entry(failure.name()).or_default() += 1,
+            Verdict::Degraded => record.degraded += 1,
+            Verdict::Failed(failure) => *record.failures.entry(failure.name()).or_default() += 1,
         }
     }
 
@@ -250,17 +300,22 @@ impl Recorder {
         self.generator_lag.add(&other.generator_lag).expect("equal bounds");
     }
 
-    /// Successful requests' latency over all endpoints.
+    /// Successful (ok) requests' latency over all endpoints.
     pub fn total_latency(&self) -> Histogram<u64> {
-        let mut all = latency_histogram();
-        for record in self.endpoints.values() {
-            all.add(&record.latency).expect("equal bounds");
-        }
-        all
+        merged(self.endpoints.values().map(|r| &r.latency))
+    }
+
+    /// Every request's latency over all endpoints.
+    pub fn total_all_latency(&self) -> Histogram<u64> {
+        merged(self.endpoints.values().map(|r| &r.all_latency))
     }
 
     pub fn ok(&self) -> u64 {
         self.endpoints.values().map(|r| r.ok).sum()
+    }
+
+    pub fn degraded(&self) -> u64 {
+        self.endpoints.values().map(|r| r.degraded).sum()
     }
 
     pub fn failed(&self) -> u64 {
@@ -276,13 +331,13 @@ impl Recorder {
 mod tests {
     use super::*;
 
-    fn outcome(endpoint: Endpoint, due_ms: u64, latency_us: u64, failure: Option<Failure>) -> Outcome {
+    fn outcome(endpoint: Endpoint, due_ms: u64, latency_us: u64, verdict: Verdict) -> Outcome {
         Outcome {
             endpoint,
             due: Duration::from_millis(due_ms),
             latency: Duration::from_micros(latency_us),
             service_time: Duration::from_micros(latency_us / 2),
-            failure,
+            verdict,
         }
     }
 
@@ -290,10 +345,10 @@ mod tests {
     fn warm_up_requests_are_not_recorded() {
         let mut recorder = Recorder::new(Duration::from_secs(1));
         recorder.record_due(Duration::from_millis(500), Duration::ZERO);
-        recorder.record(&outcome(Endpoint::Search, 500, 100, None));
+        recorder.record(&outcome(Endpoint::Search, 500, 100, Verdict::Ok));
         assert_eq!((recorder.ok(), recorder.due()), (0, 0));
         recorder.record_due(Duration::from_millis(1500), Duration::ZERO);
-        recorder.record(&outcome(Endpoint::Search, 1500, 100, None));
+        recorder.record(&outcome(Endpoint::Search, 1500, 100, Verdict::Ok));
         assert_eq!((recorder.ok(), recorder.due()), (1, 1));
         assert_eq!(recorder.seconds.len(), 1);
     }
@@ -301,15 +356,51 @@ mod tests {
     #[test]
     fn outcomes_land_in_their_due_second_and_failures_are_counted_by_kind() {
         let mut recorder = Recorder::new(Duration::ZERO);
-        recorder.record(&outcome(Endpoint::Checkout, 100, 1_000, None));
-        recorder.record(&outcome(Endpoint::Checkout, 2_100, 1_000, Some(Failure::Status(503))));
-        recorder.record(&outcome(Endpoint::Checkout, 2_200, 1_000, Some(Failure::Overflow)));
+        recorder.record(&outcome(Endpoint::Checkout, 100, 1_000, Verdict::Ok));
+        recorder.record(&outcome(Endpoint::Checkout, 2_100, 1_000, Verdict::Failed(Failure::Status(503))));
+        recorder.record(&outcome(Endpoint::Checkout, 2_200, 1_000, Verdict::Failed(Failure::Overflow)));
         assert_eq!(recorder.seconds.len(), 3);
         assert_eq!((recorder.seconds[0].ok, recorder.seconds[2].failed), (1, 2));
         let record = &recorder.endpoints[&Endpoint::Checkout];
         assert_eq!(record.failures["status_503"], 1);
         assert_eq!(record.failures["overflow"], 1);
-        assert_eq!(record.latency.len(), 1, "failed requests stay out of the latency histogram");
+        assert_eq!(record.latency.len(), 1, "the successes-only histogram holds the ok answer alone");
+        assert_eq!(record.all_latency.len(), 3, "the all-requests histogram holds every request");
+    }
+
+    #[test]
+    fn a_degraded_answer_counts_as_degraded_not_ok() {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        recorder.record(&outcome(Endpoint::ProductPage, 100, 800, Verdict::Ok));
+        recorder.record(&outcome(Endpoint::ProductPage, 1_100, 900, Verdict::Degraded));
+        recorder.record(&outcome(Endpoint::ProductPage, 1_200, 950, Verdict::Degraded));
+        assert_eq!((recorder.ok(), recorder.degraded(), recorder.failed()), (1, 2, 0));
+        let record = &recorder.endpoints[&Endpoint::ProductPage];
+        assert_eq!((record.ok, record.degraded), (1, 2));
+        assert!(record.failures.is_empty(), "a degraded answer is not a failure either");
+        assert_eq!((record.latency.len(), record.service_time.len()), (1, 1), "not among the successes");
+        assert_eq!(record.all_latency.len(), 3, "but among all requests");
+        let second = &recorder.seconds[1];
+        assert_eq!((second.ok, second.degraded, second.failed), (0, 2, 0));
+        assert_eq!((second.merged_latency().len(), second.merged_all_latency().len()), (0, 2));
+    }
+
+    #[test]
+    fn timeouts_and_overflows_land_in_the_all_requests_histogram_at_their_time() {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        recorder.record(&outcome(Endpoint::Search, 10, 2_000, Verdict::Ok));
+        // Timed out after 10 s; given up at once (40 µs after it came due); a 503 after 5 ms.
+        recorder.record(&outcome(Endpoint::Search, 20, 10_000_000, Verdict::Failed(Failure::Timeout)));
+        recorder.record(&outcome(Endpoint::Search, 30, 40, Verdict::Failed(Failure::Overflow)));
+        recorder.record(&outcome(Endpoint::Search, 40, 5_000, Verdict::Failed(Failure::Status(503))));
+        let all = recorder.total_all_latency();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all.max(), all.highest_equivalent(10_000_000), "the timeout at its timeout");
+        assert_eq!(all.min(), all.lowest_equivalent(40), "the overflow when it was given up");
+        assert_eq!(all.count_at(5_000), 1, "the failure when its answer arrived");
+        let ok = recorder.total_latency();
+        assert_eq!((ok.len(), ok.max()), (1, ok.highest_equivalent(2_000)), "successes only: the survivor");
+        assert_eq!(recorder.seconds[0].merged_all_latency(), all);
     }
 
     #[test]
@@ -318,23 +409,26 @@ mod tests {
         // would give (fast + slow) / 2; the exact merge's p99 is the fast value and its max the slow one.
         let mut fast = Recorder::new(Duration::ZERO);
         for i in 0..99 {
-            fast.record(&outcome(Endpoint::ProductPage, i, 100, None));
+            fast.record(&outcome(Endpoint::ProductPage, i, 100, Verdict::Ok));
         }
         let mut slow = Recorder::new(Duration::ZERO);
-        slow.record(&outcome(Endpoint::ProductPage, 50, 100_000, None));
+        slow.record(&outcome(Endpoint::ProductPage, 50, 100_000, Verdict::Ok));
+        slow.record(&outcome(Endpoint::ProductPage, 60, 200_000, Verdict::Degraded));
         let mut merged = fast.clone();
         merged.merge(&slow);
         let latency = &merged.endpoints[&Endpoint::ProductPage].latency;
         assert_eq!(latency.len(), 100);
         assert_eq!(latency.value_at_quantile(0.99), latency.highest_equivalent(100));
         assert_eq!(latency.max(), latency.highest_equivalent(100_000));
-        assert_eq!(merged.seconds[0].ok, 100);
+        assert_eq!((merged.seconds[0].ok, merged.seconds[0].degraded), (100, 1));
+        assert_eq!((merged.degraded(), merged.total_all_latency().len()), (1, 101));
+        assert_eq!(merged.seconds[0].merged_all_latency().len(), 101);
     }
 
     #[test]
     fn latencies_beyond_the_bound_are_clamped_not_lost() {
         let mut recorder = Recorder::new(Duration::ZERO);
-        recorder.record(&outcome(Endpoint::Health, 0, MAX_LATENCY_US * 10, None));
+        recorder.record(&outcome(Endpoint::Health, 0, MAX_LATENCY_US * 10, Verdict::Ok));
         assert_eq!(recorder.endpoints[&Endpoint::Health].latency.len(), 1);
     }
 }

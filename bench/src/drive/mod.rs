@@ -4,7 +4,9 @@
 //! request as a task. It waits with tokio's timer while the next due time is far and yields to
 //! the runtime while it is near, so requests leave within microseconds of their due time; how
 //! late each one actually left is recorded as the generator's lag. In-flight requests are bounded; a request that comes due when the bound is
-//! reached is not sent and counts as an `overflow` failure, never a silent skip.
+//! reached is not sent and counts as an `overflow` failure, never a silent skip. Every request
+//! is recorded with its latency from its due time, failures included: a failure when its answer
+//! arrived, a timeout when it timed out, an overflow when it was given up.
 //!
 //! Closed loop: N virtual users, each sending its next request when the previous one answered
 //! (plus an optional think time). Useful to probe capacity; it cannot show queueing delay,
@@ -22,9 +24,9 @@ use tokio::sync::Semaphore;
 
 pub use http1::LoadClient;
 pub use schedule::{Arrivals, OpenLoopSchedule, RepetitionSeeds};
-pub use workload::{Mix, PlannedRequest, Scale, Session, Workload, check_response};
+pub use workload::{Correct, Mix, PlannedRequest, Scale, Session, Workload, check_response};
 
-use crate::record::{Failure, Outcome, Recorder};
+use crate::record::{Failure, Outcome, Recorder, Verdict};
 
 /// Timing of a run.
 #[derive(Debug, Clone, Copy)]
@@ -104,12 +106,20 @@ impl AcknowledgedOrders {
 }
 
 /// Sends one planned request and judges the answer, noting the order a checkout confirmed.
-async fn send(client: &LoadClient, request: &PlannedRequest, acknowledged: &AcknowledgedOrders) -> Result<(), Failure> {
-    let answer = client.send(&client.encode(request)).await?;
-    if let Some(order_id) = check_response(request, answer.status, &answer.body)? {
-        acknowledged.record(order_id);
+async fn send(client: &LoadClient, request: &PlannedRequest, acknowledged: &AcknowledgedOrders) -> Verdict {
+    let answer = match client.send(&client.encode(request)).await {
+        Ok(answer) => answer,
+        Err(failure) => return Verdict::Failed(failure),
+    };
+    match check_response(request, answer.status, &answer.body) {
+        Ok(correct) => {
+            if let Correct::Confirmed(order_id) = correct {
+                acknowledged.record(order_id);
+            }
+            correct.verdict()
+        }
+        Err(failure) => Verdict::Failed(failure),
     }
-    Ok(())
 }
 
 /// Waits until `deadline` without returning early: tokio's timer while the deadline is far
@@ -170,12 +180,13 @@ pub async fn run_open_loop(
         let request = workload.next_request();
         recorder.lock().expect("recorder lock").record_due(offset, lag);
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            // Given up now: its latency is how late the generator got to it.
             let outcome = Outcome {
                 endpoint: request.endpoint,
                 due: offset,
-                latency: Duration::ZERO,
+                latency: Instant::now().saturating_duration_since(due),
                 service_time: Duration::ZERO,
-                failure: Some(Failure::Overflow),
+                verdict: Verdict::Failed(Failure::Overflow),
             };
             recorder.lock().expect("recorder lock").record(&outcome);
             continue;
@@ -183,7 +194,8 @@ pub async fn run_open_loop(
         let (client, recorder, acknowledged) = (client.clone(), recorder.clone(), acknowledged.clone());
         tokio::spawn(async move {
             let sent = Instant::now();
-            let result = send(&client, &request, &acknowledged).await;
+            let verdict = send(&client, &request, &acknowledged).await;
+            // When the answer arrived, or the client's timeout fired.
             let done = Instant::now();
             drop(permit);
             let outcome = Outcome {
@@ -191,7 +203,7 @@ pub async fn run_open_loop(
                 due: offset,
                 latency: done - due,
                 service_time: done - sent,
-                failure: result.err(),
+                verdict,
             };
             recorder.lock().expect("recorder lock").record(&outcome);
         });
@@ -240,15 +252,10 @@ pub async fn run_closed_loop(
                 let request = workload.lock().expect("workload lock").next_request();
                 let sent = Instant::now();
                 let offset = sent - start;
-                let result = send(&client, &request, &acknowledged).await;
+                let verdict = send(&client, &request, &acknowledged).await;
                 let took = sent.elapsed();
-                let outcome = Outcome {
-                    endpoint: request.endpoint,
-                    due: offset,
-                    latency: took,
-                    service_time: took,
-                    failure: result.err(),
-                };
+                let outcome =
+                    Outcome { endpoint: request.endpoint, due: offset, latency: took, service_time: took, verdict };
                 {
                     let mut recorder = recorder.lock().expect("recorder lock");
                     recorder.record_due(offset, Duration::ZERO);

@@ -5,7 +5,8 @@
 //! follows a Zipf law (a few products get most page views, as in real shops), users come from
 //! a pool logged in before the measured window, and every checkout carries a fresh
 //! idempotency key. [`check_response`] decides whether an answer is right, so a fast wrong
-//! answer counts as an error.
+//! answer counts as an error, and whether it is whole, so a partial product page counts as
+//! degraded rather than ok.
 
 use std::sync::Arc;
 
@@ -18,7 +19,7 @@ use rand_distr::Zipf;
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 
-use crate::record::{Endpoint, Failure};
+use crate::record::{Endpoint, Failure, Verdict};
 
 /// Endpoint weights, by name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,7 +255,7 @@ impl Workload {
 #[derive(Deserialize)]
 struct ProductPageShape {
     product: IdShape,
-    #[allow(dead_code)]
+    /// The parts (inventory, reviews) the page had to leave out.
     degraded: Vec<IgnoredAny>,
 }
 
@@ -293,19 +294,45 @@ struct ErrorCode {
     code: String,
 }
 
-/// Whether `status` and `body` are a correct answer to `request`. A correct checkout answer
-/// (201, confirmed) gives the id of the order the client was told is confirmed, so the books
-/// can be checked against it afterwards (see [`crate::check`]).
-pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Result<Option<i64>, Failure> {
+/// A correct answer, as [`check_response`] judged it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Correct {
+    /// Right and whole.
+    Complete,
+    /// A confirmed checkout (201): the id of the order the client was told is confirmed, so
+    /// the books can be checked against it afterwards (see [`crate::check`]).
+    Confirmed(i64),
+    /// Right but partial: a product page with a non-empty `degraded` list.
+    Degraded,
+}
+
+impl Correct {
+    /// How the recorder counts it.
+    pub fn verdict(self) -> Verdict {
+        match self {
+            Self::Complete | Self::Confirmed(_) => Verdict::Ok,
+            Self::Degraded => Verdict::Degraded,
+        }
+    }
+}
+
+/// Whether `status` and `body` are a correct answer to `request`, and whether it is whole.
+pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Result<Correct, Failure> {
     if let (Endpoint::Checkout, 201) = (request.endpoint, status) {
         return match serde_json::from_slice::<OrderShape>(body) {
-            Ok(order) if order.status == "confirmed" => Ok(Some(order.id)),
+            Ok(order) if order.status == "confirmed" => Ok(Correct::Confirmed(order.id)),
             _ => Err(Failure::BadResponse),
         };
     }
+    if let (Endpoint::ProductPage, 200) = (request.endpoint, status) {
+        return match serde_json::from_slice::<ProductPageShape>(body) {
+            Ok(page) if Some(page.product.id) != request.product_id => Err(Failure::BadResponse),
+            Ok(page) if page.degraded.is_empty() => Ok(Correct::Complete),
+            Ok(_) => Ok(Correct::Degraded),
+            Err(_) => Err(Failure::BadResponse),
+        };
+    }
     let shape_ok = match (request.endpoint, status) {
-        (Endpoint::ProductPage, 200) => serde_json::from_slice::<ProductPageShape>(body)
-            .is_ok_and(|page| Some(page.product.id) == request.product_id),
         (Endpoint::Search | Endpoint::CategoryListing | Endpoint::ReviewsRead | Endpoint::OrderHistory, 200) => {
             serde_json::from_slice::<PageShape>(body).is_ok()
         }
@@ -318,7 +345,7 @@ pub fn check_response(request: &PlannedRequest, status: u16, body: &[u8]) -> Res
         (Endpoint::Health, 200) => true,
         _ => return Err(Failure::Status(status)),
     };
-    if shape_ok { Ok(None) } else { Err(Failure::BadResponse) }
+    if shape_ok { Ok(Correct::Complete) } else { Err(Failure::BadResponse) }
 }
 
 #[cfg(test)]
@@ -403,16 +430,44 @@ mod tests {
             idempotency_key: None,
             product_id: Some(7),
         };
-        assert_eq!(check_response(&request, 200, br#"{"product":{"id":7},"degraded":[]}"#), Ok(None));
+        assert_eq!(check_response(&request, 200, br#"{"product":{"id":7},"degraded":[]}"#), Ok(Correct::Complete));
         assert_eq!(check_response(&request, 200, br#"{"product":{"id":8},"degraded":[]}"#), Err(Failure::BadResponse));
         assert_eq!(check_response(&request, 200, b"<html>"), Err(Failure::BadResponse));
         assert_eq!(check_response(&request, 503, b"{}"), Err(Failure::Status(503)));
         let review = PlannedRequest { endpoint: Endpoint::ReviewWrite, product_id: None, ..request };
-        assert_eq!(check_response(&review, 409, br#"{"error":{"code":"review_exists","message":""}}"#), Ok(None));
+        assert_eq!(
+            check_response(&review, 409, br#"{"error":{"code":"review_exists","message":""}}"#),
+            Ok(Correct::Complete)
+        );
         assert_eq!(
             check_response(&review, 409, br#"{"error":{"code":"other","message":""}}"#),
             Err(Failure::BadResponse)
         );
+    }
+
+    #[test]
+    fn a_product_page_listing_degraded_parts_is_degraded_not_ok() {
+        let request = PlannedRequest {
+            endpoint: Endpoint::ProductPage,
+            method: reqwest::Method::GET,
+            path: "/api/products/7".into(),
+            body: None,
+            authorization: None,
+            idempotency_key: None,
+            product_id: Some(7),
+        };
+        let partial = br#"{"product":{"id":7},"stock":null,"rating":null,"recent_reviews":null,"degraded":["inventory","reviews"]}"#;
+        assert_eq!(check_response(&request, 200, partial), Ok(Correct::Degraded));
+        assert_eq!(Correct::Degraded.verdict(), Verdict::Degraded);
+        assert_eq!(Correct::Complete.verdict(), Verdict::Ok);
+        // Partial and about the wrong product is wrong, not degraded.
+        assert_eq!(
+            check_response(&request, 200, br#"{"product":{"id":8},"degraded":["reviews"]}"#),
+            Err(Failure::BadResponse)
+        );
+        // Only the product page can be degraded: other endpoints have no such list.
+        let search = PlannedRequest { endpoint: Endpoint::Search, product_id: None, ..request };
+        assert_eq!(check_response(&search, 200, br#"{"items":[],"total":0,"degraded":["x"]}"#), Ok(Correct::Complete));
     }
 
     #[test]
@@ -426,7 +481,11 @@ mod tests {
             idempotency_key: Some("k".into()),
             product_id: None,
         };
-        assert_eq!(check_response(&checkout, 201, br#"{"id":42,"status":"confirmed","items":[]}"#), Ok(Some(42)));
+        assert_eq!(
+            check_response(&checkout, 201, br#"{"id":42,"status":"confirmed","items":[]}"#),
+            Ok(Correct::Confirmed(42))
+        );
+        assert_eq!(Correct::Confirmed(42).verdict(), Verdict::Ok);
         assert_eq!(check_response(&checkout, 201, br#"{"id":42,"status":"pending"}"#), Err(Failure::BadResponse));
         assert_eq!(check_response(&checkout, 201, br#"{"status":"confirmed"}"#), Err(Failure::BadResponse));
         assert_eq!(check_response(&checkout, 402, b"{}"), Err(Failure::Status(402)));

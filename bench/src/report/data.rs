@@ -5,7 +5,11 @@
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
 //! version it does not know, and reads every older one:
 //!
-//! - version 3 added the seeds of each window ([`Measurement::seeds`]).
+//! - version 3 added degraded answers (`degraded` per endpoint and per second), every request's
+//!   latency (`all_latency` per endpoint and per second: failures, timeouts and overflows
+//!   included), the seeds of each window ([`Measurement::seeds`]) and `config.degraded_ok`.
+//!   Older files read with no degraded answers; their all-requests latency is their successes'
+//!   where nothing failed, and unknown otherwise.
 //! - version 2 added each system's consistency check ([`Measurement::consistency`]); version 1
 //!   files read as runs that were not checked.
 
@@ -18,7 +22,7 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::analyse::{Objective, Percentiles};
+use crate::analyse::{Objective, Percentiles, StepVerdict};
 use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
 use crate::record::{Recorder, latency_histogram};
@@ -87,6 +91,10 @@ pub struct RunConfig {
     pub logged_in_users: u32,
     /// The base seed; each repetition's seeds are derived from it ([`Measurement::seeds`]).
     pub seed: u64,
+    /// Whether degraded answers counted as successes for the error budget and the thresholds
+    /// (`--degraded-ok`); by default they count against them (absent before schema 3: false).
+    #[serde(default)]
+    pub degraded_ok: bool,
     pub database: String,
     pub core_layout: String,
     /// The flags every shop process was started with (ports and database URLs aside).
@@ -111,18 +119,63 @@ pub struct ProcessCost {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointData {
     pub ok: u64,
+    /// Correct but partial answers (schema 3; absent before, so 0).
+    #[serde(default)]
+    pub degraded: u64,
     pub failures: BTreeMap<String, u64>,
+    /// Latency of the ok answers.
     pub latency: EncodedHistogram,
+    /// Latency of every request: ok, degraded and failed (schema 3; `None` before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_latency: Option<EncodedHistogram>,
     pub service_time: EncodedHistogram,
+}
+
+impl EndpointData {
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// Every request's latency; `None` in a run recorded before it was kept, unless nothing
+    /// failed there (then the successes were every request).
+    pub fn all_requests(&self) -> anyhow::Result<Option<Histogram<u64>>> {
+        all_requests(self.all_latency.as_ref(), &self.latency, self.failed() + self.degraded)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecondData {
     pub due: u64,
     pub ok: u64,
+    /// Correct but partial answers (schema 3; absent before, so 0).
+    #[serde(default)]
+    pub degraded: u64,
     pub failed: u64,
-    /// All endpoints' latency (from due) of the requests due in this second.
+    /// All endpoints' latency (from due) of the ok answers due in this second.
     pub latency: EncodedHistogram,
+    /// All endpoints' latency of every request due in this second (schema 3; `None` before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_latency: Option<EncodedHistogram>,
+}
+
+impl SecondData {
+    /// Every request's latency (see [`EndpointData::all_requests`]).
+    pub fn all_requests(&self) -> anyhow::Result<Option<Histogram<u64>>> {
+        all_requests(self.all_latency.as_ref(), &self.latency, self.failed + self.degraded)
+    }
+}
+
+/// `all` decoded; for older runs without it, the successes when nothing else happened.
+fn all_requests(
+    all: Option<&EncodedHistogram>,
+    successes: &EncodedHistogram,
+    not_ok: u64,
+) -> anyhow::Result<Option<Histogram<u64>>> {
+    match all {
+        Some(all) => all.decode().map(Some),
+        None if not_ok == 0 => successes.decode().map(Some),
+        None => Ok(None),
+    }
 }
 
 /// The books of a system, checked after its last window (see [`crate::check`]).
@@ -186,8 +239,10 @@ impl Measurement {
                     endpoint.name().to_string(),
                     EndpointData {
                         ok: record.ok,
+                        degraded: record.degraded,
                         failures: record.failures.clone(),
                         latency: EncodedHistogram::encode(&record.latency),
+                        all_latency: Some(EncodedHistogram::encode(&record.all_latency)),
                         service_time: EncodedHistogram::encode(&record.service_time),
                     },
                 )
@@ -199,8 +254,10 @@ impl Measurement {
             .map(|s| SecondData {
                 due: s.due,
                 ok: s.ok,
+                degraded: s.degraded,
                 failed: s.failed,
                 latency: EncodedHistogram::encode(&s.merged_latency()),
+                all_latency: Some(EncodedHistogram::encode(&s.merged_all_latency())),
             })
             .collect();
         Self {
@@ -219,21 +276,54 @@ impl Measurement {
         }
     }
 
+    /// Complete, correct answers.
     pub fn ok(&self) -> u64 {
         self.endpoints.values().map(|e| e.ok).sum()
     }
 
+    /// Correct but partial answers.
+    pub fn degraded(&self) -> u64 {
+        self.endpoints.values().map(|e| e.degraded).sum()
+    }
+
     pub fn failed(&self) -> u64 {
-        self.endpoints.values().map(|e| e.failures.values().sum::<u64>()).sum()
+        self.endpoints.values().map(EndpointData::failed).sum()
+    }
+
+    /// Requests that ended one way or another (answered, failed or given up).
+    pub fn attempted(&self) -> u64 {
+        self.ok() + self.degraded() + self.failed()
+    }
+
+    /// Answers the server gave, complete or degraded: what its costs are divided by.
+    pub fn answered(&self) -> u64 {
+        self.ok() + self.degraded()
+    }
+
+    /// Requests that succeeded: the ok ones, and the degraded ones too when `degraded_ok`.
+    pub fn succeeded(&self, degraded_ok: bool) -> u64 {
+        if degraded_ok { self.answered() } else { self.ok() }
     }
 
     pub fn due(&self) -> u64 {
         self.timeline.iter().map(|s| s.due).sum()
     }
 
-    pub fn error_rate(&self) -> f64 {
-        let attempted = self.ok() + self.failed();
-        if attempted == 0 { 0.0 } else { self.failed() as f64 / attempted as f64 }
+    /// The share of requests that did not succeed: failures, and degraded answers unless
+    /// `degraded_ok`.
+    pub fn error_rate(&self, degraded_ok: bool) -> f64 {
+        let attempted = self.attempted();
+        if attempted == 0 { 0.0 } else { (attempted - self.succeeded(degraded_ok)) as f64 / attempted as f64 }
+    }
+
+    /// Failed requests / requests.
+    pub fn failure_rate(&self) -> f64 {
+        self.failed() as f64 / self.attempted().max(1) as f64
+    }
+
+    /// Degraded answers / requests.
+    pub fn degraded_rate(&self) -> f64 {
+        self.degraded() as f64 / self.attempted().max(1) as f64
     }
 
     /// Requests that came due per second over the window: the offered load as actually
@@ -242,20 +332,22 @@ impl Measurement {
         self.due() as f64 / self.duration_secs.max(f64::EPSILON)
     }
 
-    /// Judges this window against a sweep objective.
-    pub fn verdict(&self, objective: &crate::analyse::Objective) -> anyhow::Result<crate::analyse::StepVerdict> {
+    /// Judges this window against a sweep objective, on the p99 of every request
+    /// ([`Measurement::judged_latency`]).
+    pub fn verdict(&self, objective: &Objective, degraded_ok: bool) -> anyhow::Result<StepVerdict> {
+        let p99 = Percentiles::of(&self.judged_latency()?).p99;
         let mut verdict =
-            objective.judge(self.due_rate(), self.achieved_rate(), self.error_rate(), self.total_percentiles()?.p99);
+            objective.judge(self.due_rate(), self.achieved_rate(degraded_ok), self.error_rate(degraded_ok), p99);
         verdict.offered_rate = self.offered_rate.unwrap_or(verdict.offered_rate);
         Ok(verdict)
     }
 
-    /// Successful requests per second over the window.
-    pub fn achieved_rate(&self) -> f64 {
-        self.ok() as f64 / self.duration_secs.max(f64::EPSILON)
+    /// Successful requests per second over the window (see [`Measurement::succeeded`]).
+    pub fn achieved_rate(&self, degraded_ok: bool) -> f64 {
+        self.succeeded(degraded_ok) as f64 / self.duration_secs.max(f64::EPSILON)
     }
 
-    /// All endpoints' latency, merged exactly.
+    /// The ok answers' latency, all endpoints merged exactly.
     pub fn total_latency(&self) -> anyhow::Result<Histogram<u64>> {
         let mut all = latency_histogram();
         for endpoint in self.endpoints.values() {
@@ -264,8 +356,34 @@ impl Measurement {
         Ok(all)
     }
 
+    /// The ok answers' percentiles.
     pub fn total_percentiles(&self) -> anyhow::Result<Percentiles> {
         Ok(Percentiles::of(&self.total_latency()?))
+    }
+
+    /// Every request's latency, all endpoints merged exactly; `None` for a run recorded before
+    /// it was kept where something failed (see [`EndpointData::all_requests`]).
+    pub fn all_requests_latency(&self) -> anyhow::Result<Option<Histogram<u64>>> {
+        let mut all = latency_histogram();
+        for endpoint in self.endpoints.values() {
+            let Some(histogram) = endpoint.all_requests()? else { return Ok(None) };
+            all.add(histogram).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        }
+        Ok(Some(all))
+    }
+
+    /// Every request's percentiles, if known.
+    pub fn all_requests_percentiles(&self) -> anyhow::Result<Option<Percentiles>> {
+        Ok(self.all_requests_latency()?.as_ref().map(Percentiles::of))
+    }
+
+    /// The latency the sweep's objective and the thresholds judge: every request's, or, in a
+    /// run recorded before that was kept, the successes' (what those runs were judged on).
+    pub fn judged_latency(&self) -> anyhow::Result<Histogram<u64>> {
+        match self.all_requests_latency()? {
+            Some(all) => Ok(all),
+            None => self.total_latency(),
+        }
     }
 
     pub fn sut_cpu_seconds(&self) -> f64 {
@@ -281,23 +399,27 @@ impl Measurement {
         self.processes.iter().chain([&self.generator]).any(|p| p.context_switches > 0)
     }
 
-    /// A process's CPU microseconds and context switches per successful request; the
-    /// switches are `None` in runs recorded before they were sampled.
+    /// A process's CPU microseconds and context switches per answered request (complete or
+    /// degraded: a partial page is still work done); the switches are `None` in runs recorded
+    /// before they were sampled.
     pub fn per_request(&self, process: &ProcessCost) -> (f64, Option<f64>) {
-        let ok = self.ok().max(1) as f64;
-        (process.cpu_seconds * 1e6 / ok, self.switches_sampled().then(|| process.context_switches as f64 / ok))
+        let answered = self.answered().max(1) as f64;
+        (
+            process.cpu_seconds * 1e6 / answered,
+            self.switches_sampled().then(|| process.context_switches as f64 / answered),
+        )
     }
 
-    /// The system under test's context switches per successful request (`None`: not sampled).
+    /// The system under test's context switches per answered request (`None`: not sampled).
     pub fn sut_context_switches_per_request(&self) -> Option<f64> {
         let total: u64 = self.processes.iter().map(|p| p.context_switches).sum();
-        self.switches_sampled().then(|| total as f64 / self.ok().max(1) as f64)
+        self.switches_sampled().then(|| total as f64 / self.answered().max(1) as f64)
     }
 
-    /// CPU milliseconds the system under test spent per successful request.
+    /// CPU milliseconds the system under test spent per answered request.
     pub fn cpu_ms_per_request(&self) -> f64 {
-        let ok = self.ok();
-        if ok == 0 { 0.0 } else { self.sut_cpu_seconds() * 1000.0 / ok as f64 }
+        let answered = self.answered();
+        if answered == 0 { 0.0 } else { self.sut_cpu_seconds() * 1000.0 / answered as f64 }
     }
 
     pub fn failures_by_kind(&self) -> BTreeMap<String, u64> {
@@ -355,6 +477,90 @@ mod tests {
         }
         let decoded = EncodedHistogram::encode(&histogram).decode().expect("decodes");
         assert_eq!(decoded, histogram);
+    }
+
+    use std::time::Duration;
+
+    use crate::record::{Endpoint, Failure, Outcome, Verdict};
+
+    /// One second of requests ending as `verdicts` (latency in microseconds).
+    fn window(verdicts: &[(u64, Verdict)]) -> Measurement {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        for (i, (latency_us, verdict)) in verdicts.iter().enumerate() {
+            let due = Duration::from_millis(i as u64);
+            recorder.record_due(due, Duration::ZERO);
+            let latency = Duration::from_micros(*latency_us);
+            let endpoint = Endpoint::ProductPage;
+            recorder.record(&Outcome { endpoint, due, latency, service_time: latency, verdict: *verdict });
+        }
+        let generator =
+            ProcessCost { name: "generator".into(), cpu_seconds: 0.0, peak_rss_bytes: 0, context_switches: 0 };
+        Measurement::from_recorder("monolith", "sweep", Some(100.0), 1, 1.0, &recorder, vec![], generator)
+    }
+
+    fn objective(error_budget: f64) -> Objective {
+        Objective { p99_us: 100_000, error_budget, min_achieved_fraction: 0.95 }
+    }
+
+    #[test]
+    fn degraded_answers_count_against_the_error_budget_unless_degraded_ok() {
+        let mut verdicts = vec![(1_000, Verdict::Ok); 96];
+        verdicts.extend([(1_000, Verdict::Degraded); 3]);
+        verdicts.push((1_000, Verdict::Failed(Failure::Status(503))));
+        let m = window(&verdicts);
+        assert_eq!((m.ok(), m.degraded(), m.failed(), m.attempted(), m.answered()), (96, 3, 1, 100, 99));
+        assert_eq!((m.succeeded(false), m.succeeded(true)), (96, 99));
+        assert!((m.error_rate(false) - 0.04).abs() < 1e-9 && (m.error_rate(true) - 0.01).abs() < 1e-9);
+        assert!((m.achieved_rate(false) - 96.0).abs() < 1e-9 && (m.achieved_rate(true) - 99.0).abs() < 1e-9);
+        let budget = objective(0.02);
+        assert!(!m.verdict(&budget, false).expect("judged").sustainable, "4% > 2% with degraded answers");
+        assert!(m.verdict(&budget, true).expect("judged").sustainable, "1% ≤ 2% without them");
+    }
+
+    #[test]
+    fn the_sweep_verdict_judges_the_p99_of_every_request() {
+        // 97 fast answers and 3 timeouts at 10 s: the successes' p99 is 1 ms, every request's 10 s.
+        let mut verdicts = vec![(1_000, Verdict::Ok); 97];
+        verdicts.extend([(10_000_000, Verdict::Failed(Failure::Timeout)); 3]);
+        let m = window(&verdicts);
+        assert_eq!(m.total_percentiles().expect("decodes").p99, 1_000);
+        let all = m.all_requests_percentiles().expect("decodes").expect("recorded");
+        assert_eq!((all.count, all.p99 >= 10_000_000), (100, true));
+        let verdict = m.verdict(&objective(0.05), false).expect("judged");
+        assert_eq!(verdict.p99_us, all.p99);
+        assert!(!verdict.sustainable, "within the error budget, but not the latency objective");
+    }
+
+    #[test]
+    fn runs_without_every_requests_latency_fall_back_only_where_nothing_failed() {
+        let mut clean = window(&[(1_000, Verdict::Ok), (2_000, Verdict::Ok)]);
+        let mut failed = window(&[(1_000, Verdict::Ok), (50, Verdict::Failed(Failure::Overflow))]);
+        // As a schema 2 run.json reads: no all-requests histograms.
+        for m in [&mut clean, &mut failed] {
+            m.endpoints.values_mut().for_each(|e| e.all_latency = None);
+            m.timeline.iter_mut().for_each(|s| s.all_latency = None);
+        }
+        let successes = clean.total_latency().expect("decodes");
+        assert_eq!(clean.all_requests_latency().expect("decodes"), Some(successes), "nothing failed: the same");
+        assert_eq!(clean.timeline[0].all_requests().expect("decodes").map(|h| h.len()), Some(2));
+        assert_eq!(failed.all_requests_latency().expect("decodes"), None, "unknown, not made up");
+        assert_eq!(failed.timeline[0].all_requests().expect("decodes"), None);
+        assert_eq!(failed.judged_latency().expect("decodes").len(), 1, "judged on the successes, as it was then");
+    }
+
+    #[test]
+    fn older_schemas_read_with_no_degraded_answers_and_no_seeds() {
+        let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        for (run, version) in [("20261127-product-page-2000", 1), ("20261127T095639Z-compare", 2)] {
+            let data = RunData::read(&committed.join(run).join("run.json")).expect("an older schema reads");
+            assert_eq!(data.schema_version, version);
+            assert!(!data.config.degraded_ok);
+            for m in &data.measurements {
+                assert_eq!((m.degraded(), m.seeds), (0, None), "{run}");
+                assert!(m.endpoints.values().all(|e| e.all_latency.is_none()), "{run}");
+                m.verdict(&objective(0.001), false).expect("still judged");
+            }
+        }
     }
 
     #[test]

@@ -55,10 +55,24 @@ fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
     std::fs::create_dir_all(&histograms)?;
     for m in &run.measurements {
         let stem = measurement_stem(m);
-        let mut csv = String::from("second,due,ok,failed,p50_us,p90_us,p99_us,max_us\n");
+        // p*_us: the ok answers; all_p*_us: every request (empty in old runs where unknown).
+        let mut csv = String::from(
+            "second,due,ok,degraded,failed,p50_us,p90_us,p99_us,max_us,all_p50_us,all_p90_us,all_p99_us,all_max_us\n",
+        );
         for (second, s) in m.timeline.iter().enumerate() {
             let p = Percentiles::of(&s.latency.decode()?);
-            let _ = writeln!(csv, "{second},{},{},{},{},{},{},{}", s.due, s.ok, s.failed, p.p50, p.p90, p.p99, p.max);
+            let all = match s.all_requests()? {
+                Some(all) => {
+                    let a = Percentiles::of(&all);
+                    format!("{},{},{},{}", a.p50, a.p90, a.p99, a.max)
+                }
+                None => ",,,".into(),
+            };
+            let _ = writeln!(
+                csv,
+                "{second},{},{},{},{},{},{},{},{},{all}",
+                s.due, s.ok, s.degraded, s.failed, p.p50, p.p90, p.p99, p.max
+            );
         }
         std::fs::write(timelines.join(format!("{stem}.csv")), csv)?;
 
@@ -66,20 +80,25 @@ fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
         let mut serializer = V2DeflateSerializer::new();
         let mut log = IntervalLogWriterBuilder::new()
             .add_comment(&format!("splitbench {} {}: latency from due time, microseconds", run.run_id, stem))
+            .add_comment("tags: all = every endpoint's ok answers; all_requests = every endpoint's requests, failures included; <endpoint>, <endpoint>_all_requests likewise over the window")
             .begin_log_with(&mut file, &mut serializer)?;
+        let mut write = |histogram: &hdrhistogram::Histogram<u64>, start: Duration, length: Duration, tag: &str| {
+            log.write_histogram(histogram, start, length, Tag::new(tag))
+                .map_err(|e| anyhow::anyhow!("writing the histogram log: {e:?}"))
+        };
         for (second, s) in m.timeline.iter().enumerate() {
-            log.write_histogram(
-                &s.latency.decode()?,
-                Duration::from_secs(second as u64),
-                Duration::from_secs(1),
-                Tag::new("all"),
-            )
-            .map_err(|e| anyhow::anyhow!("writing the histogram log: {e:?}"))?;
+            let start = Duration::from_secs(second as u64);
+            write(&s.latency.decode()?, start, Duration::from_secs(1), "all")?;
+            if let Some(all) = &s.all_latency {
+                write(&all.decode()?, start, Duration::from_secs(1), "all_requests")?;
+            }
         }
         let whole = Duration::from_secs_f64(m.duration_secs);
         for (endpoint, data) in &m.endpoints {
-            log.write_histogram(&data.latency.decode()?, Duration::ZERO, whole, Tag::new(endpoint))
-                .map_err(|e| anyhow::anyhow!("writing the histogram log: {e:?}"))?;
+            write(&data.latency.decode()?, Duration::ZERO, whole, endpoint)?;
+            if let Some(all) = &data.all_latency {
+                write(&all.decode()?, Duration::ZERO, whole, &format!("{endpoint}_all_requests"))?;
+            }
         }
     }
     Ok(())
@@ -89,7 +108,7 @@ fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
 fn sweep_verdicts(run: &RunData, objective: &Objective) -> anyhow::Result<BTreeMap<(String, u32), Vec<StepVerdict>>> {
     let mut verdicts: BTreeMap<(String, u32), Vec<StepVerdict>> = BTreeMap::new();
     for m in run.sweep_measurements() {
-        let verdict = m.verdict(objective)?;
+        let verdict = m.verdict(objective, run.config.degraded_ok)?;
         verdicts.entry((m.architecture.clone(), m.repetition)).or_default().push(verdict);
     }
     Ok(verdicts)
@@ -150,11 +169,17 @@ fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
 
         let mut timeline = Vec::new();
         for m in &main {
-            let mut values = Vec::new();
+            let (mut ok, mut all) = (Vec::new(), Vec::new());
             for (second, s) in m.timeline.iter().enumerate() {
-                values.push((second as f64, Percentiles::of(&s.latency.decode()?).p99 as f64 / 1000.0));
+                ok.push((second as f64, Percentiles::of(&s.latency.decode()?).p99 as f64 / 1000.0));
+                if let Some(every) = s.all_requests()? {
+                    all.push((second as f64, Percentiles::of(&every).p99 as f64 / 1000.0));
+                }
             }
-            timeline.push(Series { name: format!("{} p99", m.architecture), values });
+            timeline.push(Series { name: format!("{} p99", m.architecture), values: ok });
+            if m.timeline.iter().any(|s| s.all_latency.is_some()) {
+                timeline.push(Series { name: format!("{} p99 (all requests)", m.architecture), values: all });
+            }
         }
         std::fs::write(
             dir.join("timeline.svg"),
@@ -171,15 +196,22 @@ fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
         for ((architecture, _), repeats) in steps {
             // Merge repetitions of a step exactly, then read the percentiles.
             let mut latency = crate::record::latency_histogram();
+            let mut judged = crate::record::latency_histogram();
             let mut achieved = 0.0;
             for m in &repeats {
                 latency.add(m.total_latency()?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                achieved += m.achieved_rate();
+                judged.add(m.judged_latency()?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+                achieved += m.achieved_rate(run.config.degraded_ok);
             }
             let achieved = achieved / repeats.len() as f64;
             let p = Percentiles::of(&latency);
+            let judged = Percentiles::of(&judged);
             by_architecture.entry((architecture.clone(), "p50")).or_default().push((achieved, p.p50 as f64 / 1000.0));
-            by_architecture.entry((architecture, "p99")).or_default().push((achieved, p.p99 as f64 / 1000.0));
+            by_architecture.entry((architecture.clone(), "p99")).or_default().push((achieved, p.p99 as f64 / 1000.0));
+            by_architecture
+                .entry((architecture, "p99 (all requests)"))
+                .or_default()
+                .push((achieved, judged.p99 as f64 / 1000.0));
         }
         let series: Vec<Series> = by_architecture
             .into_iter()
@@ -200,6 +232,18 @@ fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
         files.push(("latency_vs_throughput.svg".into(), "Latency vs throughput".into()));
     }
     Ok(Plots { files })
+}
+
+/// `n (x.xxx%)` of `of`.
+fn share(n: u64, of: u64) -> String {
+    format!("{n} ({:.3}%)", n as f64 * 100.0 / of.max(1) as f64)
+}
+
+/// Table cells of every request's percentiles, or `n/a` where the run did not keep them.
+fn all_cells(all: Option<&Percentiles>, picks: &[fn(&Percentiles) -> u64]) -> String {
+    let cells: Vec<String> =
+        picks.iter().map(|pick| all.map_or_else(|| "n/a".to_string(), |p| human_micros(pick(p)))).collect();
+    cells.join(" | ")
 }
 
 /// The seeds row: the base seed and what each repetition drew from it.
@@ -244,6 +288,11 @@ pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
     let overflow = m.failures_by_kind().get("overflow").copied().unwrap_or(0);
     if overflow > 0 {
         warnings.push(format!("{window}: {overflow} requests were not sent because the in-flight limit was reached"));
+    }
+    let degraded = m.degraded();
+    if degraded > 0 {
+        warnings
+            .push(format!("{window}: {degraded} answers were degraded (product pages missing inventory or reviews)"));
     }
     Ok(warnings)
 }
@@ -367,6 +416,15 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(md, "| mix | `{}`: {} |", c.mix, weights.join(", "));
     let _ =
         writeln!(md, "| seeds | {}; {} users logged in before measuring |", seeds_description(run), c.logged_in_users);
+    let _ = writeln!(
+        md,
+        "| degraded answers | {} |",
+        if c.degraded_ok {
+            "count as successes (`--degraded-ok`)"
+        } else {
+            "count against the error budget and thresholds"
+        }
+    );
     let _ = writeln!(md, "| shop settings (every process) | `{}` |", c.shop_settings.join(" "));
     let _ = writeln!(md);
 
@@ -376,29 +434,49 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         let _ = writeln!(md, "## Head to head\n");
         let _ = writeln!(
             md,
-            "Latency is measured from each request's due time (open loop), so queueing is included; service time is from when it was sent.\n"
+            "Latency is measured from each request's due time (open loop), so queueing is included; service time is from when it was sent. p50 to max are the successes' (complete, correct answers); the *all* columns count every request, degraded answers and failures included, each at the time it ended: a failure when its answer arrived, a timeout when it timed out, an overflow when it was given up (at once, so overflows pull the all-requests p50 down: read it beside the errors). Degraded answers (product pages missing inventory or reviews) are not successes{}.\n",
+            if c.degraded_ok {
+                " but were counted as such here (`--degraded-ok`)"
+            } else {
+                ": they count against the error budget and the `errors` threshold"
+            }
         );
         let _ = writeln!(
             md,
-            "| architecture | offered req/s | achieved req/s | errors | p50 | p90 | p99 | p99.9 | max | CPU ms/request | context switches/request | SUT CPU s | SUT peak RSS | generator CPU s | generator lag p99 |"
+            "| architecture | offered req/s | achieved req/s | errors | degraded | p50 | p90 | p99 | p99.9 | max | all p50 | all p90 | all p99 | all p99.9 | all max |"
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         for m in &main {
             let p = m.total_percentiles()?;
-            let lag = Percentiles::of(&m.generator_lag.decode()?);
+            let all = m.all_requests_percentiles()?;
             let _ = writeln!(
                 md,
-                "| {} | {} | {:.1} | {} ({:.3}%) | {} | {} | {} | {} | {} | {:.3} | {} | {:.2} | {} | {:.2} | {} |",
+                "| {} | {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.architecture,
                 m.offered_rate.map_or("closed loop".into(), |r| format!("{r:.0}")),
-                m.achieved_rate(),
-                m.failed(),
-                m.error_rate() * 100.0,
+                m.achieved_rate(c.degraded_ok),
+                share(m.failed(), m.attempted()),
+                share(m.degraded(), m.attempted()),
                 human_micros(p.p50),
                 human_micros(p.p90),
                 human_micros(p.p99),
                 human_micros(p.p999),
                 human_micros(p.max),
+                all_cells(all.as_ref(), &[|p| p.p50, |p| p.p90, |p| p.p99, |p| p.p999, |p| p.max]),
+            );
+            all_warnings.extend(warnings(m)?);
+        }
+        let _ = writeln!(
+            md,
+            "\n| architecture | CPU ms/request | context switches/request | SUT CPU s | SUT peak RSS | generator CPU s | generator lag p99 |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        for m in &main {
+            let lag = Percentiles::of(&m.generator_lag.decode()?);
+            let _ = writeln!(
+                md,
+                "| {} | {:.3} | {} | {:.2} | {} | {:.2} | {} |",
+                m.architecture,
                 m.cpu_ms_per_request(),
                 m.sut_context_switches_per_request().map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}")),
                 m.sut_cpu_seconds(),
@@ -406,14 +484,13 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                 m.generator.cpu_seconds,
                 human_micros(lag.p99),
             );
-            all_warnings.extend(warnings(m)?);
         }
         let _ = writeln!(md, "\n### Per endpoint\n");
         let _ = writeln!(
             md,
-            "| endpoint | architecture | ok | failed | p50 | p90 | p99 | p99.9 | max | service time p50 | service time p99 |"
+            "| endpoint | architecture | ok | degraded | failed | p50 | p90 | p99 | p99.9 | max | all p50 | all p99 | all max | service time p50 | service time p99 |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         let mut endpoints: Vec<&String> = main.iter().flat_map(|m| m.endpoints.keys()).collect();
         endpoints.sort();
         endpoints.dedup();
@@ -421,18 +498,21 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
             for m in &main {
                 let Some(data) = m.endpoints.get(endpoint) else { continue };
                 let p = Percentiles::of(&data.latency.decode()?);
+                let all = data.all_requests()?.as_ref().map(Percentiles::of);
                 let s = Percentiles::of(&data.service_time.decode()?);
-                let failed: u64 = data.failures.values().sum();
                 let _ = writeln!(
                     md,
-                    "| {endpoint} | {} | {} | {failed} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {endpoint} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     m.architecture,
                     data.ok,
+                    data.degraded,
+                    data.failed(),
                     human_micros(p.p50),
                     human_micros(p.p90),
                     human_micros(p.p99),
                     human_micros(p.p999),
                     human_micros(p.max),
+                    all_cells(all.as_ref(), &[|p| p.p50, |p| p.p99, |p| p.max]),
                     human_micros(s.p50),
                     human_micros(s.p99)
                 );
@@ -440,18 +520,20 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         }
         let _ = writeln!(md, "\n### Errors by kind\n");
         for m in &main {
-            let kinds = m.failures_by_kind();
-            if kinds.is_empty() {
-                let _ = writeln!(md, "- {}: none", m.architecture);
-            } else {
-                let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} × {n}")).collect();
-                let _ = writeln!(md, "- {}: {}", m.architecture, list.join(", "));
+            let mut list: Vec<String> = m.failures_by_kind().iter().map(|(k, n)| format!("{k} × {n}")).collect();
+            if list.is_empty() {
+                list.push("none".into());
             }
+            let degraded = match m.degraded() {
+                0 => String::new(),
+                n => format!("; and {n} degraded answers"),
+            };
+            let _ = writeln!(md, "- {}: {}{degraded}", m.architecture, list.join(", "));
         }
         let _ = writeln!(md, "\n### Cost per process\n");
         let _ = writeln!(
             md,
-            "Per request: per successful request of the window. The generator keeps its core busy while it waits, so its CPU is an upper bound on its work.\n"
+            "Per request: per answered request of the window (complete or degraded). The generator keeps its core busy while it waits, so its CPU is an upper bound on its work.\n"
         );
         let _ = writeln!(
             md,
@@ -475,13 +557,27 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     if run.sweep_measurements().next().is_some() {
         let _ = writeln!(md, "\n## Rate sweep\n");
         if let Some(objective) = &run.config.objective {
+            let degraded = if c.degraded_ok { "" } else { " and degraded answers" };
             let _ = writeln!(
                 md,
-                "A rate is sustainable when p99 ≤ {}, errors ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window; the maximum sustainable rate is the highest offered rate that passed with every lower rate passing too.\n",
+                "A rate is sustainable when the p99 of every request (failures included, each at the time it ended) ≤ {}, errors (failures{degraded}) ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window; the maximum sustainable rate is the highest offered rate that passed with every lower rate passing too. The successes-only p99 is shown beside it but not judged.\n",
                 human_micros(objective.p99_us),
                 objective.error_budget * 100.0,
                 objective.min_achieved_fraction * 100.0
             );
+            let mut unknown = Vec::new();
+            for m in run.sweep_measurements() {
+                if m.all_requests_latency()?.is_none() {
+                    unknown.push(format!("{} {:.0} req/s", m.architecture, m.offered_rate.unwrap_or(0.0)));
+                }
+            }
+            if !unknown.is_empty() {
+                let _ = writeln!(
+                    md,
+                    "This run was recorded before every request's latency was kept; where a step had failures ({}), its p99 is the successes' alone, as it was judged then.\n",
+                    unknown.join(", ")
+                );
+            }
             let _ = writeln!(
                 md,
                 "| architecture | max sustainable rate (median) | min | max | repetitions |\n|---|---|---|---|---|"
@@ -502,28 +598,30 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
             }
             let _ = writeln!(
                 md,
-                "\n| architecture | repetition | offered req/s | achieved req/s | errors | p50 | p99 | sustainable |\n|---|---|---|---|---|---|---|---|"
+                "\n| architecture | repetition | offered req/s | achieved req/s | errors | degraded | p50 | p99 | p99 (all requests) | sustainable |\n|---|---|---|---|---|---|---|---|---|---|"
             );
             for m in run.sweep_measurements() {
                 let p = m.total_percentiles()?;
                 let offered = m.offered_rate.unwrap_or(0.0);
-                let verdict = m.verdict(objective)?;
+                let verdict = m.verdict(objective, c.degraded_ok)?;
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {offered:.0} | {:.1} | {:.3}% | {} | {} | {} |",
+                    "| {} | {} | {offered:.0} | {:.1} | {:.3}% | {:.3}% | {} | {} | {} | {} |",
                     m.architecture,
                     m.repetition,
-                    m.achieved_rate(),
-                    m.error_rate() * 100.0,
+                    m.achieved_rate(c.degraded_ok),
+                    m.failure_rate() * 100.0,
+                    m.degraded_rate() * 100.0,
                     human_micros(p.p50),
                     human_micros(p.p99),
+                    all_cells(m.all_requests_percentiles()?.as_ref(), &[|p| p.p99]),
                     if verdict.sustainable { "yes" } else { "no" }
                 );
                 all_warnings.extend(warnings(m)?);
             }
             let _ = writeln!(
                 md,
-                "\n### Cost per request at each step\n\nCPU time and context switches of the system under test per successful request, and each process's share of the CPU.\n\n| architecture | repetition | offered req/s | CPU µs per request | context switches per request | CPU µs per request by process |\n|---|---|---|---|---|---|"
+                "\n### Cost per request at each step\n\nCPU time and context switches of the system under test per answered request (complete or degraded), and each process's share of the CPU.\n\n| architecture | repetition | offered req/s | CPU µs per request | context switches per request | CPU µs per request by process |\n|---|---|---|---|---|---|"
             );
             for m in run.sweep_measurements() {
                 let by_process: Vec<String> = m
@@ -570,7 +668,10 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         md,
         "- `histograms/*.hlog`: HdrHistogram interval logs (per second, and per endpoint over the window), microseconds."
     );
-    let _ = writeln!(md, "- `timelines/*.csv`: per-second offered load, successes, failures and latency percentiles.");
+    let _ = writeln!(
+        md,
+        "- `timelines/*.csv`: per-second offered load, successes, degraded answers, failures, and latency percentiles of the successes and of every request."
+    );
     let _ = writeln!(md, "- `logs/`: every process's output.");
     let _ = writeln!(md, "\nRebuild this report from the raw data with `splitbench report <this directory>`.");
     Ok(md)

@@ -1,4 +1,4 @@
-//! Reports are rebuilt from raw data alone; thresholds decide the exit code.
+//! Reports are rebuilt from raw data alone (older schemas too); thresholds decide the exit code.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -6,11 +6,22 @@ use std::process::Command;
 use std::time::Duration;
 
 use splitbench::drive::RepetitionSeeds;
-use splitbench::record::{Endpoint, Failure, Outcome, Recorder};
+use splitbench::record::{Endpoint, Failure, Outcome, Recorder, Verdict};
 use splitbench::report::data::{Fingerprint, Measurement, ProcessCost, RunConfig, RunData, SCHEMA_VERSION};
 
-/// A run with known numbers: per architecture, 1,000 requests over 10 s, one failure.
+/// A run with known numbers: per architecture, 1,000 requests over 10 s, one failure and ten
+/// degraded product pages.
 fn synthetic_run() -> RunData {
+    synthetic_run_with(|i| match i {
+        7 => Verdict::Failed(Failure::Status(503)),
+        i if i % 100 == 50 => Verdict::Degraded,
+        _ => Verdict::Ok,
+    })
+}
+
+/// A run of 1,000 requests per architecture (even ones product pages, odd ones searches, 0.5-1.3
+/// ms each), the `i`th ending as `verdict(i)`.
+fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
     let mut measurements = Vec::new();
     for (architecture, base_us) in [("monolith", 500u64), ("microservices", 1_200)] {
         let mut recorder = Recorder::new(Duration::ZERO);
@@ -18,9 +29,8 @@ fn synthetic_run() -> RunData {
             let due = Duration::from_millis(i * 10);
             recorder.record_due(due, Duration::from_micros(5));
             let endpoint = if i % 2 == 0 { Endpoint::ProductPage } else { Endpoint::Search };
-            let failure = (i == 7).then_some(Failure::Status(503));
             let latency = Duration::from_micros(base_us + i % 100);
-            recorder.record(&Outcome { endpoint, due, latency, service_time: latency, failure });
+            recorder.record(&Outcome { endpoint, due, latency, service_time: latency, verdict: verdict(i) });
         }
         let processes = vec![ProcessCost {
             name: architecture.into(),
@@ -93,6 +103,7 @@ fn synthetic_run() -> RunData {
             request_timeout_ms: 1000,
             logged_in_users: 0,
             seed: 1,
+            degraded_ok: false,
             database: "SQLite".into(),
             core_layout: "not pinned".into(),
             shop_settings: vec!["--workers".into(), "1".into()],
@@ -151,17 +162,26 @@ fn the_report_is_rebuilt_identically_from_the_raw_data_alone() {
         assert!(first.contains_key(expected), "{expected} is written");
     }
     let report = &first["report.md"];
-    assert!(report.contains("| monolith | 100 |"), "the head-to-head table lists the monolith");
-    assert!(report.contains("status_503 × 1"), "failures are listed by kind");
-    // 1.5 CPU seconds and 12,000 context switches over 999 successful requests.
+    // 989 ok answers over 10 s; 1 failure and 10 degraded pages of 1,000 requests.
+    assert!(
+        report.contains("| monolith | 100 | 98.9 | 1 (0.100%) | 10 (1.000%) |"),
+        "the head-to-head table lists errors and degraded answers side by side: {report}"
+    );
+    assert!(report.contains("| all p50 | all p90 | all p99 | all p99.9 | all max |"), "every request's percentiles");
+    assert!(report.contains("| product_page | monolith | 490 | 10 | 0 |"), "degraded per endpoint: {report}");
+    assert!(report.contains("status_503 × 1; and 10 degraded answers"), "failures are listed by kind");
+    // 1.5 CPU seconds and 12,000 context switches over 999 answered requests (ok or degraded).
     assert!(report.contains("| monolith | monolith | 1.50 | 1502 | 12.0 |"), "cost per request by process");
     assert!(report.contains("### Cost per request at each step"), "the sweep's cost table");
+    assert!(report.contains("p99 (all requests)"), "the sweep shows the p99 it judges");
     let (first_seeds, second_seeds) = (RepetitionSeeds::derive(1, 1), RepetitionSeeds::derive(1, 2));
     assert!(
         report.contains(&format!("repetition 1: schedule {}, workload 2", first_seeds.schedule))
             && report.contains(&format!("repetition 2: schedule {}, workload 3", second_seeds.schedule)),
         "the seeds of every repetition: {report}"
     );
+    let timeline = &first["timelines/monolith-main-100rps-r1.csv"];
+    assert!(timeline.starts_with("second,due,ok,degraded,failed,"), "{timeline}");
 
     // Keep only the raw data, rebuild with the binary, and get the same files back.
     for name in first.keys() {
@@ -193,12 +213,114 @@ fn a_breached_threshold_makes_the_exit_code_3() {
             .expect("runs")
             .code()
     };
-    // The synthetic latencies are 0.5-1.3 ms with one failure in a thousand.
+    // The synthetic latencies are 0.5-1.3 ms with one failure and ten degraded pages in a thousand.
     assert_eq!(exit("p99=10ms"), Some(0));
     assert_eq!(exit("p50=100us"), Some(3));
-    assert_eq!(exit("errors=1%"), Some(0));
+    assert_eq!(exit("errors=2%"), Some(0));
     assert_eq!(exit("errors=0.01%"), Some(3));
     assert_eq!(exit("p42=1ms"), Some(1), "a malformed threshold is an error, not a pass");
+}
+
+fn report_exit(dir: &Path, args: &[&str]) -> Option<i32> {
+    splitbench().arg("report").arg(dir).args(args).stderr(std::process::Stdio::null()).status().expect("runs").code()
+}
+
+#[test]
+fn degraded_answers_count_against_the_error_threshold_unless_degraded_ok() {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    splitbench::report::write_run(dir.path(), &synthetic_run()).expect("the run is written");
+    // 1 failure + 10 degraded of 1,000: 1.1% by default, 0.1% with --degraded-ok.
+    assert_eq!(report_exit(dir.path(), &["--threshold", "errors=1%"]), Some(3));
+    assert_eq!(report_exit(dir.path(), &["--threshold", "errors=1%", "--degraded-ok"]), Some(0));
+    assert_eq!(report_exit(dir.path(), &["--threshold", "errors=0.05%", "--degraded-ok"]), Some(3));
+
+    // A run recorded with --degraded-ok is judged so without the flag.
+    let mut run = synthetic_run();
+    run.config.degraded_ok = true;
+    splitbench::report::write_run(dir.path(), &run).expect("the run is written");
+    assert_eq!(report_exit(dir.path(), &["--threshold", "errors=1%"]), Some(0));
+    let report = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    assert!(report.contains("| degraded answers | count as successes (`--degraded-ok`) |"), "{report}");
+}
+
+#[test]
+fn a_p99_threshold_fails_when_every_request_failed() {
+    // Every request given up at once: the fastest all-requests p99 there is, and nothing served.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let run = synthetic_run_with(|_| Verdict::Failed(Failure::Overflow));
+    splitbench::report::write_run(dir.path(), &run).expect("the run is written");
+    assert_eq!(report_exit(dir.path(), &["--threshold", "p99=1s"]), Some(3));
+    assert_eq!(report_exit(dir.path(), &["--threshold", "p99=1s", "--degraded-ok"]), Some(3));
+
+    // Nothing but degraded pages: no success by default, successes with --degraded-ok.
+    let run = synthetic_run_with(|_| Verdict::Degraded);
+    splitbench::report::write_run(dir.path(), &run).expect("the run is written");
+    assert_eq!(report_exit(dir.path(), &["--threshold", "p99=1s"]), Some(3));
+    assert_eq!(report_exit(dir.path(), &["--threshold", "p99=1s", "--degraded-ok"]), Some(0));
+}
+
+#[test]
+fn a_p99_threshold_judges_every_request_not_only_the_survivors() {
+    // 97 of 100 requests answer in about 1 ms; 3 time out after 5 s. The successes' p99 is
+    // about 1 ms, every request's 5 s.
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let mut run = synthetic_run();
+    // A budget the 3% of timeouts meet, so that only the latency can fail a step.
+    run.config.objective.as_mut().expect("a sweep objective").error_budget = 0.05;
+    for m in &mut run.measurements {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        for i in 0..100u64 {
+            let due = Duration::from_millis(i * 10);
+            recorder.record_due(due, Duration::ZERO);
+            let (latency, verdict) = if i % 40 == 39 || i == 0 {
+                (Duration::from_secs(5), Verdict::Failed(Failure::Timeout))
+            } else {
+                (Duration::from_millis(1), Verdict::Ok)
+            };
+            recorder.record(&Outcome { endpoint: Endpoint::Search, due, latency, service_time: latency, verdict });
+        }
+        let judged = Measurement::from_recorder(
+            &m.architecture,
+            &m.phase,
+            m.offered_rate,
+            m.repetition,
+            1.0,
+            &recorder,
+            m.processes.clone(),
+            m.generator.clone(),
+        );
+        *m = judged;
+    }
+    splitbench::report::write_run(dir.path(), &run).expect("the run is written");
+    assert_eq!(report_exit(dir.path(), &["--threshold", "p99=50ms"]), Some(3));
+    assert_eq!(report_exit(dir.path(), &["--threshold", "p90=50ms"]), Some(0));
+    let report = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+    // Every step met the error budget and its successes met the objective's 100 ms, but every
+    // request's p99 did not: none is sustainable.
+    assert!(
+        report.contains("| monolith | 1 | 100 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | no |"),
+        "{report}"
+    );
+    assert!(!report.contains("| yes |"), "{report}");
+}
+
+#[test]
+fn committed_runs_of_every_older_schema_still_rebuild() {
+    let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+    // Schema 1 (before consistency checks) and 2 (before degraded answers and every request's latency).
+    for (run, schema) in [("20261127-product-page-2000", 1), ("20261127T095639Z-compare", 2)] {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        std::fs::copy(committed.join(run).join("run.json"), dir.path().join("run.json")).expect("copied");
+        let old = RunData::read(&dir.path().join("run.json")).expect("an older schema reads");
+        assert_eq!(old.schema_version, schema);
+        assert!(!old.config.degraded_ok && old.measurements.iter().all(|m| m.seeds.is_none() && m.degraded() == 0));
+        let output =
+            splitbench().arg("report").arg(dir.path()).stderr(std::process::Stdio::piped()).output().expect("runs");
+        assert!(output.status.success(), "{run}: {}", String::from_utf8_lossy(&output.stderr));
+        let report = std::fs::read_to_string(dir.path().join("report.md")).expect("report.md");
+        assert!(report.contains("| errors | degraded |"), "{run}: the new columns");
+        assert!(report.contains("schedule seed 1 in every window"), "{run}: the seeds it used then");
+    }
 }
 
 #[test]

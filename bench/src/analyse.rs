@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn a_latency_threshold_fails_when_nothing_succeeded() {
-        // Every request overflowed, each given up within microseconds: a fast p99 of nothing.
+        // Every request failed fast (e.g. refused connections, 20 µs each): a fast p99 of nothing.
         let mut latency = latency_histogram();
         for _ in 0..100 {
             latency.record(20).expect("in range");

@@ -42,6 +42,13 @@ pub struct LoadClient {
     idle: Arc<Mutex<Vec<Connection>>>,
 }
 
+impl LoadClient {
+    /// How long a request may take before it counts as timed out.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
 impl std::fmt::Debug for LoadClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoadClient").field("address", &self.address).finish_non_exhaustive()

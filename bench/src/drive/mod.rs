@@ -6,7 +6,10 @@
 //! late each one actually left is recorded as the generator's lag. In-flight requests are bounded; a request that comes due when the bound is
 //! reached is not sent and counts as an `overflow` failure, never a silent skip. Every request
 //! is recorded with its latency from its due time, failures included: a failure when its answer
-//! arrived, a timeout when it timed out, an overflow when it was given up.
+//! arrived, a timeout when it timed out, an overflow at the request timeout (never sent, it
+//! counts as a client that waited its whole timeout in vain: recording it at the moment it was
+//! given up, about zero, would pull the all-requests percentiles *down* exactly when the
+//! generator falls behind).
 //!
 //! Closed loop: N virtual users, each sending its next request when the previous one answered
 //! (plus an optional think time). Useful to probe capacity; it cannot show queueing delay,
@@ -180,11 +183,11 @@ pub async fn run_open_loop(
         let request = workload.next_request();
         recorder.lock().expect("recorder lock").record_due(offset, lag);
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-            // Given up now: its latency is how late the generator got to it.
+            // Never sent: it counts as waiting the whole request timeout (see the module doc).
             let outcome = Outcome {
                 endpoint: request.endpoint,
                 due: offset,
-                latency: Instant::now().saturating_duration_since(due),
+                latency: client.timeout().max(Instant::now().saturating_duration_since(due)),
                 service_time: Duration::ZERO,
                 verdict: Verdict::Failed(Failure::Overflow),
             };

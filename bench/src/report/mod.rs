@@ -434,7 +434,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         let _ = writeln!(md, "## Head to head\n");
         let _ = writeln!(
             md,
-            "Latency is measured from each request's due time (open loop), so queueing is included; service time is from when it was sent. p50 to max are the successes' (complete, correct answers); the *all* columns count every request, degraded answers and failures included, each at the time it ended: a failure when its answer arrived, a timeout when it timed out, an overflow when it was given up (at once, so overflows pull the all-requests p50 down: read it beside the errors). Degraded answers (product pages missing inventory or reviews) are not successes{}.\n",
+            "Latency is measured from each request's due time (open loop), so queueing is included; service time is from when it was sent. p50 to max are the successes' (complete, correct answers); the *all* columns count every request, degraded answers and failures included, each at the time it ended: a failure when its answer arrived, a timeout when it timed out, an overflow (never sent) at the request timeout, as a client that waited in vain. Degraded answers (product pages missing inventory or reviews) are not successes{}.\n",
             if c.degraded_ok {
                 " but were counted as such here (`--degraded-ok`)"
             } else {

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::db::{Database, multi_row_insert};
+use crate::db::{Backend, Database, multi_row_insert};
 use crate::error::{ApiError, method_not_allowed};
 use crate::http_client::ServiceClient;
 use crate::pagination::{Page, PageRequest};
@@ -130,6 +130,43 @@ impl SearchParams {
     }
 }
 
+/// How product names are searched for a text: a substring of `name_lower`, through each
+/// backend's trigram index where the text is long enough for one (three characters or more),
+/// by a scan otherwise. Both forms find exactly the names that contain the text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum TextFilter {
+    /// SQLite: an FTS5 phrase query on the trigram index `products_text`.
+    TrigramMatch(String),
+    /// `name_lower LIKE '%text%'` (PostgreSQL's pg_trgm index serves it; SQLite scans).
+    Like(String),
+}
+
+impl TextFilter {
+    fn for_backend(backend: Backend, text: &str) -> Self {
+        if backend == Backend::Sqlite && text.chars().count() >= 3 {
+            // A phrase in double quotes (quotes inside doubled) matches the text as a substring.
+            Self::TrigramMatch(format!("\"{}\"", text.replace('"', "\"\"")))
+        } else {
+            Self::Like(like_pattern(text))
+        }
+    }
+
+    /// The SQL condition, with its argument as placeholder `$n`.
+    fn condition(&self, n: usize) -> String {
+        match self {
+            Self::TrigramMatch(_) => format!("id IN (SELECT rowid FROM products_text WHERE products_text MATCH ${n})"),
+            Self::Like(_) => format!("name_lower LIKE ${n} ESCAPE '\\'"),
+        }
+    }
+
+    fn argument(&self) -> String {
+        match self {
+            Self::TrigramMatch(phrase) => phrase.clone(),
+            Self::Like(pattern) => pattern.clone(),
+        }
+    }
+}
+
 /// Escapes LIKE wildcards so that user text matches literally.
 fn like_pattern(text: &str) -> String {
     let mut pattern = String::with_capacity(text.len() + 2);
@@ -193,8 +230,9 @@ pub mod repo {
     pub async fn search(db: &Database, search: &Search) -> Result<Page<ProductSummary>, sqlx::Error> {
         // Only the filters that are present go into the statement, so each shape can use its index.
         let mut conditions = Vec::new();
-        if search.text.is_some() {
-            conditions.push(format!("name_lower LIKE ${} ESCAPE '\\'", conditions.len() + 1));
+        let text_filter = search.text.as_deref().map(|text| TextFilter::for_backend(db.backend, text));
+        if let Some(filter) = &text_filter {
+            conditions.push(filter.condition(conditions.len() + 1));
         }
         if search.category.is_some() {
             conditions.push(format!("category_id = ${}", conditions.len() + 1));
@@ -207,13 +245,12 @@ pub mod repo {
             n + 2
         );
         let count_sql = format!("SELECT COUNT(*) AS total FROM products{filter}");
-        let pattern = search.text.as_deref().map(like_pattern);
 
         let mut list = sqlx::query(&list_sql);
         let mut count = sqlx::query(&count_sql);
-        if let Some(pattern) = &pattern {
-            list = list.bind(pattern.clone());
-            count = count.bind(pattern.clone());
+        if let Some(filter) = &text_filter {
+            list = list.bind(filter.argument());
+            count = count.bind(filter.argument());
         }
         if let Some(category) = search.category {
             list = list.bind(category);
@@ -247,7 +284,8 @@ pub mod repo {
 pub async fn seed(db: &Database, settings: &SeedSettings) -> Result<(), sqlx::Error> {
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM products").fetch_one(&db.pool).await?.try_get("n")?;
     if existing > 0 {
-        return Ok(());
+        // Seeded before, maybe by a version without the text index: make sure it is complete.
+        return rebuild_text_index(db).await;
     }
     let mut rng = seed::rng_for("catalog", settings.seed);
     let categories = i64::from(settings.categories.max(1));
@@ -284,6 +322,14 @@ pub async fn seed(db: &Database, settings: &SeedSettings) -> Result<(), sqlx::Er
     tx.commit().await?;
     db.sync_id_sequence("categories").await?;
     db.sync_id_sequence("products").await?;
+    rebuild_text_index(db).await
+}
+
+/// Rebuilds SQLite's trigram index from the products table (PostgreSQL keeps its index itself).
+async fn rebuild_text_index(db: &Database) -> Result<(), sqlx::Error> {
+    if db.backend == Backend::Sqlite {
+        sqlx::query("INSERT INTO products_text (products_text) VALUES ('rebuild')").execute(&db.pool).await?;
+    }
     Ok(())
 }
 
@@ -349,6 +395,20 @@ pub type SharedCatalog = Arc<dyn Catalog>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_search_uses_the_trigram_index_only_where_it_can() {
+        assert_eq!(TextFilter::for_backend(Backend::Sqlite, "oak"), TextFilter::TrigramMatch("\"oak\"".into()));
+        assert_eq!(
+            TextFilter::for_backend(Backend::Sqlite, r#"a "b" c"#),
+            TextFilter::TrigramMatch(r#""a ""b"" c""#.into()),
+            "quotes inside the phrase are doubled"
+        );
+        // Too short for a trigram: a scan, with LIKE's wildcards escaped.
+        assert_eq!(TextFilter::for_backend(Backend::Sqlite, "5%"), TextFilter::Like("%5\\%%".into()));
+        // PostgreSQL's trigram index serves LIKE itself.
+        assert_eq!(TextFilter::for_backend(Backend::Postgres, "oak"), TextFilter::Like("%oak%".into()));
+    }
 
     #[test]
     fn like_wildcards_in_user_text_match_literally() {

@@ -93,3 +93,27 @@ async fn an_unknown_product_returns_404() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn text_search_through_the_index_finds_exactly_the_names_containing_the_text() {
+    conformance(async |app: &TestApp| {
+        // Long and short texts, texts spanning words, digits, quotes and LIKE wildcards.
+        for text in ["lamp", "oak", "steel ch", "12", "1", "el", "ss d", "\"", "o'", "%", "_a", "zzzz"] {
+            let query: String = url_encode(text);
+            let reply = app.search(&format!("?q={query}&per_page=100")).await;
+            assert_eq!(reply.status, 200, "{text:?}");
+            let (expected_total, expected_first_ids) = app.names_containing(text).await;
+            assert_eq!(reply.body["total"].as_i64(), Some(expected_total), "{text:?}: total");
+            let ids: Vec<i64> =
+                reply.body["items"].as_array().expect("items").iter().filter_map(|p| p["id"].as_i64()).collect();
+            assert_eq!(ids, expected_first_ids, "{text:?}: the first page, by id");
+        }
+    })
+    .await;
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}

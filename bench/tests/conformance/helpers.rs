@@ -180,6 +180,25 @@ impl TestApp {
         self.send_json(Method::POST, "/api/orders", token, &extra, body).await
     }
 
+    /// Products whose lower-cased name contains `text`, counted by a plain scan of the catalog
+    /// table (no index): the total, and the first 100 ids.
+    pub async fn names_containing(&self, text: &str) -> (i64, Vec<i64>) {
+        let url = self.shop.database_of(Schema::Catalog).expect("a catalog database");
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(url).await.expect("the catalog database opens");
+        let rows = sqlx::query("SELECT id, name_lower FROM products ORDER BY id")
+            .fetch_all(&mut conn)
+            .await
+            .expect("products listed");
+        let needle = text.to_lowercase();
+        let ids: Vec<i64> = rows
+            .iter()
+            .filter(|row| row.get::<String, _>("name_lower").contains(&needle))
+            .map(|row| row.get::<i64, _>("id"))
+            .collect();
+        (ids.len() as i64, ids.into_iter().take(100).collect())
+    }
+
     /// Orders of any status in the orders database (users see only confirmed ones).
     pub async fn orders_in_database(&self) -> i64 {
         let url = self.shop.database_of(Schema::Orders).expect("an orders database");

@@ -12,3 +12,7 @@ CREATE TABLE IF NOT EXISTS products (
     price_cents BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS products_by_category ON products (category_id, id);
+-- Substring search on name_lower through a trigram index (pg_trgm): `name_lower LIKE '%q%'`
+-- with three or more characters reads the index instead of scanning every product.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+CREATE INDEX IF NOT EXISTS products_name_trigrams ON products USING gin (name_lower gin_trgm_ops);

@@ -6,7 +6,10 @@
 //! user waiting on the schedule sees; includes any queueing in the generator) to when it ended,
 //! and goes into two histograms: the successes-only one (ok answers) and the all-requests one
 //! (every request, so a step where many requests failed or were never sent cannot show only its
-//! survivors). The service time, from when it was actually sent, is kept for ok answers.
+//! survivors). The service time, from when its last byte was written to when its answer's last
+//! byte arrived, is kept for ok answers. The generator's lag, from when a request was due to
+//! when its last byte was written, is kept per second and over the window (the first merged
+//! from the seconds exactly), with the connections the generator opened per second.
 //! Requests due during the warm-up are sent but not recorded. Recorders merge exactly
 //! (histogram addition), so percentiles of merged data are never averages of percentiles.
 
@@ -128,7 +131,7 @@ pub struct Outcome {
     /// From due to when it ended: its answer arrived or it timed out; an overflow (never sent)
     /// counts as waiting the whole request timeout.
     pub latency: Duration,
-    /// From sent to done (equal to `latency` when the generator kept up).
+    /// From its last byte written to done (`latency` minus the generator's lag at send).
     pub service_time: Duration,
     pub verdict: Verdict,
 }
@@ -178,7 +181,7 @@ impl EndpointRecord {
 }
 
 /// One second of the measured window, by due time.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SecondRecord {
     /// Requests that came due in this second (the offered load).
     pub due: u64,
@@ -189,14 +192,44 @@ pub struct SecondRecord {
     pub latency: BTreeMap<Endpoint, Histogram<u64>>,
     /// Latency (from due) of every request due in this second, per endpoint.
     pub all_latency: BTreeMap<Endpoint, Histogram<u64>>,
+    /// The generator's lag at send (due to last byte written) of the requests due in this
+    /// second that were written.
+    pub generator_lag: Histogram<u64>,
+    /// Connections the generator opened during this second (noticed when it dispatched a
+    /// request due in it): each one's connect was inside a request's latency, unless it
+    /// replaced a retired idle connection in the background.
+    pub connections_opened: u64,
+    /// The most connections the generator had open when it dispatched a request in this second.
+    pub connections_open: u64,
+}
+
+impl Default for SecondRecord {
+    fn default() -> Self {
+        Self {
+            due: 0,
+            ok: 0,
+            degraded: 0,
+            failed: 0,
+            latency: BTreeMap::new(),
+            all_latency: BTreeMap::new(),
+            generator_lag: latency_histogram(),
+            connections_opened: 0,
+            connections_open: 0,
+        }
+    }
 }
 
 impl SecondRecord {
+    /// Adds `other` (the same second of another recorder, whose connections were open at the
+    /// same time as these: the counts add up).
     fn merge(&mut self, other: &SecondRecord) {
         self.due += other.due;
         self.ok += other.ok;
         self.degraded += other.degraded;
         self.failed += other.failed;
+        self.generator_lag.add(&other.generator_lag).expect("equal bounds");
+        self.connections_opened += other.connections_opened;
+        self.connections_open += other.connections_open;
         for (mine, theirs) in [(&mut self.latency, &other.latency), (&mut self.all_latency, &other.all_latency)] {
             for (endpoint, histogram) in theirs {
                 mine.entry(*endpoint).or_insert_with(latency_histogram).add(histogram).expect("equal bounds");
@@ -230,13 +263,22 @@ pub struct Recorder {
     warmup: Duration,
     pub endpoints: BTreeMap<Endpoint, EndpointRecord>,
     pub seconds: Vec<SecondRecord>,
-    /// How late the generator sent requests relative to their due time.
+    /// How late the generator wrote requests relative to their due time (due to last byte
+    /// written), over the measured window: the exact merge of the seconds' histograms.
     pub generator_lag: Histogram<u64>,
+    /// Connections opened before the schedule started (the pool opened ahead of the window).
+    pub connections_preopened: u64,
 }
 
 impl Recorder {
     pub fn new(warmup: Duration) -> Self {
-        Self { warmup, endpoints: BTreeMap::new(), seconds: Vec::new(), generator_lag: latency_histogram() }
+        Self {
+            warmup,
+            endpoints: BTreeMap::new(),
+            seconds: Vec::new(),
+            generator_lag: latency_histogram(),
+            connections_preopened: 0,
+        }
     }
 
     /// The second of the measured window `due` falls in; `None` during the warm-up.
@@ -249,15 +291,39 @@ impl Recorder {
         Some(&mut self.seconds[index])
     }
 
-    /// A request came due (whether or not it could be sent).
+    /// A request came due and was written `lag` after it: both at once, for callers that know
+    /// both (tests). The open loop records the two apart, [`Recorder::record_came_due`] at
+    /// dispatch and [`Recorder::record_send_lag`] once the request's bytes are written.
     pub fn record_due(&mut self, due: Duration, lag: Duration) {
-        if due < self.warmup {
-            return;
-        }
-        record_duration(&mut self.generator_lag, lag);
+        self.record_came_due(due);
+        self.record_send_lag(due, lag);
+    }
+
+    /// A request came due (whether or not it could be sent).
+    pub fn record_came_due(&mut self, due: Duration) {
         if let Some(second) = self.second_of(due) {
             second.due += 1;
         }
+    }
+
+    /// The request due at `due` had its last byte written `lag` after it.
+    pub fn record_send_lag(&mut self, due: Duration, lag: Duration) {
+        let Some(second) = self.second_of(due) else { return };
+        record_duration(&mut second.generator_lag, lag);
+        record_duration(&mut self.generator_lag, lag);
+    }
+
+    /// At `at` (an offset like a due time), `opened` more connections had been opened since the
+    /// last call, and `open` were open.
+    pub fn record_connections(&mut self, at: Duration, opened: u64, open: u64) {
+        let Some(second) = self.second_of(at) else { return };
+        second.connections_opened += opened;
+        second.connections_open = second.connections_open.max(open);
+    }
+
+    /// Connections opened during the measured window (the pool opened ahead excluded).
+    pub fn connections_opened(&self) -> u64 {
+        self.seconds.iter().map(|s| s.connections_opened).sum()
     }
 
     pub fn record(&mut self, outcome: &Outcome) {
@@ -298,6 +364,7 @@ impl Recorder {
             mine.merge(theirs);
         }
         self.generator_lag.add(&other.generator_lag).expect("equal bounds");
+        self.connections_preopened += other.connections_preopened;
     }
 
     /// Successful (ok) requests' latency over all endpoints.
@@ -431,5 +498,50 @@ mod tests {
         let mut recorder = Recorder::new(Duration::ZERO);
         recorder.record(&outcome(Endpoint::Health, 0, MAX_LATENCY_US * 10, Verdict::Ok));
         assert_eq!(recorder.endpoints[&Endpoint::Health].latency.len(), 1);
+    }
+
+    #[test]
+    fn the_lag_at_send_is_kept_per_second_and_the_seconds_merge_exactly_into_the_total() {
+        let mut recorder = Recorder::new(Duration::from_secs(1));
+        // Warm-up: neither in a second nor in the total.
+        recorder.record_came_due(Duration::from_millis(900));
+        recorder.record_send_lag(Duration::from_millis(900), Duration::from_millis(50));
+        for (due_ms, lag_us) in [(1_000, 5), (1_500, 2_000), (2_100, 7), (3_900, 40_000), (3_950, 9)] {
+            recorder.record_came_due(Duration::from_millis(due_ms));
+            recorder.record_send_lag(Duration::from_millis(due_ms), Duration::from_micros(lag_us));
+        }
+        // Came due but never written (an overflow): counted as due, no lag.
+        recorder.record_came_due(Duration::from_millis(2_200));
+        let lags: Vec<u64> = recorder.seconds.iter().map(|s| s.generator_lag.len()).collect();
+        assert_eq!(lags, vec![2, 1, 2]);
+        assert_eq!(recorder.due(), 6);
+        assert_eq!(merged(recorder.seconds.iter().map(|s| &s.generator_lag)), recorder.generator_lag);
+        assert_eq!(recorder.generator_lag.max(), recorder.generator_lag.highest_equivalent(40_000));
+        assert_eq!(recorder.seconds[0].generator_lag.max(), recorder.generator_lag.highest_equivalent(2_000));
+
+        let mut twice = recorder.clone();
+        twice.merge(&recorder);
+        assert_eq!(twice.generator_lag.len(), 10);
+        assert_eq!(merged(twice.seconds.iter().map(|s| &s.generator_lag)), twice.generator_lag);
+    }
+
+    #[test]
+    fn connections_are_counted_per_second_outside_the_warm_up() {
+        let mut recorder = Recorder::new(Duration::from_secs(1));
+        recorder.connections_preopened = 16;
+        recorder.record_connections(Duration::from_millis(500), 3, 19);
+        recorder.record_connections(Duration::from_millis(1_200), 0, 16);
+        recorder.record_connections(Duration::from_millis(1_700), 2, 18);
+        recorder.record_connections(Duration::from_millis(2_300), 1, 17);
+        let per_second: Vec<(u64, u64)> =
+            recorder.seconds.iter().map(|s| (s.connections_opened, s.connections_open)).collect();
+        assert_eq!(per_second, vec![(2, 18), (1, 17)], "opened summed, open at its peak");
+        assert_eq!(recorder.connections_opened(), 3);
+        let mut both = recorder.clone();
+        both.merge(&recorder);
+        assert_eq!(
+            (both.connections_opened(), both.connections_preopened, both.seconds[0].connections_open),
+            (6, 32, 36)
+        );
     }
 }

@@ -1,9 +1,13 @@
 //! Driving load: the open-loop generator (default) and the closed-loop one.
 //!
-//! Open loop: a dispatcher walks an [`OpenLoopSchedule`] and at each due time spawns the
-//! request as a task. It waits with tokio's timer while the next due time is far and yields to
-//! the runtime while it is near, so requests leave within microseconds of their due time; how
-//! late each one actually left is recorded as the generator's lag. In-flight requests are bounded; a request that comes due when the bound is
+//! Open loop: the pool of connections is opened first ([`OpenLoop::pool_size`]), then a
+//! dispatcher walks an [`OpenLoopSchedule`]: it builds each request (body and bytes) before its
+//! due time, and at the due time spawns it as a task. It waits with tokio's timer while the
+//! next due time is far and yields to the runtime while it is near, so requests leave within
+//! microseconds of their due time; how late each one's last byte was written is recorded, per
+//! second, as the generator's lag, and so are the connections opened per second. The end of a
+//! request is taken at its answer's last byte, inside the client; the answer is checked (JSON)
+//! after that ([`exchange`]). In-flight requests are bounded; a request that comes due when the bound is
 //! reached is not sent and counts as an `overflow` failure, never a silent skip. Every request
 //! is recorded with its latency from its due time, failures included: a failure when its answer
 //! arrived, a timeout when it timed out, an overflow at the request timeout (never sent, it
@@ -19,17 +23,18 @@ pub mod http1;
 pub mod schedule;
 pub mod workload;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::sync::Semaphore;
 
-pub use http1::LoadClient;
+pub use http1::{Answer, ConnectionCounts, Exchange, LoadClient};
 pub use schedule::{Arrivals, OpenLoopSchedule, RepetitionSeeds};
 pub use workload::{Correct, Mix, PlannedRequest, Scale, Session, Workload, check_response};
 
-use crate::record::{Failure, Outcome, Recorder, Verdict};
+use crate::record::{Endpoint, Failure, Outcome, Recorder, Verdict};
 
 /// Timing of a run.
 #[derive(Debug, Clone, Copy)]
@@ -57,6 +62,21 @@ impl OpenLoop {
     pub const MIN_DEFAULT_IN_FLIGHT: usize = 1024;
     /// ... raised to this much of the offered schedule at high rates.
     pub const DEFAULT_IN_FLIGHT_QUEUE_MS: f64 = 40.0;
+    /// The latency the pool of connections is sized for (see [`OpenLoop::pool_size`]).
+    pub const POOL_EXPECTED_LATENCY: Duration = Duration::from_millis(20);
+    /// The least pool opened ahead of a run.
+    pub const MIN_POOL: usize = 16;
+
+    /// How many connections are opened before the schedule starts: the requests in flight, by
+    /// Little's law, when each takes [`OpenLoop::POOL_EXPECTED_LATENCY`] (rate × 20 ms, a fifth
+    /// of the default p99 objective, so a step that meets the objective rarely needs more), at
+    /// least [`OpenLoop::MIN_POOL`] (bursts of a Poisson schedule) and at most `max_in_flight`
+    /// (no more requests can be in flight, so no more connections can be in use). A request
+    /// that finds every connection busy still opens one, and it is counted per second.
+    pub fn pool_size(&self) -> usize {
+        let expected = (self.rate * Self::POOL_EXPECTED_LATENCY.as_secs_f64()).ceil() as usize;
+        expected.max(Self::MIN_POOL).min(self.max_in_flight)
+    }
 
     /// `rate` with `max_in_flight`, or the default bound: 1,024, or 40 ms of the offered rate
     /// when that is more. A fixed bound would be 10 ms of schedule at 100,000 requests/s, so any
@@ -108,12 +128,47 @@ impl AcknowledgedOrders {
     }
 }
 
-/// Sends one planned request and judges the answer, noting the order a checkout confirmed.
-async fn send(client: &LoadClient, request: &PlannedRequest, acknowledged: &AcknowledgedOrders) -> Verdict {
-    let answer = match client.send(&client.encode(request)).await {
-        Ok(answer) => answer,
-        Err(failure) => return Verdict::Failed(failure),
+/// How a request ended, and when: what its outcome is computed from.
+#[derive(Debug, Clone, Copy)]
+pub struct Timed {
+    pub verdict: Verdict,
+    /// Its last byte written ([`Exchange::written`]); `None` if it never was.
+    pub written: Option<Instant>,
+    /// Its answer's last byte read, or when it failed ([`Exchange::done`]).
+    pub done: Instant,
+}
+
+impl Timed {
+    /// The outcome of the request of `endpoint` due at `due` (`offset` into the run), and its
+    /// lag at send if it was written: latency is due → done, service time written → done, lag
+    /// due → written.
+    pub fn outcome(&self, endpoint: Endpoint, offset: Duration, due: Instant) -> (Outcome, Option<Duration>) {
+        let lag = self.written.map(|written| written.saturating_duration_since(due));
+        let service_time = self.written.map_or(Duration::ZERO, |written| self.done.saturating_duration_since(written));
+        let latency = self.done.saturating_duration_since(due);
+        (Outcome { endpoint, due: offset, latency, service_time, verdict: self.verdict }, lag)
+    }
+}
+
+/// Sends `wire` (the bytes of `request`) and only then judges the answer with `judge`: the
+/// client took [`Timed::done`] at the answer's last byte, so the judging (JSON parsing and
+/// shape checks) is in no latency or service time.
+pub async fn exchange(
+    client: &LoadClient,
+    wire: &[u8],
+    request: &PlannedRequest,
+    judge: impl FnOnce(&PlannedRequest, &Answer) -> Verdict,
+) -> Timed {
+    let Exchange { answer, written, done } = client.send(wire).await;
+    let verdict = match &answer {
+        Ok(answer) => judge(request, answer),
+        Err(failure) => Verdict::Failed(*failure),
     };
+    Timed { verdict, written, done }
+}
+
+/// Judges an answer ([`check_response`]), noting the order a checkout confirmed.
+fn judge_answer(request: &PlannedRequest, answer: &Answer, acknowledged: &AcknowledgedOrders) -> Verdict {
     match check_response(request, answer.status, &answer.body) {
         Ok(correct) => {
             if let Correct::Confirmed(order_id) = correct {
@@ -122,6 +177,28 @@ async fn send(client: &LoadClient, request: &PlannedRequest, acknowledged: &Ackn
             correct.verdict()
         }
         Err(failure) => Verdict::Failed(failure),
+    }
+}
+
+/// Turns the client's running count of opened connections into counts per second.
+#[derive(Debug, Clone)]
+struct ConnectionSampler {
+    client: LoadClient,
+    /// The count already recorded.
+    seen: Arc<AtomicU64>,
+}
+
+impl ConnectionSampler {
+    /// Counts from now on (connections opened so far, the pool, are not recorded per second).
+    fn new(client: &LoadClient) -> Self {
+        Self { client: client.clone(), seen: Arc::new(AtomicU64::new(client.connection_counts().opened)) }
+    }
+
+    /// Records at `at` the connections opened since the last call, and those open.
+    fn record(&self, recorder: &mut Recorder, at: Duration) {
+        let counts = self.client.connection_counts();
+        let previous = self.seen.fetch_max(counts.opened, Ordering::Relaxed);
+        recorder.record_connections(at, counts.opened.saturating_sub(previous), counts.open);
     }
 }
 
@@ -167,21 +244,33 @@ pub async fn run_open_loop(
 ) -> anyhow::Result<Recorder> {
     let in_flight = Arc::new(Semaphore::new(pace.max_in_flight));
     let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, schedule_seed)?;
+    // The pool, before the schedule (and so before the warm-up and the measured window).
+    let preopened = client.open_pool(pace.pool_size()).await;
+    recorder.lock().expect("recorder lock").connections_preopened += preopened as u64;
+    let connections = ConnectionSampler::new(&client);
     const DISPATCH_BATCH: u32 = 16;
     let mut dispatched_without_yield = 0;
+    let mut last_offset = Duration::ZERO;
     let start = Instant::now();
     for offset in schedule {
         if offset >= window.end() {
             break;
         }
+        last_offset = offset;
         let due = start + offset;
+        // Built before it is due: its JSON body and its bytes are not in its latency (behind
+        // schedule they are in its lag, which is measured).
+        let request = workload.next_request();
+        let wire = client.encode(&request);
         if Instant::now() < due {
             dispatched_without_yield = 0;
             wait_until(due).await;
         }
-        let lag = Instant::now().saturating_duration_since(due);
-        let request = workload.next_request();
-        recorder.lock().expect("recorder lock").record_due(offset, lag);
+        {
+            let mut recorder = recorder.lock().expect("recorder lock");
+            recorder.record_came_due(offset);
+            connections.record(&mut recorder, offset);
+        }
         let Ok(permit) = in_flight.clone().try_acquire_owned() else {
             // Never sent: it counts as waiting the whole request timeout (see the module doc).
             let outcome = Outcome {
@@ -196,19 +285,15 @@ pub async fn run_open_loop(
         };
         let (client, recorder, acknowledged) = (client.clone(), recorder.clone(), acknowledged.clone());
         tokio::spawn(async move {
-            let sent = Instant::now();
-            let verdict = send(&client, &request, &acknowledged).await;
-            // When the answer arrived, or the client's timeout fired.
-            let done = Instant::now();
+            let judge = |request: &PlannedRequest, answer: &Answer| judge_answer(request, answer, &acknowledged);
+            let timed = exchange(&client, &wire, &request, judge).await;
             drop(permit);
-            let outcome = Outcome {
-                endpoint: request.endpoint,
-                due: offset,
-                latency: done - due,
-                service_time: done - sent,
-                verdict,
-            };
-            recorder.lock().expect("recorder lock").record(&outcome);
+            let (outcome, lag) = timed.outcome(request.endpoint, offset, due);
+            let mut recorder = recorder.lock().expect("recorder lock");
+            if let Some(lag) = lag {
+                recorder.record_send_lag(offset, lag);
+            }
+            recorder.record(&outcome);
         });
         // Behind schedule, the loop would spawn without ever giving up the thread; let the
         // requests in flight run every few dispatches (a yield per dispatch costs a poll of the
@@ -222,8 +307,10 @@ pub async fn run_open_loop(
     // Wait for the requests still in flight (each is bounded by the client's timeout).
     let all = u32::try_from(pace.max_in_flight).context("max in flight fits in u32")?;
     let _drained = in_flight.acquire_many(all).await?;
-    let recorder = recorder.lock().expect("recorder lock").clone();
-    Ok(recorder)
+    let mut recorder = recorder.lock().expect("recorder lock");
+    // Connections opened by the last requests, after the last dispatch.
+    connections.record(&mut recorder, last_offset);
+    Ok(recorder.clone())
 }
 
 /// How a closed-loop run behaves.
@@ -235,7 +322,8 @@ pub struct ClosedLoop {
 
 /// Runs `users` virtual users, each sending its next request when the last one answered
 /// (confirmed orders go into `acknowledged`).
-/// Latency is service time here: there is no schedule to be late against.
+/// Latency counts from when a user sent (there is no schedule to be late against); the lag is
+/// then only the client's own time to write the request.
 pub async fn run_closed_loop(
     client: LoadClient,
     workload: Workload,
@@ -245,23 +333,32 @@ pub async fn run_closed_loop(
     acknowledged: AcknowledgedOrders,
 ) -> anyhow::Result<Recorder> {
     let workload = Arc::new(Mutex::new(workload));
+    // One connection per user, opened before the window.
+    let preopened = client.open_pool(users.users).await;
+    recorder.lock().expect("recorder lock").connections_preopened += preopened as u64;
+    let connections = ConnectionSampler::new(&client);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(users.users);
     for _ in 0..users.users {
-        let (client, recorder, workload, acknowledged) =
-            (client.clone(), recorder.clone(), workload.clone(), acknowledged.clone());
+        let (client, recorder, workload, acknowledged, connections) =
+            (client.clone(), recorder.clone(), workload.clone(), acknowledged.clone(), connections.clone());
         tasks.push(tokio::spawn(async move {
             while start.elapsed() < window.end() {
                 let request = workload.lock().expect("workload lock").next_request();
+                let wire = client.encode(&request);
+                // A user sends when the last answer came: that is its due time.
                 let sent = Instant::now();
                 let offset = sent - start;
-                let verdict = send(&client, &request, &acknowledged).await;
-                let took = sent.elapsed();
-                let outcome =
-                    Outcome { endpoint: request.endpoint, due: offset, latency: took, service_time: took, verdict };
+                let judge = |request: &PlannedRequest, answer: &Answer| judge_answer(request, answer, &acknowledged);
+                let timed = exchange(&client, &wire, &request, judge).await;
+                let (outcome, lag) = timed.outcome(request.endpoint, offset, sent);
                 {
                     let mut recorder = recorder.lock().expect("recorder lock");
-                    recorder.record_due(offset, Duration::ZERO);
+                    recorder.record_came_due(offset);
+                    connections.record(&mut recorder, offset);
+                    if let Some(lag) = lag {
+                        recorder.record_send_lag(offset, lag);
+                    }
                     recorder.record(&outcome);
                 }
                 if !users.think_time.is_zero() {
@@ -317,5 +414,59 @@ mod tests {
             acknowledged.clone().record(id);
         }
         assert_eq!(acknowledged.ids(), vec![2, 5, 9]);
+    }
+
+    #[test]
+    fn the_pool_is_the_expected_in_flight_count_bounded_by_max_in_flight() {
+        let pool = |rate, max_in_flight| OpenLoop::new(rate, Arrivals::Poisson, max_in_flight).pool_size();
+        assert_eq!(pool(200.0, None), OpenLoop::MIN_POOL, "at least the minimum");
+        assert_eq!(pool(2_000.0, None), 40, "rate × 20 ms");
+        assert_eq!(pool(100_000.0, None), 2_000);
+        assert_eq!(pool(100_000.0, Some(64)), 64, "never more than can be in flight");
+        assert_eq!(pool(200.0, Some(4)), 4);
+    }
+
+    #[tokio::test]
+    async fn the_end_time_is_taken_at_the_last_byte_before_the_answer_is_checked() {
+        // A server answering one `/health` request.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let base_url = format!("http://{}", listener.local_addr().expect("an address"));
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let (mut stream, _) = listener.accept().await.expect("a connection");
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer).await;
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}").await;
+            let _ = stream.read(&mut buffer).await;
+        });
+        let client = LoadClient::new(&base_url, Duration::from_secs(10)).expect("a client");
+        let request = PlannedRequest {
+            endpoint: Endpoint::Health,
+            method: reqwest::Method::GET,
+            path: "/health".into(),
+            body: None,
+            authorization: None,
+            idempotency_key: None,
+            product_id: None,
+        };
+        let due = Instant::now();
+        let wire = client.encode(&request);
+        // A slow check (as JSON parsing of a large answer would be): when did it start?
+        let mut check_started = None;
+        let slow_check = |request: &PlannedRequest, answer: &Answer| {
+            check_started = Some(Instant::now());
+            std::thread::sleep(Duration::from_millis(30));
+            judge_answer(request, answer, &AcknowledgedOrders::default())
+        };
+        let timed = exchange(&client, &wire, &request, slow_check).await;
+        let check_started = check_started.expect("the answer was checked");
+        assert_eq!(timed.verdict, Verdict::Ok);
+        let written = timed.written.expect("written");
+        assert!(due <= written && written <= timed.done && timed.done <= check_started, "due, written, done, check");
+        let (outcome, lag) = timed.outcome(Endpoint::Health, Duration::ZERO, due);
+        assert_eq!(outcome.latency, timed.done - due, "latency ends at done, before the check");
+        assert!(outcome.latency <= check_started - due);
+        assert_eq!(lag, Some(written - due));
+        assert_eq!(outcome.latency, lag.expect("a lag") + outcome.service_time, "lag + service time");
     }
 }

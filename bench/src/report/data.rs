@@ -5,6 +5,12 @@
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
 //! version it does not know, and reads every older one:
 //!
+//! - after version 3 came the generator's lag per second ([`SecondData::generator_lag`]), the
+//!   connections it opened and had open per second ([`SecondData::connections_opened`],
+//!   [`SecondData::connections_open`]) and the pool it opened before the window
+//!   ([`Measurement::connections_preopened`]); older files read without them ("not recorded").
+//!   `generator_lag` is measured from due to the request's last byte written since then; older
+//!   files measured it from due to dispatch.
 //! - version 3 added degraded answers (`degraded` per endpoint and per second), every request's
 //!   latency (`all_latency` per endpoint and per second: failures, timeouts and overflows
 //!   included), the seeds of each window ([`Measurement::seeds`]) and `config.degraded_ok`.
@@ -156,6 +162,18 @@ pub struct SecondData {
     /// All endpoints' latency of every request due in this second (schema 3; `None` before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub all_latency: Option<EncodedHistogram>,
+    /// The generator's lag at send (due to last byte written) of the requests due in this
+    /// second; the seconds merge exactly into [`Measurement::generator_lag`] (`None` in runs
+    /// recorded before it was kept per second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generator_lag: Option<EncodedHistogram>,
+    /// Connections the generator opened during this second; each one's connect was inside a
+    /// request's latency unless it replaced a retired idle one (`None`: not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_opened: Option<u64>,
+    /// The most connections the generator had open in this second (`None`: not recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_open: Option<u64>,
 }
 
 impl SecondData {
@@ -204,7 +222,13 @@ pub struct Measurement {
     pub repetition: u32,
     pub duration_secs: f64,
     pub endpoints: BTreeMap<String, EndpointData>,
+    /// The generator's lag over the window: from due to the request's last byte written (to
+    /// dispatch in runs recorded before the lag was kept per second).
     pub generator_lag: EncodedHistogram,
+    /// Connections the generator opened before the schedule started, so outside every
+    /// request's latency (`None` in runs recorded before the pool was opened ahead).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_preopened: Option<u64>,
     pub timeline: Vec<SecondData>,
     pub processes: Vec<ProcessCost>,
     pub generator: ProcessCost,
@@ -258,6 +282,9 @@ impl Measurement {
                 failed: s.failed,
                 latency: EncodedHistogram::encode(&s.merged_latency()),
                 all_latency: Some(EncodedHistogram::encode(&s.merged_all_latency())),
+                generator_lag: Some(EncodedHistogram::encode(&s.generator_lag)),
+                connections_opened: Some(s.connections_opened),
+                connections_open: Some(s.connections_open),
             })
             .collect();
         Self {
@@ -268,6 +295,7 @@ impl Measurement {
             duration_secs,
             endpoints,
             generator_lag: EncodedHistogram::encode(&recorder.generator_lag),
+            connections_preopened: Some(recorder.connections_preopened),
             timeline,
             processes,
             generator,
@@ -307,6 +335,29 @@ impl Measurement {
 
     pub fn due(&self) -> u64 {
         self.timeline.iter().map(|s| s.due).sum()
+    }
+
+    /// Connections the generator opened during the window (`None`: not recorded).
+    pub fn connections_opened(&self) -> Option<u64> {
+        self.timeline.iter().map(|s| s.connections_opened).sum()
+    }
+
+    /// The most connections opened in one second of the window (`None`: not recorded).
+    pub fn most_connections_opened_in_a_second(&self) -> Option<u64> {
+        let per_second: Option<Vec<u64>> = self.timeline.iter().map(|s| s.connections_opened).collect();
+        Some(per_second?.into_iter().max().unwrap_or(0))
+    }
+
+    /// The most connections open at once (`None`: not recorded).
+    pub fn peak_connections_open(&self) -> Option<u64> {
+        let per_second: Option<Vec<u64>> = self.timeline.iter().map(|s| s.connections_open).collect();
+        Some(per_second?.into_iter().max().unwrap_or(0))
+    }
+
+    /// The generator's lag per second, decoded (`None` for a second, or every second, of a run
+    /// recorded before it was kept per second).
+    pub fn lag_per_second(&self) -> anyhow::Result<Vec<Option<Histogram<u64>>>> {
+        self.timeline.iter().map(|s| s.generator_lag.as_ref().map(EncodedHistogram::decode).transpose()).collect()
     }
 
     /// The share of requests that did not succeed: failures, and degraded answers unless
@@ -546,6 +597,48 @@ mod tests {
         assert_eq!(failed.all_requests_latency().expect("decodes"), None, "unknown, not made up");
         assert_eq!(failed.timeline[0].all_requests().expect("decodes"), None);
         assert_eq!(failed.judged_latency().expect("decodes").len(), 1, "judged on the successes, as it was then");
+    }
+
+    #[test]
+    fn the_lag_per_second_and_the_connections_are_stored_and_the_seconds_merge_into_the_window() {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        recorder.connections_preopened = 16;
+        for (due_ms, lag_us) in [(10, 5), (20, 3_000), (1_010, 7), (1_020, 20_000)] {
+            let due = Duration::from_millis(due_ms);
+            recorder.record_due(due, Duration::from_micros(lag_us));
+            recorder.record_connections(due, u64::from(due_ms == 1_020), 17);
+        }
+        let generator =
+            ProcessCost { name: "generator".into(), cpu_seconds: 0.0, peak_rss_bytes: 0, context_switches: 0 };
+        let m = Measurement::from_recorder("monolith", "main", Some(2.0), 1, 2.0, &recorder, vec![], generator);
+        let json = serde_json::to_string(&m).expect("serialises");
+        let m: Measurement = serde_json::from_str(&json).expect("reads back");
+        let per_second = m.lag_per_second().expect("decodes");
+        let mut merged = latency_histogram();
+        for second in &per_second {
+            merged.add(second.as_ref().expect("recorded")).expect("equal bounds");
+        }
+        assert_eq!(per_second.iter().map(|s| s.as_ref().map(|h| h.len())).collect::<Vec<_>>(), vec![Some(2), Some(2)]);
+        assert_eq!(merged, m.generator_lag.decode().expect("decodes"), "the seconds add up to the window");
+        assert_eq!(m.connections_preopened, Some(16));
+        assert_eq!(
+            (m.connections_opened(), m.most_connections_opened_in_a_second(), m.peak_connections_open()),
+            (Some(1), Some(1), Some(17))
+        );
+    }
+
+    #[test]
+    fn older_runs_read_without_lag_per_second_or_connections() {
+        let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        for run in ["20261127-product-page-2000", "20261127T095639Z-compare"] {
+            let data = RunData::read(&committed.join(run).join("run.json")).expect("an older schema reads");
+            for m in &data.measurements {
+                assert_eq!(m.connections_preopened, None, "{run}");
+                assert_eq!((m.connections_opened(), m.peak_connections_open()), (None, None), "{run}");
+                assert!(m.lag_per_second().expect("decodes").iter().all(Option::is_none), "{run}");
+                m.generator_lag.decode().expect("the window's lag is still there");
+            }
+        }
     }
 
     #[test]

@@ -5,4 +5,5 @@
 mod accounting;
 mod cleanup;
 mod consistency;
+mod generator_client;
 mod report;

@@ -6,6 +6,13 @@
 //! counted per thread (`/proc/<pid>/task/<tid>/status`), so they are summed over the threads
 //! alive at the sample; a thread that ends between two samples takes its count with it (the
 //! shop's threads live as long as their process).
+//!
+//! Two more readings describe memory and the machine rather than one process's CPU:
+//! - PSS (proportional set size, `Pss` in `/proc/<pid>/smaps_rollup`) charges each shared page
+//!   to the processes mapping it in proportion, so the PSS of seven processes sums to the memory
+//!   they take together; their RSS or `VmHWM` sums count the shared pages (the binary's text,
+//!   shared libraries) seven times, and `VmHWM` is a lifetime peak, not the window's.
+//! - Per-core times in `/proc/stat` (busy, steal) say what each core did, whoever did it.
 
 use std::sync::OnceLock;
 
@@ -89,6 +96,71 @@ pub fn sample(pid: Option<u32>) -> std::io::Result<ProcessSample> {
     })
 }
 
+/// The `Pss` field of `/proc/<pid>/smaps_rollup`, in bytes.
+pub fn parse_pss(smaps_rollup: &str) -> Option<u64> {
+    parse_status_kb(smaps_rollup, "Pss:")
+}
+
+/// The proportional set size of process `pid` (`None` for this process), in bytes.
+///
+/// The kernel walks the process's page tables to answer, so a read costs about as much as
+/// the process has mapped (well under a millisecond for a shop process); it is charged to the
+/// reader, the generator.
+pub fn pss(pid: Option<u32>) -> std::io::Result<u64> {
+    let path = pid.map_or_else(|| "/proc/self/smaps_rollup".to_string(), |p| format!("/proc/{p}/smaps_rollup"));
+    let text = std::fs::read_to_string(&path)?;
+    parse_pss(&text)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("no Pss line in {path}")))
+}
+
+/// One core's cumulative times since boot, from its `cpuN` line of `/proc/stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct CoreTimes {
+    pub core: usize,
+    /// user + nice + system + irq + softirq (guest time is already inside user and nice):
+    /// time the core ran anything, this run's processes or not. Idle and iowait are not busy,
+    /// and steal is time the hypervisor gave to someone else.
+    pub busy_seconds: f64,
+    /// Time this virtual core wanted to run but the hypervisor ran something else.
+    pub steal_seconds: f64,
+}
+
+/// Every core's line of the text of `/proc/stat` (the aggregate `cpu` line is skipped).
+/// Columns a kernel does not have (steal before 2.6.11) read as 0.
+pub fn parse_proc_stat(stat: &str, ticks_per_second: f64) -> Vec<CoreTimes> {
+    stat.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let core: usize = fields.next()?.strip_prefix("cpu")?.parse().ok()?;
+            let ticks: Vec<f64> = fields.map(|f| f.parse().unwrap_or(0.0)).collect();
+            let column = |i: usize| ticks.get(i).copied().unwrap_or(0.0);
+            // user nice system idle iowait irq softirq steal guest guest_nice
+            let busy = column(0) + column(1) + column(2) + column(5) + column(6);
+            Some(CoreTimes { core, busy_seconds: busy / ticks_per_second, steal_seconds: column(7) / ticks_per_second })
+        })
+        .collect()
+}
+
+/// Every online core's cumulative times, now.
+pub fn sample_cores() -> std::io::Result<Vec<CoreTimes>> {
+    Ok(parse_proc_stat(&std::fs::read_to_string("/proc/stat")?, clock_ticks_per_second()))
+}
+
+/// What each core did between two [`sample_cores`] readings (cores present in both).
+pub fn core_deltas(before: &[CoreTimes], after: &[CoreTimes]) -> Vec<CoreTimes> {
+    after
+        .iter()
+        .filter_map(|end| {
+            let start = before.iter().find(|s| s.core == end.core)?;
+            Some(CoreTimes {
+                core: end.core,
+                busy_seconds: (end.busy_seconds - start.busy_seconds).max(0.0),
+                steal_seconds: (end.steal_seconds - start.steal_seconds).max(0.0),
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +185,46 @@ mod tests {
         let status = "Name:\tx\nvoluntary_ctxt_switches:\t120\nnonvoluntary_ctxt_switches:\t7\n";
         assert_eq!(parse_context_switches(status), 127);
         assert_eq!(parse_context_switches("Name:\tx\n"), 0);
+    }
+
+    #[test]
+    fn pss_is_read_from_smaps_rollup_in_bytes() {
+        let rollup = "5634ff623000-7ffd88ef4000 ---p 00000000 00:00 0                          [rollup]\n\
+                      Rss:                1704 kB\n\
+                      Pss:                 412 kB\n\
+                      Pss_Dirty:           116 kB\n\
+                      Pss_Anon:            116 kB\n\
+                      Shared_Clean:       1528 kB\n";
+        assert_eq!(parse_pss(rollup), Some(412 * 1024), "Pss, not Pss_Dirty or Pss_Anon");
+        assert_eq!(parse_pss("Rss: 1704 kB\n"), None);
+        assert!(pss(None).expect("/proc/self/smaps_rollup is readable") > 0);
+    }
+
+    #[test]
+    fn busy_and_steal_time_are_read_per_core_from_proc_stat() {
+        let stat = "cpu  356473 421 96119 298127 7296 0 6972 82 0 0\n\
+                    cpu0 1000 10 300 5000 40 5 20 7 0 0\n\
+                    cpu1 2000 0 500 4000 60 0 80 150 0 0\n\
+                    intr 123456 0 0\n\
+                    ctxt 98765\n";
+        let cores = parse_proc_stat(stat, 100.0);
+        assert_eq!(cores.len(), 2, "the aggregate line and the other counters are not cores");
+        // busy = user + nice + system + irq + softirq; idle, iowait and steal are not busy.
+        assert_eq!(cores[0], CoreTimes { core: 0, busy_seconds: 13.35, steal_seconds: 0.07 });
+        assert_eq!(cores[1], CoreTimes { core: 1, busy_seconds: 25.8, steal_seconds: 1.5 });
+        // A kernel without the steal column reads as no steal.
+        let old = parse_proc_stat("cpu0 100 0 100 800\n", 100.0);
+        assert_eq!(old, vec![CoreTimes { core: 0, busy_seconds: 2.0, steal_seconds: 0.0 }]);
+    }
+
+    #[test]
+    fn core_deltas_pair_cores_by_number() {
+        let before = [CoreTimes { core: 0, busy_seconds: 10.0, steal_seconds: 1.0 }];
+        let after = [
+            CoreTimes { core: 1, busy_seconds: 3.0, steal_seconds: 0.0 },
+            CoreTimes { core: 0, busy_seconds: 14.5, steal_seconds: 1.25 },
+        ];
+        assert_eq!(core_deltas(&before, &after), vec![CoreTimes { core: 0, busy_seconds: 4.5, steal_seconds: 0.25 }]);
     }
 
     #[test]

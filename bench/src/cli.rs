@@ -386,7 +386,7 @@ async fn bench(
     shop_settings.seed.users = args.registered_users;
     shop_settings.seed.seed = args.data_seed;
 
-    let fingerprint = crate::fingerprint::collect();
+    let mut fingerprint = crate::fingerprint::collect();
     let run_id =
         args.run_id.clone().unwrap_or_else(|| format!("{}-{kind}", fingerprint.started_at.replace([':', '-'], "")));
     let run_dir = args.out.clone().unwrap_or_else(workspace_results).join(&run_id);
@@ -407,6 +407,7 @@ async fn bench(
         created_databases,
         ready_timeout: Duration::from_secs(120),
         scratch: std::sync::Arc::new(tempfile::Builder::new().prefix("splitbench-db-").tempdir()?),
+        binaries: Default::default(),
     };
     let objective = Objective {
         p99_us: parse_duration_us(&args.p99_objective)?,
@@ -440,6 +441,8 @@ async fn bench(
     eprintln!("splitbench {kind}: results in {}; {}", run_dir.display(), cores.describe());
 
     let measurements = crate::experiment::execute(&plan, &launcher).await?;
+    // Beside the harness: every binary the launcher started, as it was when started.
+    fingerprint.binaries.extend(launcher.binaries.list());
 
     let mut shop_args = shop_settings.to_args();
     // The per-process values (ports, database URLs, upstream URLs) are the launcher's choice.

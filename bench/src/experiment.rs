@@ -9,6 +9,11 @@
 //! waits until no checkout is in progress, then verifies stock, charges, reservations and
 //! orders against each other and against every order the load was told is confirmed. The
 //! report goes with the system's last window; a violation makes the command exit 4.
+//!
+//! Around each measured window the harness reads every process's CPU time and every core's
+//! busy and steal time (`/proc/stat`), so the report can say how much CPU something outside
+//! the run took on the run's cores, and once a second every process's PSS
+//! (`/proc/<pid>/smaps_rollup`), the memory the system under test took.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -19,10 +24,12 @@ use anyhow::Context;
 use crate::analyse::{Objective, max_sustainable_rate};
 use crate::check::{self, CheckOptions, ConsistencyReport, Deployment};
 use crate::drive::{self, AcknowledgedOrders, ClosedLoop, Mix, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
-use crate::launch::procstat::{self, ProcessSample};
+use crate::launch::procstat::{self, CoreTimes, ProcessSample};
 use crate::launch::{CoreLayout, Launcher, SystemUnderTest};
 use crate::record::Recorder;
-use crate::report::data::{ConsistencyCheck, Measurement, ProcessCost};
+use crate::report::data::{
+    ConsistencyCheck, CoreActivity, CoreWindow, Measurement, MemorySamples, ProcessCost, PssSeries,
+};
 use crate::topology::Architecture;
 
 /// How to load the system in one measured window.
@@ -95,8 +102,40 @@ fn spawn_progress(label: String, recorder: Arc<Mutex<Recorder>>, window: Window)
     })
 }
 
-fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, ProcessSample) {
-    (sut.sample(), procstat::sample(None).unwrap_or_default())
+/// Every process's CPU and memory counters, the harness's, and every core's times, read
+/// back to back at one edge of a window.
+fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, ProcessSample, Vec<CoreTimes>) {
+    (sut.sample(), procstat::sample(None).unwrap_or_default(), procstat::sample_cores().unwrap_or_default())
+}
+
+/// PSS of each system-under-test process (by pid) and of the harness, read on a blocking
+/// thread (the kernel walks each process's page tables; the generator's event loop should not
+/// wait for it). `None` if a process could not be read (it exited).
+async fn sample_pss(pids: Vec<u32>) -> Option<(Vec<u64>, u64)> {
+    tokio::task::spawn_blocking(move || {
+        let processes = pids.iter().map(|&pid| procstat::pss(Some(pid)).ok()).collect::<Option<Vec<u64>>>()?;
+        Some((processes, procstat::pss(None).ok()?))
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// The PSS samples of a window, as stored: one series per process.
+fn memory_samples(names: &[&'static str], samples: Vec<(f64, Vec<u64>, u64)>) -> Option<MemorySamples> {
+    if samples.is_empty() {
+        return None;
+    }
+    let processes = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| PssSeries { name: name.to_string(), pss_bytes: samples.iter().map(|s| s.1[i]).collect() })
+        .collect();
+    Some(MemorySamples {
+        at_secs: samples.iter().map(|s| (s.0 * 1000.0).round() / 1000.0).collect(),
+        processes,
+        generator: PssSeries { name: "generator".into(), pss_bytes: samples.iter().map(|s| s.2).collect() },
+    })
 }
 
 /// Measures one window of a repetition (drawn from `seeds`) against a started system; the
@@ -145,14 +184,38 @@ async fn measure(
             }
         }
     };
+    let names: Vec<&'static str> = sut.processes.iter().map(|p| p.name).collect();
+    let pids: Vec<u32> = sut.processes.iter().map(|p| p.pid).collect();
     let samples = async {
-        tokio::time::sleep_until((started + window.warmup).into()).await;
+        let measured = started + window.warmup;
+        let end = started + window.end();
+        tokio::time::sleep_until(measured.into()).await;
         let first = sample_all(sut);
-        tokio::time::sleep_until((started + window.end()).into()).await;
+        // PSS at the window's start, then once a second, and at its end.
+        let mut memory = Vec::new();
+        let mut next = measured;
+        loop {
+            let now = Instant::now();
+            if let Some((processes, generator)) = sample_pss(pids.clone()).await {
+                memory.push((now.saturating_duration_since(measured).as_secs_f64(), processes, generator));
+            }
+            if next >= end {
+                break;
+            }
+            next = (next + Duration::from_secs(1)).min(end);
+            tokio::time::sleep_until(next.into()).await;
+            if next == end {
+                break;
+            }
+        }
         let last = sample_all(sut);
-        (first, last)
+        if let Some((processes, generator)) = sample_pss(pids.clone()).await {
+            memory.push((end.saturating_duration_since(measured).as_secs_f64(), processes, generator));
+        }
+        (first, last, memory)
     };
-    let (recorded, ((before, generator_before), (after, generator_after))) = tokio::join!(run, samples);
+    let (recorded, ((before, generator_before, cores_before), (after, generator_after, cores_after), memory)) =
+        tokio::join!(run, samples);
     let recorded = recorded?;
     progress.abort();
     eprintln!();
@@ -190,6 +253,22 @@ async fn measure(
         generator,
     );
     measurement.seeds = Some(seeds);
+    let cores = procstat::core_deltas(&cores_before, &cores_after);
+    if !cores.is_empty() {
+        measurement.cores = Some(CoreActivity {
+            generator_cores: plan.cores.generator.clone(),
+            system_under_test_cores: plan.cores.system_under_test.clone(),
+            cores: cores
+                .iter()
+                .map(|c| CoreWindow { core: c.core, busy_seconds: c.busy_seconds, steal_seconds: c.steal_seconds })
+                .collect(),
+        });
+    }
+    measurement.memory = memory_samples(&names, memory);
+    // Said now as well as in the report: a reader watching a sweep should know at once.
+    for warning in crate::report::interference_warnings(&measurement) {
+        eprintln!("warning: {warning}");
+    }
     Ok(measurement)
 }
 
@@ -354,6 +433,23 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         }
     }
     Ok(measurements)
+}
+
+#[cfg(test)]
+mod memory_sample_tests {
+    use super::memory_samples;
+
+    #[test]
+    fn samples_become_one_series_per_process() {
+        let samples = vec![(0.0004, vec![10, 20], 5), (1.0012, vec![11, 21], 6)];
+        let memory = memory_samples(&["catalog", "gateway"], samples).expect("samples");
+        assert_eq!(memory.at_secs, vec![0.0, 1.001]);
+        assert_eq!(memory.processes[1].name, "gateway");
+        assert_eq!(memory.processes[1].pss_bytes, vec![20, 21]);
+        assert_eq!(memory.generator.pss_bytes, vec![5, 6]);
+        assert_eq!(memory.system_under_test(), vec![30, 32]);
+        assert_eq!(memory_samples(&["x"], Vec::new()), None);
+    }
 }
 
 #[cfg(test)]

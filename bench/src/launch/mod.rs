@@ -5,7 +5,8 @@
 //! and reports the port it got on its first line), with fresh databases, each process's output
 //! kept in the run directory. [`SystemUnderTest::stop`] sends SIGTERM and then SIGKILL to every
 //! process; dropping a [`SystemUnderTest`] (an error, a panic, Ctrl-C) kills them all, so no
-//! child outlives the harness.
+//! child outlives the harness. Every binary started is hashed first ([`StartedBinaries`]), so
+//! the results say exactly what ran.
 
 pub mod procstat;
 
@@ -24,6 +25,7 @@ use shop::Settings;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::report::data::BinaryHash;
 use crate::topology::{Architecture, create_postgres_database, drop_postgres_database, with_database};
 
 /// Which cores the generator and the system under test may use.
@@ -97,6 +99,53 @@ impl CreatedDatabases {
     }
 }
 
+/// The binaries a launcher started, by content (for the fingerprint). A file is hashed again
+/// only when its size or modification time changed, so a sweep that restarts the same binary
+/// (or stand-ins linked to one file) hashes it once, and one rebuilt in the middle of a run
+/// shows both versions.
+#[derive(Debug, Clone, Default)]
+pub struct StartedBinaries(Arc<Mutex<StartedBinariesInner>>);
+
+#[derive(Debug, Default)]
+struct StartedBinariesInner {
+    hashes: Vec<BinaryHash>,
+    /// The files already hashed, and their SHA-256.
+    seen: Vec<(FileVersion, String)>,
+}
+
+/// A file as hashed: canonical path, size, modification time.
+type FileVersion = (PathBuf, u64, Option<std::time::SystemTime>);
+
+impl StartedBinaries {
+    /// Hashes `path` (started as `name`) unless this version of the file was hashed already.
+    pub fn record(&self, name: &str, path: &Path) -> anyhow::Result<()> {
+        let file = std::fs::canonicalize(path).with_context(|| format!("reading {}", path.display()))?;
+        let metadata = std::fs::metadata(&file).with_context(|| format!("reading {}", path.display()))?;
+        let version = (file, metadata.len(), metadata.modified().ok());
+        let known = self.0.lock().expect("lock").seen.iter().find(|(v, _)| *v == version).map(|(_, h)| h.clone());
+        let sha256 = match known {
+            Some(sha256) => sha256,
+            None => {
+                let sha256 = crate::fingerprint::sha256_file(&version.0)
+                    .with_context(|| format!("hashing {}", path.display()))?;
+                self.0.lock().expect("lock").seen.push((version, sha256.clone()));
+                sha256
+            }
+        };
+        let hash = BinaryHash { name: name.to_string(), path: path.display().to_string(), sha256 };
+        let mut inner = self.0.lock().expect("lock");
+        if !inner.hashes.contains(&hash) {
+            inner.hashes.push(hash);
+        }
+        Ok(())
+    }
+
+    /// Every binary started so far, in the order first started.
+    pub fn list(&self) -> Vec<BinaryHash> {
+        self.0.lock().expect("lock").hashes.clone()
+    }
+}
+
 /// How to start systems under test.
 #[derive(Debug, Clone)]
 pub struct Launcher {
@@ -109,6 +158,8 @@ pub struct Launcher {
     pub ready_timeout: Duration,
     /// Where SQLite files go (a temporary directory: databases are not results).
     pub scratch: Arc<tempfile::TempDir>,
+    /// Every binary started, hashed (for the fingerprint).
+    pub binaries: StartedBinaries,
 }
 
 /// The workspace's release binaries, built with cargo (which rebuilds only what is stale).
@@ -229,6 +280,7 @@ impl Launcher {
     ) -> anyhow::Result<ChildProcess> {
         let binary = self.bin_dir.join(name);
         anyhow::ensure!(binary.is_file(), "{} does not exist (build it, or pass --bin-dir)", binary.display());
+        self.binaries.record(name, &binary)?;
         let mut command = if self.cores.system_under_test.is_empty() {
             Command::new(&binary)
         } else {
@@ -338,6 +390,30 @@ mod tests {
     fn the_port_is_read_from_the_start_up_line() {
         assert_eq!(listening_port("catalog: listening on 127.0.0.1:41235; workers=1 db_pool_size=4"), Some(41235));
         assert_eq!(listening_port("[INFO] something else"), None);
+    }
+
+    #[test]
+    fn a_started_binary_is_hashed_once_per_version() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = dir.path().join("monolith");
+        std::fs::write(&path, b"abc").expect("written");
+        let started = StartedBinaries::default();
+        started.record("monolith", &path).expect("hashed");
+        started.record("monolith", &path).expect("hashed");
+        let list = started.list();
+        assert_eq!(list.len(), 1, "the same version once: {list:?}");
+        assert_eq!(list[0].sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        // Rebuilt during the run (another size): both versions are listed.
+        std::fs::write(&path, b"abcd").expect("written");
+        started.record("monolith", &path).expect("hashed");
+        assert_eq!(started.list().len(), 2);
+        // A stand-in linked to the same file is listed under its name, with the same hash.
+        let link = dir.path().join("gateway");
+        std::os::unix::fs::symlink(&path, &link).expect("a link");
+        started.record("gateway", &link).expect("hashed");
+        let list = started.list();
+        assert_eq!((list.len(), list[2].name.as_str(), &list[2].sha256), (3, "gateway", &list[1].sha256));
+        assert!(started.record("orders", &dir.path().join("orders")).is_err(), "a missing binary");
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
 //! version it does not know, and reads every older one:
 //!
+//! - version 4 added, in the fingerprint, the SHA-256 of every binary that ran, the kernel
+//!   command line and the CPU topology ([`Fingerprint::binaries`], ...), and per window what
+//!   every core did ([`Measurement::cores`]: busy and steal time, so the CPU used by processes
+//!   outside the run) and the PSS of every process once a second ([`Measurement::memory`]).
+//!   Older files read without them (the report says "not recorded").
 //! - after version 3 came the generator's lag per second ([`SecondData::generator_lag`]), the
 //!   connections it opened and had open per second ([`SecondData::connections_opened`],
 //!   [`SecondData::connections_open`]) and the pool it opened before the window
@@ -33,7 +38,7 @@ use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
 use crate::record::{Recorder, latency_histogram};
 
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest schema version this splitbench still reads.
 pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
@@ -76,6 +81,51 @@ pub struct Fingerprint {
     pub kernel: String,
     pub hostname: String,
     pub started_at: String,
+    /// The SHA-256 of every binary that ran: the harness and each binary the launcher started
+    /// (hashed when started; a binary rebuilt during the run appears once per version). The
+    /// commit says which source was checked out, not what was built from it (schema 4).
+    #[serde(default)]
+    pub binaries: Vec<BinaryHash>,
+    /// `/proc/cmdline`: boot options such as `isolcpus`, `nohz_full` or `mitigations` change
+    /// what a core costs (schema 4; `None` before or where unreadable).
+    #[serde(default)]
+    pub kernel_cmdline: Option<String>,
+    /// Which cores were online, what each is, and which share a physical core (schema 4).
+    #[serde(default)]
+    pub cpu_topology: Option<CpuTopology>,
+}
+
+/// One binary that ran, by content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BinaryHash {
+    /// `splitbench` (the harness) or the process name (`monolith`, `gateway`, ...).
+    pub name: String,
+    pub path: String,
+    /// Lower-case hex.
+    pub sha256: String,
+}
+
+/// The machine's cores as Linux describes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuTopology {
+    /// `/sys/devices/system/cpu/online`, e.g. `0-1`.
+    pub online: String,
+    pub cores: Vec<CpuCore>,
+}
+
+/// One logical CPU (a hardware thread).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CpuCore {
+    pub cpu: usize,
+    pub model: String,
+    /// The clock when the fingerprint was read (it may change under load).
+    pub mhz: Option<f64>,
+    /// Physical package and core (`physical id`, `core id`), where the kernel says.
+    pub package: Option<u32>,
+    pub core_id: Option<u32>,
+    /// The logical CPUs sharing this one's physical core (SMT siblings, itself included), as
+    /// in `topology/thread_siblings_list`: `0` alone means no sibling.
+    pub smt_siblings: Option<String>,
 }
 
 /// Everything that was configured.
@@ -108,6 +158,109 @@ pub struct RunConfig {
     pub objective: Option<Objective>,
     pub sweep_rates: Vec<f64>,
     pub repeat: u32,
+}
+
+/// What one core did over a measured window, from `/proc/stat` (schema 4).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CoreWindow {
+    pub core: usize,
+    /// Seconds it ran anything (user, nice, system, irq, softirq), this run's processes or not.
+    pub busy_seconds: f64,
+    /// Seconds the hypervisor ran something else while this virtual core wanted to run.
+    pub steal_seconds: f64,
+}
+
+/// Every core over a window, and which ones the run used for what (schema 4).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreActivity {
+    /// The generator's cores; empty when nothing was pinned (everything shared every core).
+    pub generator_cores: Vec<usize>,
+    pub system_under_test_cores: Vec<usize>,
+    pub cores: Vec<CoreWindow>,
+}
+
+/// CPU on a group of cores used by everything but this run's processes over a window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Interference {
+    /// `generator`, `system under test`, or `all` when nothing was pinned.
+    pub group: &'static str,
+    pub cores: Vec<usize>,
+    /// Busy seconds of those cores ([`CoreWindow::busy_seconds`]), summed.
+    pub busy_seconds: f64,
+    /// CPU seconds of this run's processes that belong on those cores.
+    pub ours_seconds: f64,
+    /// Busy minus ours, never below 0 (`/proc` counts in 10 ms ticks, so small negative
+    /// differences are rounding).
+    pub outside_seconds: f64,
+    /// `outside_seconds` over the window's length: the share of one core.
+    pub outside_share_of_a_core: f64,
+    /// The most any one of those cores was stolen, as a share of that core over the window.
+    pub max_steal_share: f64,
+}
+
+/// Proportional set size of every process, sampled once a second over the measured window
+/// (schema 4). PSS splits each shared page among the processes mapping it, so the sum over
+/// processes is what they take together (a sum of RSS or `VmHWM` counts shared pages once per
+/// process, and `VmHWM` is a peak over the process's whole life, start-up included).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemorySamples {
+    /// Seconds from the start of the measured window to each sample.
+    pub at_secs: Vec<f64>,
+    /// Each process of the system under test: its PSS at each sample, in bytes.
+    pub processes: Vec<PssSeries>,
+    /// The harness's own PSS at each sample (not part of the system under test).
+    pub generator: PssSeries,
+}
+
+/// One process's PSS samples.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PssSeries {
+    pub name: String,
+    pub pss_bytes: Vec<u64>,
+}
+
+/// Mean and maximum of a series of samples, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MemoryStats {
+    pub mean_bytes: u64,
+    pub max_bytes: u64,
+}
+
+impl MemoryStats {
+    /// `None` for no samples.
+    pub fn of(samples: &[u64]) -> Option<Self> {
+        let max_bytes = *samples.iter().max()?;
+        let sum: u128 = samples.iter().map(|&b| u128::from(b)).sum();
+        Some(Self { mean_bytes: (sum / samples.len() as u128) as u64, max_bytes })
+    }
+}
+
+impl PssSeries {
+    pub fn stats(&self) -> Option<MemoryStats> {
+        MemoryStats::of(&self.pss_bytes)
+    }
+}
+
+impl MemorySamples {
+    /// The system under test's PSS at each sample: its processes' summed.
+    pub fn system_under_test(&self) -> Vec<u64> {
+        (0..self.at_secs.len())
+            .map(|i| self.processes.iter().map(|p| p.pss_bytes.get(i).copied().unwrap_or(0)).sum())
+            .collect()
+    }
+
+    /// Mean and maximum of the per-second sum over the system under test.
+    pub fn system_under_test_stats(&self) -> Option<MemoryStats> {
+        MemoryStats::of(&self.system_under_test())
+    }
+
+    /// A process's series, by name (`generator` for the harness).
+    pub fn process(&self, name: &str) -> Option<&PssSeries> {
+        if name == self.generator.name {
+            return Some(&self.generator);
+        }
+        self.processes.iter().find(|p| p.name == name)
+    }
 }
 
 /// Resource use of one process over the measured window.
@@ -241,6 +394,12 @@ pub struct Measurement {
     /// Absent in runs recorded before checking existed (schema version 1) and for the null server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consistency: Option<ConsistencyCheck>,
+    /// What every core did during the window (schema 4; absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cores: Option<CoreActivity>,
+    /// PSS once a second during the window (schema 4; absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<MemorySamples>,
 }
 
 impl Measurement {
@@ -301,6 +460,8 @@ impl Measurement {
             generator,
             seeds: None,
             consistency: None,
+            cores: None,
+            memory: None,
         }
     }
 
@@ -441,8 +602,58 @@ impl Measurement {
         self.processes.iter().map(|p| p.cpu_seconds).sum()
     }
 
+    /// The sum of the processes' lifetime RSS peaks (`VmHWM`): shared pages counted once per
+    /// process, start-up included. [`Measurement::sut_pss`] is what they took together.
     pub fn sut_peak_rss_bytes(&self) -> u64 {
         self.processes.iter().map(|p| p.peak_rss_bytes).sum()
+    }
+
+    /// Mean and maximum of the system under test's per-second PSS sum (`None`: not sampled).
+    pub fn sut_pss(&self) -> Option<MemoryStats> {
+        self.memory.as_ref()?.system_under_test_stats()
+    }
+
+    /// CPU used on the run's cores by everything outside the run, per group of cores: with the
+    /// generator and the system under test pinned apart, the generator's cores against the
+    /// generator's CPU and the system's cores against its processes' CPU; unpinned, every core
+    /// against all of them. `None` where the cores were not sampled (runs before schema 4).
+    ///
+    /// It is an upper bound: kernel work done for the run but not charged to its processes
+    /// (loopback packets processed in `ksoftirqd`, interrupts) counts as outside.
+    pub fn interference(&self) -> Option<Vec<Interference>> {
+        let activity = self.cores.as_ref()?;
+        let sut_cpu = self.sut_cpu_seconds();
+        let groups: Vec<(&'static str, &[usize], f64)> = if activity.generator_cores.is_empty() {
+            let all: &[usize] = &[];
+            vec![("all", all, sut_cpu + self.generator.cpu_seconds)]
+        } else {
+            vec![
+                ("generator", &activity.generator_cores, self.generator.cpu_seconds),
+                ("system under test", &activity.system_under_test_cores, sut_cpu),
+            ]
+        };
+        let window = self.duration_secs.max(f64::EPSILON);
+        Some(
+            groups
+                .into_iter()
+                .map(|(group, cores, ours)| {
+                    // An empty list (unpinned) means every core.
+                    let in_group: Vec<&CoreWindow> =
+                        activity.cores.iter().filter(|c| cores.is_empty() || cores.contains(&c.core)).collect();
+                    let busy: f64 = in_group.iter().map(|c| c.busy_seconds).sum();
+                    let outside = (busy - ours).max(0.0);
+                    Interference {
+                        group,
+                        cores: in_group.iter().map(|c| c.core).collect(),
+                        busy_seconds: busy,
+                        ours_seconds: ours,
+                        outside_seconds: outside,
+                        outside_share_of_a_core: outside / window,
+                        max_steal_share: in_group.iter().map(|c| c.steal_seconds / window).fold(0.0, f64::max),
+                    }
+                })
+                .collect(),
+        )
     }
 
     /// Whether context switches were sampled (runs recorded before they were have none).
@@ -652,6 +863,98 @@ mod tests {
                 assert_eq!((m.degraded(), m.seeds), (0, None), "{run}");
                 assert!(m.endpoints.values().all(|e| e.all_latency.is_none()), "{run}");
                 m.verdict(&objective(0.001), false).expect("still judged");
+            }
+        }
+    }
+
+    /// A 10 s window of `monolith` (`sut_cpu` CPU seconds) and the generator (`generator_cpu`).
+    fn costed_window(sut_cpu: f64, generator_cpu: f64, cores: CoreActivity) -> Measurement {
+        let mut m = window(&[(1_000, Verdict::Ok)]);
+        m.duration_secs = 10.0;
+        m.processes =
+            vec![ProcessCost { name: "monolith".into(), cpu_seconds: sut_cpu, peak_rss_bytes: 0, context_switches: 0 }];
+        m.generator.cpu_seconds = generator_cpu;
+        m.cores = Some(cores);
+        m
+    }
+
+    #[test]
+    fn interference_is_busy_time_minus_the_runs_own_cpu_per_group_of_cores() {
+        let cores = CoreActivity {
+            generator_cores: vec![0],
+            system_under_test_cores: vec![1, 2],
+            cores: vec![
+                CoreWindow { core: 0, busy_seconds: 9.9, steal_seconds: 0.1 },
+                CoreWindow { core: 1, busy_seconds: 6.0, steal_seconds: 0.0 },
+                CoreWindow { core: 2, busy_seconds: 5.0, steal_seconds: 0.8 },
+            ],
+        };
+        let m = costed_window(10.2, 9.5, cores);
+        let groups = m.interference().expect("cores were sampled");
+        assert_eq!(groups.len(), 2);
+        let (generator, sut) = (&groups[0], &groups[1]);
+        assert_eq!((generator.group, generator.cores.clone()), ("generator", vec![0]));
+        assert!((generator.outside_seconds - 0.4).abs() < 1e-9, "9.9 busy - 9.5 ours: {generator:?}");
+        assert!((generator.outside_share_of_a_core - 0.04).abs() < 1e-9);
+        assert!((generator.max_steal_share - 0.01).abs() < 1e-9);
+        assert_eq!((sut.group, sut.cores.clone()), ("system under test", vec![1, 2]));
+        assert!((sut.busy_seconds - 11.0).abs() < 1e-9 && (sut.ours_seconds - 10.2).abs() < 1e-9);
+        assert!((sut.outside_seconds - 0.8).abs() < 1e-9 && (sut.outside_share_of_a_core - 0.08).abs() < 1e-9);
+        assert!((sut.max_steal_share - 0.08).abs() < 1e-9, "core 2's 0.8 s of 10 s");
+    }
+
+    #[test]
+    fn unpinned_interference_counts_every_core_against_every_process_and_never_goes_negative() {
+        let cores = CoreActivity {
+            generator_cores: vec![],
+            system_under_test_cores: vec![],
+            cores: vec![
+                CoreWindow { core: 0, busy_seconds: 4.0, steal_seconds: 0.0 },
+                CoreWindow { core: 1, busy_seconds: 3.0, steal_seconds: 0.0 },
+            ],
+        };
+        let groups = costed_window(4.0, 2.5, cores.clone()).interference().expect("sampled");
+        assert_eq!((groups.len(), groups[0].group, groups[0].cores.clone()), (1, "all", vec![0, 1]));
+        assert!((groups[0].outside_seconds - 0.5).abs() < 1e-9, "7 busy - 6.5 ours");
+        // Tick rounding can make ours exceed busy: that is no interference, not a negative one.
+        let rounded = costed_window(4.6, 2.5, cores).interference().expect("sampled");
+        assert_eq!(rounded[0].outside_seconds, 0.0);
+        assert_eq!(window(&[]).interference(), None, "not sampled");
+    }
+
+    #[test]
+    fn pss_is_summed_over_the_system_per_sample_then_averaged() {
+        let mib = 1 << 20;
+        let memory = MemorySamples {
+            at_secs: vec![0.0, 1.0, 2.0],
+            processes: vec![
+                PssSeries { name: "gateway".into(), pss_bytes: vec![10 * mib, 12 * mib, 11 * mib] },
+                PssSeries { name: "catalog".into(), pss_bytes: vec![20 * mib, 20 * mib, 26 * mib] },
+            ],
+            generator: PssSeries { name: "generator".into(), pss_bytes: vec![5 * mib, 5 * mib, 5 * mib] },
+        };
+        assert_eq!(memory.system_under_test(), vec![30 * mib, 32 * mib, 37 * mib], "the generator is not in it");
+        let sut = memory.system_under_test_stats().expect("samples");
+        assert_eq!(sut, MemoryStats { mean_bytes: 33 * mib, max_bytes: 37 * mib }, "max of sums, not sum of maxes");
+        let catalog = memory.process("catalog").and_then(PssSeries::stats).expect("samples");
+        assert_eq!(catalog, MemoryStats { mean_bytes: 22 * mib, max_bytes: 26 * mib });
+        assert_eq!(memory.process("generator").map(|g| g.pss_bytes.len()), Some(3));
+        assert_eq!(MemoryStats::of(&[]), None);
+        let mut m = window(&[(1_000, Verdict::Ok)]);
+        assert_eq!(m.sut_pss(), None, "not sampled");
+        m.memory = Some(memory);
+        assert_eq!(m.sut_pss(), Some(sut));
+    }
+
+    #[test]
+    fn runs_before_schema_4_read_without_binaries_cores_or_memory() {
+        let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        for run in ["20261127-product-page-2000", "20261127T095639Z-compare"] {
+            let data = RunData::read(&committed.join(run).join("run.json")).expect("an older schema reads");
+            let f = &data.fingerprint;
+            assert!(f.binaries.is_empty() && f.kernel_cmdline.is_none() && f.cpu_topology.is_none(), "{run}");
+            for m in &data.measurements {
+                assert_eq!((m.interference(), m.sut_pss()), (None, None), "{run}");
             }
         }
     }

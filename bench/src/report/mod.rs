@@ -28,6 +28,14 @@ use svg::Series;
 /// microseconds).
 pub const LAG_WARNING_US: u64 = 1_000;
 
+/// CPU taken on the run's cores by anything outside the run (other processes, the kernel's
+/// threads, the hypervisor's steal), as a share of one core, above which the report warns.
+/// 5%: /proc counts in 10 ms ticks, so the figure of a 10 s window is uncertain by about 1%
+/// of a core per process sampled; 5% of the system under test's core is about as much as one
+/// architecture's CPU per request differs between repetitions, so more than that can move a
+/// comparison, and on the generator's core it delays dispatch.
+pub const INTERFERENCE_WARNING_SHARE: f64 = 0.05;
+
 /// Writes `run.json` into `dir` and derives everything else from it.
 pub fn write_run(dir: &Path, run: &RunData) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -343,7 +351,43 @@ pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
         warnings
             .push(format!("{window}: {degraded} answers were degraded (product pages missing inventory or reviews)"));
     }
+    warnings.extend(interference_warnings(m));
     Ok(warnings)
+}
+
+/// The window a warning is about: the architecture, and a sweep step's rate and repetition.
+fn window_name(m: &Measurement) -> String {
+    match (m.phase.as_str(), m.offered_rate) {
+        ("sweep", Some(rate)) => {
+            format!("{} (sweep step {rate:.0} req/s, repetition {})", m.architecture, m.repetition)
+        }
+        _ => m.architecture.clone(),
+    }
+}
+
+/// Warnings when something outside the run took more than [`INTERFERENCE_WARNING_SHARE`] of a
+/// core on the run's cores, or the hypervisor stole that much of one of them.
+pub fn interference_warnings(m: &Measurement) -> Vec<String> {
+    let window = window_name(m);
+    let mut warnings = Vec::new();
+    for group in m.interference().unwrap_or_default() {
+        let cores = format!("{} core(s) {:?}", group.group, group.cores);
+        if group.outside_share_of_a_core > INTERFERENCE_WARNING_SHARE {
+            warnings.push(format!(
+                "{window}: processes outside the run used {:.1}% of a core on the {cores} ({:.2} CPU s busy, {:.2} of them this run's)",
+                group.outside_share_of_a_core * 100.0,
+                group.busy_seconds,
+                group.ours_seconds
+            ));
+        }
+        if group.max_steal_share > INTERFERENCE_WARNING_SHARE {
+            warnings.push(format!(
+                "{window}: the hypervisor stole up to {:.1}% of a core on the {cores}",
+                group.max_steal_share * 100.0
+            ));
+        }
+    }
+    warnings
 }
 
 /// The "Generator" section: per window, the lag at send and the connections the generator
@@ -484,8 +528,73 @@ pub fn environment_rows(f: &data::Fingerprint, build: &str) -> String {
     let _ = writeln!(md, "| build | {build} ({}) |", f.rustc);
     let _ = writeln!(md, "| machine | {} × {} ({}) |", f.cpu_count, f.cpu_model, f.hostname);
     let _ = writeln!(md, "| OS | {} (kernel {}) |", f.os, f.kernel);
+    let not_recorded = || "not recorded".to_string();
+    let _ = writeln!(
+        md,
+        "| CPU topology | {} |",
+        f.cpu_topology.as_ref().map_or_else(not_recorded, crate::fingerprint::describe_topology)
+    );
+    let _ = writeln!(
+        md,
+        "| kernel command line | {} |",
+        f.kernel_cmdline.as_deref().map_or_else(not_recorded, |c| format!("`{}`", c.replace('|', "\\|")))
+    );
+    let binaries = if f.binaries.is_empty() {
+        not_recorded()
+    } else {
+        let each: Vec<String> = f.binaries.iter().map(|b| format!("{} `{}`", b.name, b.sha256)).collect();
+        each.join("<br>")
+    };
+    let _ = writeln!(md, "| binaries (SHA-256) | {binaries} |");
     let _ = writeln!(md, "| started | {} |", f.started_at);
     md
+}
+
+/// PSS mean and maximum as two cells, or `n/a` where not sampled.
+fn pss_cells(stats: Option<data::MemoryStats>) -> String {
+    stats.map_or_else(|| "n/a | n/a".to_string(), |s| format!("{} | {}", mib(s.mean_bytes), mib(s.max_bytes)))
+}
+
+/// The "CPU outside the run" section: per window and group of cores, the CPU used by
+/// everything but this run's processes, and the steal time of each core.
+fn interference_section(md: &mut String, run: &RunData) {
+    let sampled: Vec<&Measurement> = run.measurements.iter().filter(|m| m.cores.is_some()).collect();
+    if sampled.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n## CPU outside the run\n");
+    let _ = writeln!(
+        md,
+        "Per measured window, from `/proc/stat`: the busy time of each group of cores minus the CPU time of this run's processes on them (the generator's on its cores, the system under test's on theirs; every process on every core when unpinned), as a share of one core; and each core's steal time (the hypervisor running something else), as a share of that core. Kernel work done for the run but charged to no process of it (loopback packets handled by `ksoftirqd`) counts as outside, so this is an upper bound. Above {:.0}% the report warns.\n",
+        INTERFERENCE_WARNING_SHARE * 100.0
+    );
+    let _ = writeln!(
+        md,
+        "| window | cores | busy CPU s | this run's CPU s | outside the run | steal per core |\n|---|---|---|---|---|---|"
+    );
+    for m in sampled {
+        let Some(activity) = &m.cores else { continue };
+        let window_secs = m.duration_secs.max(f64::EPSILON);
+        for group in m.interference().unwrap_or_default() {
+            let steal: Vec<String> = activity
+                .cores
+                .iter()
+                .filter(|c| group.cores.contains(&c.core))
+                .map(|c| format!("cpu{} {:.1}%", c.core, c.steal_seconds * 100.0 / window_secs))
+                .collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} {:?} | {:.2} | {:.2} | {:.1}% of a core | {} |",
+                window_name(m),
+                group.group,
+                group.cores,
+                group.busy_seconds,
+                group.ours_seconds,
+                group.outside_share_of_a_core * 100.0,
+                steal.join(", ")
+            );
+        }
+    }
 }
 
 fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
@@ -567,18 +676,23 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         }
         let _ = writeln!(
             md,
-            "\n| architecture | CPU ms/request | context switches/request | SUT CPU s | SUT peak RSS | generator CPU s | generator lag p99 |"
+            "\nMemory: *SUT PSS* is the system under test's proportional set size (each shared page split among the processes mapping it), summed over its processes once a second during the window: the mean and the maximum of those sums. *Sum of peak RSS* adds each process's lifetime peak (`VmHWM`, start-up included), counting shared pages once per process: an overstatement kept for comparison with older runs.\n"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            md,
+            "| architecture | CPU ms/request | context switches/request | SUT CPU s | SUT PSS mean | SUT PSS max | sum of peak RSS | generator CPU s | generator lag p99 |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|");
         for m in &main {
             let lag = Percentiles::of(&m.generator_lag.decode()?);
             let _ = writeln!(
                 md,
-                "| {} | {:.3} | {} | {:.2} | {} | {:.2} | {} |",
+                "| {} | {:.3} | {} | {:.2} | {} | {} | {:.2} | {} |",
                 m.architecture,
                 m.cpu_ms_per_request(),
                 m.sut_context_switches_per_request().map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}")),
                 m.sut_cpu_seconds(),
+                pss_cells(m.sut_pss()),
                 mib(m.sut_peak_rss_bytes()),
                 m.generator.cpu_seconds,
                 human_micros(lag.p99),
@@ -636,17 +750,19 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         );
         let _ = writeln!(
             md,
-            "| architecture | process | CPU seconds | CPU µs per request | context switches per request | peak RSS |\n|---|---|---|---|---|---|"
+            "| architecture | process | CPU seconds | CPU µs per request | context switches per request | PSS mean | PSS max | peak RSS (lifetime) |\n|---|---|---|---|---|---|---|---|"
         );
         for m in &main {
             for (name, p) in m.processes.iter().map(|p| (p.name.as_str(), p)).chain([("(generator)", &m.generator)]) {
                 let (cpu_us, switches) = m.per_request(p);
+                let pss = m.memory.as_ref().and_then(|memory| memory.process(&p.name)).and_then(data::PssSeries::stats);
                 let _ = writeln!(
                     md,
-                    "| {} | {name} | {:.2} | {cpu_us:.0} | {} | {} |",
+                    "| {} | {name} | {:.2} | {cpu_us:.0} | {} | {} | {} |",
                     m.architecture,
                     p.cpu_seconds,
                     switches.map_or_else(|| "n/a".to_string(), |s| format!("{s:.1}")),
+                    pss_cells(pss),
                     mib(p.peak_rss_bytes)
                 );
             }
@@ -745,6 +861,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
 
     generator_section(&mut md, run)?;
     consistency_section(&mut md, run);
+    interference_section(&mut md, run);
 
     if !all_warnings.is_empty() {
         let _ = writeln!(md, "\n## Warnings\n");
@@ -761,7 +878,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(md, "\n## Files\n");
     let _ = writeln!(
         md,
-        "- `run.json`: the raw data (schema version {}): histograms per endpoint and per second, costs, settings, fingerprint.",
+        "- `run.json`: the raw data (schema version {}): histograms per endpoint and per second, costs, per-second PSS of every process, every core's busy and steal time per window, settings, fingerprint.",
         data::SCHEMA_VERSION
     );
     let _ = writeln!(

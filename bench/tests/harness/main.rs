@@ -5,5 +5,6 @@
 mod accounting;
 mod cleanup;
 mod consistency;
+mod environment;
 mod generator_client;
 mod report;

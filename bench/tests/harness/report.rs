@@ -87,6 +87,9 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
             kernel: "kernel".into(),
             hostname: "host".into(),
             started_at: "2026-01-01T00:00:00Z".into(),
+            binaries: Vec::new(),
+            kernel_cmdline: None,
+            cpu_topology: None,
         },
         config: RunConfig {
             command_line: vec!["splitbench".into(), "compare".into()],

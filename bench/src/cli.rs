@@ -522,11 +522,10 @@ fn judge(run: &RunData, thresholds: &[Threshold], degraded_ok: bool) -> anyhow::
     }
     let mut violations = Vec::new();
     let mut unchecked = Vec::new();
-    for m in &run.measurements {
-        let system = crate::report::checked_system(m);
-        match m.consistency.as_ref().map(|c| (&c.report, &c.error)) {
-            Some((Some(report), _)) if !report.is_clean() => violations.push(format!("{system}: {}", report.summary())),
-            Some((None, error)) => unchecked.push(format!("{system}: {}", error.as_deref().unwrap_or("unknown error"))),
+    for (system, check, _) in crate::report::data::merged_checks(run) {
+        match (&check.report, &check.error) {
+            (Some(report), _) if !report.is_clean() => violations.push(format!("{system}: {}", report.summary())),
+            (None, error) => unchecked.push(format!("{system}: {}", error.as_deref().unwrap_or("unknown error"))),
             _ => {}
         }
     }
@@ -582,14 +581,13 @@ fn print_summary(run: &RunData) -> anyhow::Result<()> {
             println!("  warning: {warning}");
         }
     }
-    for m in &run.measurements {
-        let system = crate::report::checked_system(m);
-        match m.consistency.as_ref().map(|c| (&c.report, &c.error)) {
-            Some((Some(report), _)) => println!("consistency: {system} {}", report.summary()),
-            Some((None, error)) => {
-                println!("consistency: {system} not checked: {}", error.as_deref().unwrap_or("unknown error"))
+    for (system, check, systems) in crate::report::data::merged_checks(run) {
+        let systems = if systems > 1 { format!(" ({systems} systems)") } else { String::new() };
+        match (&check.report, &check.error) {
+            (Some(report), _) => println!("consistency: {system}{systems} {}", report.summary()),
+            (None, error) => {
+                println!("consistency: {system}{systems} not checked: {}", error.as_deref().unwrap_or("unknown error"))
             }
-            None => {}
         }
     }
     for (architecture, spread) in crate::report::max_sustainable(run)? {

@@ -218,6 +218,21 @@ impl ConsistencyReport {
         self.total_violations() == 0
     }
 
+    /// Adds another system's findings to these (the sweep checks each step's system).
+    pub fn absorb(&mut self, other: &ConsistencyReport) {
+        for (invariant, n) in &other.counts {
+            *self.counts.entry(*invariant).or_default() += n;
+        }
+        self.violations.extend(other.violations.iter().cloned());
+        self.violations.sort_by_key(|v| v.invariant);
+        self.in_progress += other.in_progress;
+        self.orders_checked += other.orders_checked;
+        self.charges_checked += other.charges_checked;
+        self.reservations_checked += other.reservations_checked;
+        self.products_checked += other.products_checked;
+        self.acknowledged_checked += other.acknowledged_checked;
+    }
+
     pub fn total_violations(&self) -> usize {
         self.counts.values().sum()
     }

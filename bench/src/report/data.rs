@@ -365,6 +365,48 @@ pub struct ConsistencyCheck {
     pub recoveries: Option<u64>,
 }
 
+impl ConsistencyCheck {
+    /// Adds another check of the same kind of system (the sweep's steps, each on a fresh
+    /// system): counts summed, the longest wait kept, any error kept.
+    pub fn absorb(&mut self, other: &ConsistencyCheck) {
+        self.waited_ms = self.waited_ms.max(other.waited_ms);
+        match (&mut self.report, &other.report) {
+            (Some(mine), Some(theirs)) => mine.absorb(theirs),
+            (None, Some(_)) => {}
+            (_, None) => {}
+        }
+        if self.error.is_none() {
+            self.error.clone_from(&other.error);
+        }
+        if other.report.is_none() {
+            self.report = None;
+        }
+        self.recoveries = match (self.recoveries, other.recoveries) {
+            (Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
+}
+
+/// The consistency checks of a run, one per checked system kind (`report::checked_system`:
+/// an architecture's head-to-head run, or its sweep in one repetition, whose steps each ran
+/// on a fresh system and are summed here), in the order they were measured.
+pub fn merged_checks(run: &RunData) -> Vec<(String, ConsistencyCheck, usize)> {
+    let mut merged: Vec<(String, ConsistencyCheck, usize)> = Vec::new();
+    for m in &run.measurements {
+        let Some(check) = &m.consistency else { continue };
+        let system = crate::report::checked_system(m);
+        match merged.iter_mut().find(|(name, _, _)| *name == system) {
+            Some((_, total, systems)) => {
+                total.absorb(check);
+                *systems += 1;
+            }
+            None => merged.push((system, check.clone(), 1)),
+        }
+    }
+    merged
+}
+
 /// One measured window: one architecture at one load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Measurement {

@@ -455,16 +455,19 @@ const REPORTED_VIOLATIONS: usize = 20;
 /// The "Consistency" section: violations per invariant per checked system, then the first
 /// violations. Runs recorded before checking existed have none.
 fn consistency_section(md: &mut String, run: &RunData) {
-    let checked: Vec<(String, &data::ConsistencyCheck)> =
-        run.measurements.iter().filter_map(|m| Some((checked_system(m), m.consistency.as_ref()?))).collect();
-    if checked.is_empty() {
+    let merged = data::merged_checks(run);
+    if merged.is_empty() {
         return;
     }
+    let checked: Vec<(String, &data::ConsistencyCheck)> =
+        merged.iter().map(|(system, check, _)| (system.clone(), check)).collect();
     let _ = writeln!(md, "\n## Consistency\n");
     let _ = writeln!(
         md,
-        "After the last window of each started system the harness waited until no checkout was in progress (at most three recovery deadlines), then read its databases and checked the books (`splitbench check`). Each cell counts violations.\n"
+        "After the last window of each started system the harness waited until no checkout was in progress (at most three recovery deadlines), then read its databases and checked the books (`splitbench check`). Each sweep step runs on a system of its own (fresh databases); a sweep's column sums its steps' checks. Each cell counts violations.\n"
     );
+    let systems: Vec<String> = merged.iter().map(|(_, _, n)| n.to_string()).collect();
+    let systems_row = format!("| systems checked | {} |", systems.join(" | "));
     let header: Vec<&str> = checked.iter().map(|(system, _)| system.as_str()).collect();
     let _ = writeln!(md, "| invariant | {} |", header.join(" | "));
     let _ = writeln!(md, "|---|{}", "---|".repeat(checked.len()));
@@ -481,6 +484,7 @@ fn consistency_section(md: &mut String, run: &RunData) {
             cells(&|r: &ConsistencyReport| r.count(invariant).to_string())
         );
     }
+    let _ = writeln!(md, "{systems_row}");
     let _ = writeln!(md, "| orders checked | {} |", cells(&|r: &ConsistencyReport| thousands(r.orders_checked)));
     let _ = writeln!(
         md,

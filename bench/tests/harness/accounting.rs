@@ -124,3 +124,32 @@ fn both_architectures_share_a_repetitions_seeds_and_each_repetition_draws_new_on
     let second = RepetitionSeeds::derive(7, 2);
     assert!(report.contains(&format!("repetition 2: schedule {}, workload 9", second.schedule)), "{report}");
 }
+
+#[test]
+fn every_sweep_step_runs_on_a_system_of_its_own() {
+    // Null-server stand-ins again (see above): each started system's books are checked (and the
+    // check fails, as stand-ins keep none); a check per step shows a system per step.
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let null_server = env!("CARGO_BIN_EXE_null-server");
+    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
+        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
+    }
+    let out = tempfile::tempdir().expect("a temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
+        .args(["sweep", "--arch", "monolith", "--mix", "health", "--no-pin", "--p99-objective", "10s"])
+        .args(["--sweep-rates", "20,40", "--sweep-warmup", "0s", "--sweep-duration", "1s", "--run-id", "steps"])
+        .arg("--bin-dir")
+        .arg(bin_dir.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("splitbench runs");
+    let run = RunData::read(&out.path().join("steps/run.json"))
+        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    let steps: Vec<_> = run.measurements.iter().filter(|m| m.phase == "sweep").collect();
+    assert_eq!(steps.len(), 2, "both steps measured");
+    assert!(steps.iter().all(|m| m.consistency.is_some()), "each step's own system was checked");
+    let merged = splitbench::report::data::merged_checks(&run);
+    assert_eq!(merged.len(), 1, "one sweep, reported as one column");
+    assert_eq!(merged[0].2, 2, "of two systems");
+}

@@ -200,7 +200,7 @@ impl LoadClient {
             let mut connects = tokio::task::JoinSet::new();
             for _ in 0..missing.min(CONNECTS_AT_ONCE) {
                 let client = self.clone();
-                connects.spawn(async move { client.connect().await });
+                connects.spawn(async move { client.connect_ready().await });
             }
             let mut failed = false;
             while let Some(connected) = connects.join_next().await {
@@ -269,7 +269,7 @@ impl LoadClient {
             for _ in &retired {
                 let client = self.clone();
                 tokio::spawn(async move {
-                    if let Ok(connection) = client.connect().await {
+                    if let Ok(connection) = client.connect_ready().await {
                         client.put_back(connection);
                     }
                 });
@@ -283,6 +283,25 @@ impl LoadClient {
         // Stamped under the lock, so the pool stays ordered by `idle_since`.
         connection.idle_since = Instant::now();
         idle.push(connection);
+    }
+
+    /// A connection opened ahead of use, with one `GET /health` exchanged on it: a server
+    /// gives a new connection only a few seconds for its first request (actix-web's client
+    /// request timeout, 5 s, answered with a 408), but keeps a used one for its whole
+    /// keep-alive (75 s here), longer than the pool keeps a connection idle.
+    async fn connect_ready(&self) -> Result<Connection, Failure> {
+        let mut connection = self.connect().await?;
+        let first = format!("GET /health HTTP/1.1\r\nhost: {}\r\n\r\n", self.host);
+        let exchange = async {
+            connection.stream.write_all(first.as_bytes()).await.map_err(|_| Failure::Transport)?;
+            read_answer(&mut connection).await
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok((answer, true))) if answer.status == 200 => Ok(connection),
+            Ok(Ok(_)) => Err(Failure::Transport),
+            Ok(Err(failure)) => Err(failure),
+            Err(_) => Err(Failure::Timeout),
+        }
     }
 
     async fn connect(&self) -> Result<Connection, Failure> {

@@ -176,3 +176,67 @@ fn each_second_of_run_json_holds_its_lag_and_its_connections() {
     let lag = second.generator_lag.as_ref().expect("recorded").decode().expect("decodes");
     assert_eq!(lag.len(), 1);
 }
+
+/// A server that, as actix-web does, gives a new connection `first_request_within` for its first
+/// request and otherwise answers 408 and closes it; later requests wait as long as they like.
+async fn strict_first_request_server(first_request_within: Duration) -> (String, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+    let base_url = format!("http://{}", listener.local_addr().expect("an address"));
+    let timed_out = Arc::new(AtomicU64::new(0));
+    let counter = timed_out.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut chunk = [0u8; 4096];
+                let mut first = true;
+                loop {
+                    let read = if first {
+                        match tokio::time::timeout(first_request_within, stream.read(&mut chunk)).await {
+                            Ok(read) => read,
+                            Err(_) => {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                let _ = stream.write_all(b"HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+                                return;
+                            }
+                        }
+                    } else {
+                        stream.read(&mut chunk).await
+                    };
+                    let Ok(1..) = read else { return };
+                    first = false;
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (base_url, timed_out)
+}
+
+#[tokio::test]
+async fn connections_opened_ahead_survive_a_servers_first_request_timeout() {
+    // Each connection of the pool exchanges a first request when it opens, so a server's short
+    // first-request timeout (actix-web: 5 s, then 408) never closes it while it waits idle.
+    let (base_url, timed_out) = strict_first_request_server(Duration::from_millis(500)).await;
+    let client = LoadClient::new(&base_url, Duration::from_secs(10)).expect("a client");
+    assert_eq!(client.open_pool(4).await, 4);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let wire = client.encode(&drive::PlannedRequest {
+        endpoint: splitbench::record::Endpoint::Health,
+        method: reqwest::Method::GET,
+        path: "/health".into(),
+        body: None,
+        authorization: None,
+        idempotency_key: None,
+        product_id: None,
+    });
+    for _ in 0..4 {
+        let exchange = client.send(&wire).await;
+        assert_eq!(exchange.answer.map(|a| a.status).ok(), Some(200));
+    }
+    assert_eq!(timed_out.load(Ordering::SeqCst), 0, "no connection waited idle for its first request");
+    assert_eq!(client.connection_counts().opened, 4, "no connection had to be opened again");
+}

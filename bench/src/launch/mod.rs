@@ -178,6 +178,21 @@ pub fn build_release_binaries() -> anyhow::Result<PathBuf> {
     Ok(target.join("release"))
 }
 
+/// Systems started by this process so far: numbers each start's log files.
+static SYSTEMS_STARTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// Where one started system's processes log: `logs/<start>-<architecture>-<process>.log`.
+struct LogNames {
+    dir: PathBuf,
+    prefix: String,
+}
+
+impl LogNames {
+    fn path_of(&self, process: &str) -> PathBuf {
+        self.dir.join(format!("{}-{process}.log", self.prefix))
+    }
+}
+
 /// One started process.
 pub struct ChildProcess {
     pub name: &'static str,
@@ -207,6 +222,10 @@ impl Launcher {
     ) -> anyhow::Result<SystemUnderTest> {
         let logs = run_dir.join("logs");
         tokio::fs::create_dir_all(&logs).await?;
+        // Numbered per start, so a system started later (the next sweep step) never overwrites
+        // the logs of an earlier one (whose stall may be what failed its step).
+        let start = SYSTEMS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let logs = LogNames { dir: logs, prefix: format!("{start:03}-{}", architecture.name()) };
         let databases = self.scratch.path().join(architecture.name());
         let mut settings = settings.clone();
         settings.server.host = "127.0.0.1".into();
@@ -222,23 +241,23 @@ impl Launcher {
                 let url = self.database_url(architecture, "monolith", &databases).await?;
                 sut.database_urls.insert("monolith", url.clone());
                 settings.database.database_url = Some(url);
-                sut.processes.push(self.spawn("monolith", &settings, &logs, architecture).await?);
+                sut.processes.push(self.spawn("monolith", &settings, &logs).await?);
             }
             Architecture::Microservices => {
                 for service in Service::MODULES {
                     let url = self.database_url(architecture, service.name(), &databases).await?;
                     sut.database_urls.insert(service.name(), url.clone());
                     settings.database.database_url = Some(url);
-                    let process = self.spawn(service.name(), &settings, &logs, architecture).await?;
+                    let process = self.spawn(service.name(), &settings, &logs).await?;
                     let url = format!("http://127.0.0.1:{}", process.port);
                     service.point_upstream(&mut settings.upstreams, url);
                     sut.processes.push(process);
                 }
                 settings.database.database_url = None;
-                sut.processes.push(self.spawn("gateway", &settings, &logs, architecture).await?);
+                sut.processes.push(self.spawn("gateway", &settings, &logs).await?);
             }
             Architecture::NullServer => {
-                sut.processes.push(self.spawn("null-server", &settings, &logs, architecture).await?);
+                sut.processes.push(self.spawn("null-server", &settings, &logs).await?);
             }
         }
         let public = sut.processes.last().context("at least one process")?;
@@ -271,13 +290,7 @@ impl Launcher {
         }
     }
 
-    async fn spawn(
-        &self,
-        name: &'static str,
-        settings: &Settings,
-        logs: &Path,
-        architecture: Architecture,
-    ) -> anyhow::Result<ChildProcess> {
+    async fn spawn(&self, name: &'static str, settings: &Settings, logs: &LogNames) -> anyhow::Result<ChildProcess> {
         let binary = self.bin_dir.join(name);
         anyhow::ensure!(binary.is_file(), "{} does not exist (build it, or pass --bin-dir)", binary.display());
         self.binaries.record(name, &binary)?;
@@ -289,7 +302,7 @@ impl Launcher {
             taskset.arg("-c").arg(cores.join(",")).arg(&binary);
             taskset
         };
-        let log_path = logs.join(format!("{}-{name}.log", architecture.name()));
+        let log_path = logs.path_of(name);
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         command
             .args(settings.to_args())

@@ -893,7 +893,10 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         md,
         "- `timelines/*.csv`: per-second offered load, successes, degraded answers, failures, latency percentiles of the successes and of every request, the generator's lag at send, and the connections it opened and had open."
     );
-    let _ = writeln!(md, "- `logs/`: every process's output.");
+    let _ = writeln!(
+        md,
+        "- `logs/<n>-<architecture>-<process>.log`: every process's output, `<n>` numbering the systems in the order they were started (each sweep step and each head-to-head run starts its own)."
+    );
     let _ = writeln!(md, "\nRebuild this report from the raw data with `splitbench report <this directory>`.");
     Ok(md)
 }

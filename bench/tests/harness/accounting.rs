@@ -152,4 +152,9 @@ fn every_sweep_step_runs_on_a_system_of_its_own() {
     let merged = splitbench::report::data::merged_checks(&run);
     assert_eq!(merged.len(), 1, "one sweep, reported as one column");
     assert_eq!(merged[0].2, 2, "of two systems");
+    // Each system's processes keep their own log: the second start did not overwrite the first's.
+    let logs = out.path().join("steps/logs");
+    for log in ["001-monolith-monolith.log", "002-monolith-monolith.log"] {
+        assert!(logs.join(log).is_file(), "{log} in {:?}", std::fs::read_dir(&logs).map(|d| d.count()));
+    }
 }

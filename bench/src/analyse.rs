@@ -85,6 +85,343 @@ pub fn max_sustainable_rate(steps: &[StepVerdict]) -> Option<f64> {
     sorted.iter().take_while(|s| s.sustainable).last().map(|s| s.offered_rate)
 }
 
+/// The confidence of every interval the harness states: 95%.
+pub const CONFIDENCE: f64 = 0.95;
+
+/// The standard normal quantile of 97.5%: a two-sided 95% interval is ±this many deviations.
+const Z_975: f64 = 1.959_963_984_540_054;
+
+/// Up to this many samples the binomial sums are exact; above it the normal approximation
+/// (with continuity correction) is within one rank of them and costs nothing.
+const EXACT_BINOMIAL_UP_TO: u64 = 100_000;
+
+/// The ranks `(l, u)` (1-based, in the sorted sample of `n`) such that the interval
+/// `[X_(l), X_(u)]` holds the `p` quantile with probability ≥ 95%, whatever the distribution
+/// (order statistics: the count of samples at or below the quantile is Binomial(n, p), so the
+/// coverage is `B(u-1) - B(l-1)`; each tail gets at most 2.5%). `l` is 0 when no sample is
+/// low enough (the bound is then 0) and `u` is `n + 1` when none is high enough (unbounded):
+/// for the p99 at 95% that takes n ≥ 368 samples.
+pub fn quantile_confidence_ranks(n: u64, p: f64) -> (u64, u64) {
+    let tail = (1.0 - CONFIDENCE) / 2.0;
+    if n == 0 {
+        return (0, 1);
+    }
+    if n > EXACT_BINOMIAL_UP_TO {
+        let (nf, sd) = (n as f64, (n as f64 * p * (1.0 - p)).sqrt());
+        let l = (nf * p + 0.5 - Z_975 * sd).floor().max(0.0) as u64;
+        let u = (nf * p + 0.5 + Z_975 * sd).ceil().min(nf + 1.0) as u64;
+        return (l.min(n), u.max(1));
+    }
+    // The binomial probabilities from their logarithms, one from the last
+    // (ln P(i+1) = ln P(i) + ln((n-i)/(i+1)) + ln(p/(1-p))), summed into the distribution
+    // function: B(k) = P(K ≤ k). Terms far in the tails underflow to 0, harmlessly.
+    let odds = (p / (1.0 - p)).ln();
+    let mut ln_pmf = n as f64 * (1.0 - p).ln();
+    let mut cdf = Vec::with_capacity(n as usize + 1);
+    let mut sum = 0.0;
+    for i in 0..=n {
+        sum += ln_pmf.exp();
+        cdf.push(sum);
+        ln_pmf += ((n - i) as f64 / (i + 1) as f64).ln() + odds;
+    }
+    let below = |k: u64| if k == 0 { 0.0 } else { cdf[k as usize - 1] };
+    // l: the largest rank with B(l-1) ≤ 2.5%; u: the smallest with B(u-1) ≥ 97.5%.
+    let l = (1..=n).take_while(|&l| below(l) <= tail).last().unwrap_or(0);
+    let u = (1..=n).find(|&u| below(u) >= 1.0 - tail).unwrap_or(n + 1);
+    (l, u)
+}
+
+/// The value at a 1-based rank of a histogram's samples (its highest equivalent value, as
+/// `value_at_quantile` gives); `None` past the last sample.
+pub fn value_at_rank(histogram: &Histogram<u64>, rank: u64) -> Option<u64> {
+    if rank == 0 || rank > histogram.len() {
+        return None;
+    }
+    let mut seen = 0;
+    for value in histogram.iter_recorded() {
+        seen += value.count_at_value();
+        if seen >= rank {
+            return Some(histogram.highest_equivalent(value.value_iterated_to()));
+        }
+    }
+    None
+}
+
+/// A distribution-free 95% confidence interval of a window's p99, from the order statistics of
+/// its samples ([`quantile_confidence_ranks`]), read from the histogram by value at the rank
+/// (so within the histogram's precision, 3 significant digits).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct QuantileInterval {
+    /// The samples it was drawn from.
+    pub n: u64,
+    /// The lower bound, microseconds: the value at rank `low_rank` (0 when `low_rank` is 0).
+    pub low_us: u64,
+    /// The upper bound, microseconds; `None` when the window has too few samples to bound the
+    /// p99 from above (fewer than 368 at 95%).
+    pub high_us: Option<u64>,
+    pub low_rank: u64,
+    pub high_rank: u64,
+}
+
+impl QuantileInterval {
+    /// The 95% interval of the p99 of `histogram`; `None` for an empty one.
+    pub fn p99(histogram: &Histogram<u64>) -> Option<Self> {
+        let n = histogram.len();
+        if n == 0 {
+            return None;
+        }
+        let (low_rank, high_rank) = quantile_confidence_ranks(n, 0.99);
+        Some(Self {
+            n,
+            low_us: value_at_rank(histogram, low_rank).unwrap_or(0),
+            high_us: value_at_rank(histogram, high_rank),
+            low_rank,
+            high_rank,
+        })
+    }
+
+    /// `[1.2 ms, 3.4 ms]`, or `[1.2 ms, ∞)` when unbounded.
+    pub fn describe(&self) -> String {
+        match self.high_us {
+            Some(high) => format!("[{}, {}]", human_micros(self.low_us), human_micros(high)),
+            None => format!("[{}, ∞)", human_micros(self.low_us)),
+        }
+    }
+}
+
+/// How finely the sweep's refinement brackets the capacity (`--sweep-resolution`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    /// A fraction of the highest passing rate (`5%`).
+    Relative(f64),
+    /// Requests per second (`50`).
+    Absolute(f64),
+}
+
+impl Resolution {
+    /// Parses `5%` (of the passing rate) or `50` (requests per second).
+    pub fn parse(value: &str) -> anyhow::Result<Self> {
+        let value = value.trim();
+        let resolution = match value.strip_suffix('%') {
+            Some(percent) => Self::Relative(percent.trim().parse::<f64>()? / 100.0),
+            None => Self::Absolute(value.parse::<f64>()?),
+        };
+        let (Self::Relative(x) | Self::Absolute(x)) = resolution;
+        anyhow::ensure!(x.is_finite() && x > 0.0, "a sweep resolution is positive, got '{value}'");
+        Ok(resolution)
+    }
+
+    /// The widest capacity interval that needs no more refinement, above `passing`.
+    pub fn width(&self, passing: f64) -> f64 {
+        match *self {
+            Self::Relative(fraction) => fraction * passing,
+            Self::Absolute(rate) => rate,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Relative(fraction) => format!("{}% of the passing rate", fraction * 100.0),
+            Self::Absolute(rate) => format!("{rate} req/s"),
+        }
+    }
+}
+
+/// Where a sweep step's rate came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SweepStage {
+    /// One of `--sweep-rates`.
+    Grid,
+    /// A bisection between the highest passing and the lowest failing rate.
+    Refinement,
+}
+
+/// The attempts of one sweep step and the rule that decides it: a passing first attempt passes
+/// at once; after a failing one the step is re-tested, and fails only when a majority of
+/// `max_attempts` attempts fail (2 of 3 by default). One attempt: no re-test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepAttempts {
+    pub max_attempts: u32,
+    pub passed: Vec<bool>,
+}
+
+impl StepAttempts {
+    pub fn new(max_attempts: u32) -> Self {
+        Self { max_attempts: max_attempts.max(1), passed: Vec::new() }
+    }
+
+    /// Failures that fail the step: a majority of the attempts allowed.
+    pub fn failures_to_fail(&self) -> usize {
+        self.max_attempts as usize / 2 + 1
+    }
+
+    /// `Some(passed)` once decided; `None` while another attempt is needed.
+    pub fn decision(&self) -> Option<bool> {
+        let first = *self.passed.first()?;
+        if first {
+            return Some(true);
+        }
+        let failed = self.passed.iter().filter(|p| !**p).count();
+        let passed = self.passed.len() - failed;
+        let allowed = self.max_attempts as usize;
+        if failed >= self.failures_to_fail() {
+            Some(false)
+        } else if passed > allowed - self.failures_to_fail() || self.passed.len() >= allowed {
+            Some(true)
+        } else {
+            None
+        }
+    }
+}
+
+/// Where an architecture's capacity lies: `[low, high)`, `low` the highest rate that passed with
+/// every lower rate passing too (0 if the lowest failed), `high` the lowest rate above it that
+/// failed (`None`: none failed, the capacity is at least `low`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CapacityInterval {
+    pub low: f64,
+    pub high: Option<f64>,
+}
+
+impl CapacityInterval {
+    /// From decided steps `(rate, passed)`, in any order. `None` for no steps.
+    pub fn of(steps: &[(f64, bool)]) -> Option<Self> {
+        let mut sorted = steps.to_vec();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
+        sorted.first()?;
+        let passing = sorted.iter().take_while(|s| s.1).count();
+        let low = passing.checked_sub(1).map_or(0.0, |i| sorted[i].0);
+        let high = sorted.get(passing).map(|s| s.0);
+        Some(Self { low, high })
+    }
+
+    /// Whether two capacities could be the same: the half-open intervals share a rate.
+    pub fn overlaps(&self, other: &Self) -> bool {
+        let below = |a: &Self, b: &Self| a.high.is_none_or(|high| b.low < high);
+        below(self, other) && below(other, self)
+    }
+
+    /// The smallest interval holding every one of `intervals` (the spread over repetitions).
+    pub fn hull(intervals: &[Self]) -> Option<Self> {
+        let low = intervals.iter().map(|i| i.low).min_by(f64::total_cmp)?;
+        let high = intervals.iter().map(|i| i.high).try_fold(0.0, |max: f64, h| h.map(|h| max.max(h)));
+        Some(Self { low, high })
+    }
+
+    /// `[2,000, 2,250) req/s`, or `≥ 4,000 req/s` when nothing failed.
+    pub fn describe(&self) -> String {
+        match self.high {
+            Some(high) => format!("[{}, {}) req/s", thousands_f(self.low), thousands_f(high)),
+            None => format!("≥ {} req/s (no swept rate failed)", thousands_f(self.low)),
+        }
+    }
+}
+
+/// The capacity ratio of two architectures (`numerator / denominator`) as an interval: the
+/// ratio of the intervals' ends, `[num.low / den.high, num.high / den.low]` (`None` ends are
+/// unbounded). The capacities differ significantly only when their intervals do not overlap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CapacityRatio {
+    pub numerator: String,
+    pub denominator: String,
+    pub low: f64,
+    /// `None`: unbounded (the numerator never failed, or the denominator never passed).
+    pub high: Option<f64>,
+    /// The two capacity intervals overlap: no significant difference.
+    pub overlap: bool,
+}
+
+impl CapacityRatio {
+    pub fn of(numerator: (&str, &CapacityInterval), denominator: (&str, &CapacityInterval)) -> Self {
+        let (num, den) = (numerator.1, denominator.1);
+        let low = den.high.map_or(0.0, |high| num.low / high);
+        let high = match (num.high, den.low) {
+            (Some(high), low) if low > 0.0 => Some(high / low),
+            _ => None,
+        };
+        Self {
+            numerator: numerator.0.to_string(),
+            denominator: denominator.0.to_string(),
+            low,
+            high,
+            overlap: num.overlaps(den),
+        }
+    }
+
+    /// `monolith / microservices capacity in [1.33, 2.00]: ...`.
+    pub fn describe(&self) -> String {
+        let high = self.high.map_or_else(|| "∞)".to_string(), |h| format!("{h:.2}]"));
+        let verdict = if self.overlap {
+            "no significant difference (the capacity intervals overlap)"
+        } else {
+            "the capacity intervals do not overlap"
+        };
+        format!("{} / {} capacity ratio in [{:.2}, {high}: {verdict}", self.numerator, self.denominator, self.low)
+    }
+}
+
+/// `12,345` for a rate (rounded to whole requests per second).
+fn thousands_f(rate: f64) -> String {
+    let digits = format!("{:.0}", rate.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The sweep's search, one decided step at a time: the grid (`--sweep-rates`, ascending) up to
+/// its first failure, then bisection between the highest passing and the lowest failing rate
+/// until they are at most a [`Resolution`] apart. Pure, so the plan is tested without running
+/// anything; `experiment` runs each rate it asks for as a step of its own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepSearch {
+    grid: Vec<f64>,
+    resolution: Resolution,
+    steps: Vec<(f64, bool)>,
+}
+
+impl SweepSearch {
+    pub fn new(grid: &[f64], resolution: Resolution) -> Self {
+        let mut grid = grid.to_vec();
+        grid.sort_by(f64::total_cmp);
+        grid.dedup();
+        Self { grid, resolution, steps: Vec::new() }
+    }
+
+    /// The next rate to decide, and why; `None` when done.
+    pub fn next(&self) -> Option<(f64, SweepStage)> {
+        if self.steps.iter().all(|s| s.1)
+            && let Some(&rate) = self.grid.get(self.steps.len())
+        {
+            return Some((rate, SweepStage::Grid));
+        }
+        let interval = self.interval()?;
+        let high = interval.high?;
+        // Nothing passed: no bracket to refine (the capacity is below the lowest rate).
+        if interval.low <= 0.0 || high - interval.low <= self.resolution.width(interval.low) {
+            return None;
+        }
+        let mid = ((interval.low + high) / 2.0).round();
+        (mid > interval.low && mid < high).then_some((mid, SweepStage::Refinement))
+    }
+
+    /// Records a decided step.
+    pub fn record(&mut self, rate: f64, passed: bool) {
+        self.steps.push((rate, passed));
+    }
+
+    /// The capacity interval of the steps decided so far.
+    pub fn interval(&self) -> Option<CapacityInterval> {
+        CapacityInterval::of(&self.steps)
+    }
+}
+
 /// Median and spread of repeated measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
@@ -225,6 +562,165 @@ mod tests {
         assert_eq!(max_sustainable_rate(&[step(400.0, true), step(100.0, true), step(200.0, false)]), Some(100.0));
         assert_eq!(max_sustainable_rate(&[step(100.0, false), step(200.0, true)]), None);
         assert_eq!(max_sustainable_rate(&[]), None);
+    }
+
+    #[test]
+    fn order_statistic_ranks_match_the_exact_binomial() {
+        // Computed independently (exact binomial sums in Python): each tail ≤ 2.5%.
+        assert_eq!(quantile_confidence_ranks(1_000, 0.99), (983, 997));
+        assert_eq!(quantile_confidence_ranks(10_000, 0.99), (9_880, 9_920));
+        assert_eq!(quantile_confidence_ranks(50_000, 0.99), (49_456, 49_544));
+        // The textbook median intervals: n = 10 gives X_(2)..X_(9), n = 100 gives X_(40)..X_(61).
+        assert_eq!(quantile_confidence_ranks(10, 0.5), (2, 9));
+        assert_eq!(quantile_confidence_ranks(100, 0.5), (40, 61));
+        // Too few samples to bound the p99 from above: 367 is not enough, 368 is.
+        assert_eq!(quantile_confidence_ranks(367, 0.99), (359, 368));
+        assert_eq!(quantile_confidence_ranks(368, 0.99).1, 368);
+        assert_eq!(quantile_confidence_ranks(20, 0.99), (19, 21));
+    }
+
+    #[test]
+    fn the_normal_approximation_is_within_a_rank_of_the_exact_sums() {
+        // 100,000 is still exact; one more sample switches to the approximation.
+        let exact = quantile_confidence_ranks(100_000, 0.99);
+        assert_eq!(exact, (98_938, 99_062));
+        let approximate = quantile_confidence_ranks(100_001, 0.99);
+        assert!(approximate.0.abs_diff(exact.0) <= 1 && approximate.1.abs_diff(exact.1) <= 2, "{approximate:?}");
+        let (l, u) = quantile_confidence_ranks(10_000_000, 0.99);
+        assert!(l < 9_900_000 && u > 9_900_000 && u <= 10_000_000, "({l}, {u})");
+    }
+
+    #[test]
+    fn the_p99_interval_reads_values_at_the_ranks() {
+        // 1,000 samples of 1..=1,000 µs: rank r holds r µs.
+        let mut latency = latency_histogram();
+        for v in 1..=1_000 {
+            latency.record(v).expect("in range");
+        }
+        assert_eq!((value_at_rank(&latency, 1), value_at_rank(&latency, 1_001)), (Some(1), None));
+        let interval = QuantileInterval::p99(&latency).expect("samples");
+        assert_eq!((interval.n, interval.low_rank, interval.high_rank), (1_000, 983, 997));
+        assert_eq!((interval.low_us, interval.high_us), (983, Some(997)), "exact below 2,048 µs");
+        let p99 = Percentiles::of(&latency).p99;
+        assert!(interval.low_us <= p99 && interval.high_us.is_some_and(|h| p99 <= h));
+        // 100 samples cannot bound the p99 from above.
+        let mut few = latency_histogram();
+        for v in 1..=100 {
+            few.record(v).expect("in range");
+        }
+        let unbounded = QuantileInterval::p99(&few).expect("samples");
+        assert_eq!((unbounded.low_us, unbounded.high_us), (97, None));
+        assert!(unbounded.describe().ends_with("∞)"), "{}", unbounded.describe());
+        assert_eq!(QuantileInterval::p99(&latency_histogram()), None);
+    }
+
+    #[test]
+    fn a_step_fails_only_when_two_of_three_attempts_fail() {
+        let decide = |attempts: &[bool]| {
+            let mut step = StepAttempts::new(3);
+            step.passed = attempts.to_vec();
+            step.decision()
+        };
+        assert_eq!(decide(&[]), None);
+        assert_eq!(decide(&[true]), Some(true), "a passing first attempt passes at once");
+        assert_eq!(decide(&[false]), None, "a failing one is re-tested");
+        assert_eq!(decide(&[false, false]), Some(false), "two failures of three");
+        assert_eq!(decide(&[false, true]), None, "one each: a third decides");
+        assert_eq!(decide(&[false, true, true]), Some(true));
+        assert_eq!(decide(&[false, true, false]), Some(false));
+        let once = |passed: bool| {
+            let mut step = StepAttempts::new(1);
+            step.passed = vec![passed];
+            step.decision()
+        };
+        assert_eq!((once(true), once(false)), (Some(true), Some(false)), "one attempt: no re-test");
+        let mut five = StepAttempts::new(5);
+        five.passed = vec![false, true, false, true];
+        assert_eq!((five.failures_to_fail(), five.decision()), (3, None));
+        five.passed.push(false);
+        assert_eq!(five.decision(), Some(false));
+    }
+
+    /// Runs a search whose steps pass below `capacity`: the rates tried, and the interval.
+    fn search(grid: &[f64], resolution: &str, capacity: f64) -> (Vec<(f64, SweepStage)>, Option<CapacityInterval>) {
+        let mut search = SweepSearch::new(grid, Resolution::parse(resolution).expect("a resolution"));
+        let mut tried = Vec::new();
+        while let Some((rate, stage)) = search.next() {
+            assert!(tried.len() < 100, "the search ends");
+            tried.push((rate, stage));
+            search.record(rate, rate < capacity);
+        }
+        (tried, search.interval())
+    }
+
+    #[test]
+    fn the_sweep_bisects_between_the_last_passing_and_the_first_failing_rate() {
+        use SweepStage::{Grid, Refinement};
+        let (tried, interval) = search(&[1000.0, 500.0, 2000.0, 3000.0], "5%", 1_700.0);
+        assert_eq!(
+            tried,
+            vec![
+                (500.0, Grid),
+                (1000.0, Grid),
+                (2000.0, Grid),
+                (1500.0, Refinement),
+                (1750.0, Refinement),
+                (1625.0, Refinement),
+                (1688.0, Refinement),
+            ]
+        );
+        assert_eq!(interval, Some(CapacityInterval { low: 1688.0, high: Some(1750.0) }), "62 ≤ 5% of 1,688");
+        // An absolute resolution.
+        let (tried, interval) = search(&[1000.0, 2000.0], "400", 1_700.0);
+        assert_eq!(tried[2..], [(1500.0, Refinement), (1750.0, Refinement)], "500 > 400, then 250 ≤ 400");
+        assert_eq!(interval, Some(CapacityInterval { low: 1500.0, high: Some(1750.0) }));
+        // Nothing passed: no bracket to refine; nothing failed: no bracket either.
+        assert_eq!(
+            search(&[500.0, 1000.0], "5%", 100.0),
+            (vec![(500.0, Grid)], Some(CapacityInterval { low: 0.0, high: Some(500.0) }))
+        );
+        let (tried, interval) = search(&[500.0, 1000.0], "5%", 10_000.0);
+        assert_eq!((tried.len(), interval), (2, Some(CapacityInterval { low: 1000.0, high: None })));
+        // Already within the resolution: the grid's answer stands.
+        let (tried, interval) = search(&[1000.0, 1040.0], "5%", 1_020.0);
+        assert_eq!((tried.len(), interval), (2, Some(CapacityInterval { low: 1000.0, high: Some(1040.0) })));
+        assert!(Resolution::parse("0%").is_err() && Resolution::parse("x").is_err());
+    }
+
+    #[test]
+    fn the_capacity_interval_ignores_lucky_passes_above_a_failure() {
+        let interval = CapacityInterval::of(&[(100.0, true), (300.0, true), (200.0, false), (400.0, false)]);
+        assert_eq!(interval, Some(CapacityInterval { low: 100.0, high: Some(200.0) }));
+        assert_eq!(CapacityInterval::of(&[]), None);
+        let reps =
+            [CapacityInterval { low: 1000.0, high: Some(1100.0) }, CapacityInterval { low: 900.0, high: Some(1250.0) }];
+        assert_eq!(CapacityInterval::hull(&reps), Some(CapacityInterval { low: 900.0, high: Some(1250.0) }));
+        let open = CapacityInterval { low: 2000.0, high: None };
+        assert_eq!(CapacityInterval::hull(&[reps[0], open]), Some(CapacityInterval { low: 1000.0, high: None }));
+        assert_eq!(reps[0].describe(), "[1,000, 1,100) req/s");
+    }
+
+    #[test]
+    fn the_capacity_ratio_divides_the_ends_and_overlap_means_no_significant_difference() {
+        let mono = CapacityInterval { low: 2000.0, high: Some(2200.0) };
+        let micro = CapacityInterval { low: 1000.0, high: Some(1100.0) };
+        let ratio = CapacityRatio::of(("monolith", &mono), ("microservices", &micro));
+        assert!((ratio.low - 2000.0 / 1100.0).abs() < 1e-12 && ratio.high == Some(2.2), "{ratio:?}");
+        assert!(!ratio.overlap);
+        assert!(ratio.describe().contains("[1.82, 2.20]"), "{}", ratio.describe());
+        // Overlapping intervals: no significant difference, whatever the ratio's middle.
+        let close = CapacityInterval { low: 1050.0, high: Some(1150.0) };
+        let tie = CapacityRatio::of(("monolith", &close), ("microservices", &micro));
+        assert!(tie.overlap && tie.describe().contains("no significant difference"), "{}", tie.describe());
+        // Half-open: [1,000, 1,100) and [1,100, 1,200) share no rate.
+        let next = CapacityInterval { low: 1100.0, high: Some(1200.0) };
+        assert!(!next.overlaps(&micro) && !micro.overlaps(&next));
+        // Unbounded ends: a numerator that never failed, a denominator that never passed.
+        let never_failed = CapacityInterval { low: 4000.0, high: None };
+        let never_passed = CapacityInterval { low: 0.0, high: Some(250.0) };
+        let open = CapacityRatio::of(("monolith", &never_failed), ("microservices", &never_passed));
+        assert_eq!((open.low, open.high, open.overlap), (16.0, None, false));
+        assert!(never_failed.overlaps(&CapacityInterval { low: 3000.0, high: Some(5000.0) }));
     }
 
     #[test]

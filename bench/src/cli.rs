@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::analyse::{Objective, Threshold, parse_duration_us};
+use crate::analyse::{Objective, Resolution, Threshold, parse_duration_us};
 use crate::drive::{Arrivals, ClosedLoop, Mix, OpenLoop, Window};
 use crate::experiment::{Load, Plan};
 use crate::launch::{CoreLayout, CreatedDatabases, DatabaseChoice, Launcher};
@@ -113,6 +113,15 @@ pub struct BenchArgs {
     /// Warm-up of each sweep step.
     #[arg(long, default_value = "2s")]
     pub sweep_warmup: String,
+    /// After the grid, bisect between the highest passing and the lowest failing rate until
+    /// they are this close: a share of the passing rate (5%) or requests per second (50).
+    #[arg(long, default_value = "5%")]
+    pub sweep_resolution: String,
+    /// Attempts a sweep step may take: a passing first attempt passes at once; after a failing
+    /// one the step is re-tested and fails only when a majority of these attempts fail (2 of 3).
+    /// 1: no re-test.
+    #[arg(long, default_value_t = 3)]
+    pub sweep_attempts: u32,
     /// Sweep repetitions (the report gives their median and spread).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
@@ -363,6 +372,8 @@ async fn bench(
     anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
     anyhow::ensure!(args.sweep_rates.iter().all(|r| *r > 0.0 && r.is_finite()), "--sweep-rates must be positive");
     anyhow::ensure!(args.max_in_flight != Some(0), "--max-in-flight must be positive");
+    anyhow::ensure!(args.sweep_attempts > 0, "--sweep-attempts must be positive");
+    let sweep_resolution = Resolution::parse(&args.sweep_resolution).context("--sweep-resolution")?;
     anyhow::ensure!(args.users != Some(0), "--users must be positive");
     let architectures = match args.arch {
         ArchitectureChoice::Both => Architecture::ALL.to_vec(),
@@ -427,6 +438,8 @@ async fn bench(
         main_window: Window { warmup: duration(&args.warmup)?, duration: duration(&args.duration)? },
         sweep_rates: if sweep { args.sweep_rates.clone() } else { Vec::new() },
         sweep_window: Window { warmup: duration(&args.sweep_warmup)?, duration: duration(&args.sweep_duration)? },
+        sweep_resolution,
+        sweep_attempts: args.sweep_attempts,
         objective,
         degraded_ok: args.degraded_ok,
         repeat: args.repeat.max(1),
@@ -459,7 +472,7 @@ async fn bench(
             "--service-token",
         ],
     );
-    let run = RunData {
+    let mut run = RunData {
         schema_version: SCHEMA_VERSION,
         run_id,
         fingerprint,
@@ -492,9 +505,13 @@ async fn bench(
             objective: sweep.then_some(objective),
             sweep_rates: plan.sweep_rates.clone(),
             repeat: plan.repeat,
+            sweep_attempts: sweep.then_some(plan.sweep_attempts),
+            sweep_resolution: sweep.then_some(plan.sweep_resolution),
         },
         measurements,
+        capacity: None,
     };
+    run.derive_summaries()?;
     crate::report::write_run(&run_dir, &run)?;
     print_summary(&run)?;
     println!("\nreport: {}", run_dir.join("report.md").display());
@@ -590,17 +607,41 @@ fn print_summary(run: &RunData) -> anyhow::Result<()> {
             }
         }
     }
-    for (architecture, spread) in crate::report::max_sustainable(run)? {
-        match spread {
-            Some(s) if s.n > 1 => println!(
-                "{architecture:<14} max sustainable rate {:.0} req/s (median of {}; {:.0}..{:.0})",
-                s.median, s.n, s.min, s.max
-            ),
-            Some(s) => println!("{architecture:<14} max sustainable rate {:.0} req/s", s.median),
-            None => println!("{architecture:<14} max sustainable rate: none of the swept rates"),
+    if let Some(capacity) = run.capacity_summary()? {
+        for line in capacity_lines(&capacity) {
+            println!("{line}");
         }
     }
     Ok(())
+}
+
+/// The terminal's capacity lines: each architecture's interval (and with repetitions each
+/// one's), then the ratio with its interval.
+fn capacity_lines(capacity: &crate::report::data::Capacity) -> Vec<String> {
+    let mut lines = Vec::new();
+    for a in &capacity.architectures {
+        let mut line = format!("{:<14} capacity {}", a.architecture, a.interval.describe());
+        let s = a.highest_passing;
+        if a.repetitions.len() > 1 {
+            let each: Vec<String> = a.repetitions.iter().map(|r| r.describe()).collect();
+            line.push_str(&format!(
+                "; over {} repetitions (highest passing: median {:.0}, {:.0}..{:.0}): {}",
+                a.repetitions.len(),
+                s.median,
+                s.min,
+                s.max,
+                each.join(", ")
+            ));
+        }
+        if a.interval.low == 0.0 {
+            line.push_str("; even the lowest swept rate failed");
+        }
+        lines.push(line);
+    }
+    if let Some(ratio) = &capacity.ratio {
+        lines.push(ratio.describe());
+    }
+    lines
 }
 
 #[cfg(test)]

@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::analyse::{Objective, max_sustainable_rate};
+use crate::analyse::{Objective, QuantileInterval, Resolution, StepAttempts, SweepSearch, SweepStage};
 use crate::check::{self, CheckOptions, ConsistencyReport, Deployment};
 use crate::drive::{self, AcknowledgedOrders, ClosedLoop, Mix, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::launch::procstat::{self, CoreTimes, ProcessSample};
 use crate::launch::{CoreLayout, Launcher, SystemUnderTest};
 use crate::record::Recorder;
 use crate::report::data::{
-    ConsistencyCheck, CoreActivity, CoreWindow, Measurement, MemorySamples, ProcessCost, PssSeries,
+    ConsistencyCheck, CoreActivity, CoreWindow, Measurement, MemorySamples, ProcessCost, PssSeries, SweepStep,
 };
 use crate::topology::Architecture;
 
@@ -49,6 +49,10 @@ pub struct Plan {
     pub main_window: Window,
     pub sweep_rates: Vec<f64>,
     pub sweep_window: Window,
+    /// How close the refinement brings the highest passing and the lowest failing rate.
+    pub sweep_resolution: Resolution,
+    /// Attempts a failing step may take ([`StepAttempts`]: a majority of failures fails it).
+    pub sweep_attempts: u32,
     pub objective: Objective,
     /// Count degraded answers as successes for the objective (`--degraded-ok`).
     pub degraded_ok: bool,
@@ -370,6 +374,60 @@ fn recoveries_in_metrics(text: &str) -> u64 {
         .sum()
 }
 
+/// One sweep step at `rate`: attempts, each on a system of its own, until the step is decided
+/// ([`StepAttempts`]: a passing first attempt passes at once, a failing one is re-tested).
+/// Every attempt's window goes into `measurements`; returns whether the step passed.
+async fn sweep_step(
+    plan: &Plan,
+    launcher: &Launcher,
+    architecture: Architecture,
+    rate: f64,
+    stage: SweepStage,
+    seeds: RepetitionSeeds,
+    measurements: &mut Vec<Measurement>,
+) -> anyhow::Result<bool> {
+    let mut attempts = StepAttempts::new(plan.sweep_attempts);
+    loop {
+        // Each attempt on a system of its own (fresh databases, the same seeded data), so its
+        // work is the same whatever ran before: review writes do not drift to 409 on pairs an
+        // earlier step wrote, order histories do not grow from step to step.
+        let (sut, sessions) = start(plan, launcher, architecture).await?;
+        let acknowledged = AcknowledgedOrders::default();
+        let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
+        let window = plan.sweep_window;
+        let result = measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", seeds, &acknowledged).await;
+        let result = match result {
+            Ok(mut m) => {
+                m.consistency = check_books(plan, &sut, &acknowledged).await;
+                Ok(m)
+            }
+            Err(err) => Err(err),
+        };
+        sut.stop().await;
+        let mut m = result?;
+        let attempt = attempts.passed.len() as u32 + 1;
+        m.sweep_step = Some(SweepStep { stage, attempt });
+        m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
+        let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;
+        measurements.push(m);
+        attempts.passed.push(verdict.sustainable);
+        let interval = measurements
+            .last()
+            .and_then(|m| m.p99_interval)
+            .map_or_else(String::new, |i| format!(" (95% interval {})", i.describe()));
+        eprintln!(
+            "{} {rate:.0} req/s attempt {attempt}: {} (p99 {}{interval})",
+            architecture.name(),
+            if verdict.sustainable { "passed" } else { "failed" },
+            crate::analyse::human_micros(verdict.p99_us)
+        );
+        if let Some(passed) = attempts.decision() {
+            return Ok(passed);
+        }
+        eprintln!("{} {rate:.0} req/s failed once: re-testing", architecture.name());
+    }
+}
+
 /// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
 /// Each started system's books are checked before it stops, with its last window.
 pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {
@@ -382,34 +440,19 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         // Drawn once per repetition, outside the loop over architectures: a fair pair.
         let seeds = RepetitionSeeds::derive(plan.seed, repetition);
         for &architecture in &plan.architectures {
-            let mut verdicts = Vec::new();
-            for &rate in &plan.sweep_rates {
-                // Each step on a system of its own (fresh databases, the same seeded data), so
-                // its work is the same whatever ran before: review writes do not drift to 409
-                // on pairs an earlier step wrote, order histories do not grow from step to step.
-                let (sut, sessions) = start(plan, launcher, architecture).await?;
-                let acknowledged = AcknowledgedOrders::default();
-                let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
-                let window = plan.sweep_window;
-                let result =
-                    measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", seeds, &acknowledged).await;
-                let result = match result {
-                    Ok(mut m) => {
-                        m.consistency = check_books(plan, &sut, &acknowledged).await;
-                        Ok(m)
-                    }
-                    Err(err) => Err(err),
-                };
-                sut.stop().await;
-                let m = result?;
-                let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;
-                measurements.push(m);
-                verdicts.push(verdict);
-                if max_sustainable_rate(&verdicts) != Some(rate) {
-                    // Past the knee: higher rates only pile up queues and time.
-                    eprintln!("{} stops sweeping at {rate:.0} req/s (objective missed)", architecture.name());
-                    break;
+            // The grid up to its first failing step, then bisection between the highest
+            // passing and the lowest failing rate down to the resolution.
+            let mut search = SweepSearch::new(&plan.sweep_rates, plan.sweep_resolution);
+            while let Some((rate, stage)) = search.next() {
+                let passed = sweep_step(plan, launcher, architecture, rate, stage, seeds, &mut measurements).await?;
+                search.record(rate, passed);
+                if !passed && stage == SweepStage::Grid {
+                    // Past the knee: higher grid rates only pile up queues and time.
+                    eprintln!("{} stops the grid at {rate:.0} req/s (objective missed)", architecture.name());
                 }
+            }
+            if let Some(interval) = search.interval() {
+                eprintln!("{} capacity {} (repetition {repetition})", architecture.name(), interval.describe());
             }
         }
     }

@@ -5,6 +5,14 @@
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
 //! version it does not know, and reads every older one:
 //!
+//! - version 5 added the sweep's refinement and re-tests: each sweep window says which step
+//!   and attempt it was ([`Measurement::sweep_step`]: grid or refinement, attempt 1, 2, ...),
+//!   `config.sweep_attempts` and `config.sweep_resolution` say how steps were decided and how
+//!   far the search refined, and two derived summaries are stored for readers of the JSON
+//!   (the report recomputes both from the histograms): each sweep window's 95% interval of its
+//!   p99 ([`Measurement::p99_interval`]) and each architecture's capacity interval with the
+//!   ratio's ([`RunData::capacity`]). Older files read as one attempt per step, all on the
+//!   grid, unrefined.
 //! - version 4 added, in the fingerprint, the SHA-256 of every binary that ran, the kernel
 //!   command line and the CPU topology ([`Fingerprint::binaries`], ...), and per window what
 //!   every core did ([`Measurement::cores`]: busy and steal time, so the CPU used by processes
@@ -33,12 +41,15 @@ use hdrhistogram::Histogram;
 use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use serde::{Deserialize, Serialize};
 
-use crate::analyse::{Objective, Percentiles, StepVerdict};
+use crate::analyse::{
+    CapacityInterval, CapacityRatio, Objective, Percentiles, QuantileInterval, Resolution, Spread, StepAttempts,
+    StepVerdict, SweepStage,
+};
 use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
 use crate::record::{Recorder, latency_histogram};
 
-pub const SCHEMA_VERSION: u32 = 4;
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest schema version this splitbench still reads.
 pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
@@ -158,6 +169,14 @@ pub struct RunConfig {
     pub objective: Option<Objective>,
     pub sweep_rates: Vec<f64>,
     pub repeat: u32,
+    /// Attempts a failing sweep step may take before it is decided (`--sweep-attempts`): it
+    /// fails when a majority of them fail (schema 5; `None` before: one attempt, no re-test).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_attempts: Option<u32>,
+    /// How far the sweep refined between its highest passing and lowest failing rate
+    /// (`--sweep-resolution`; schema 5, `None` before: the grid alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_resolution: Option<Resolution>,
 }
 
 /// What one core did over a measured window, from `/proc/stat` (schema 4).
@@ -442,6 +461,156 @@ pub struct Measurement {
     /// PSS once a second during the window (schema 4; absent before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<MemorySamples>,
+    /// A sweep window's place in the search: grid or refinement, and which attempt at its rate
+    /// (schema 5; absent before and for head-to-head windows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_step: Option<SweepStep>,
+    /// The 95% confidence interval of the p99 of every request (derived from the histograms
+    /// when written, for readers of the JSON; schema 5, absent before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_interval: Option<QuantileInterval>,
+}
+
+/// Which sweep step, and which attempt at it, a window was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SweepStep {
+    pub stage: SweepStage,
+    /// 1 for the first attempt; a failing first attempt is followed by re-tests.
+    pub attempt: u32,
+}
+
+/// One sweep step of an architecture in a repetition: its attempts' verdicts, in order, and the
+/// decision they reached ([`StepAttempts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecidedStep {
+    pub architecture: String,
+    pub repetition: u32,
+    pub rate: f64,
+    pub stage: SweepStage,
+    pub attempts: Vec<StepVerdict>,
+    /// `None`: the attempts stopped before deciding (an interrupted run).
+    pub passed: Option<bool>,
+}
+
+/// Every architecture's capacity as an interval, and the ratio of two (schema 5; derived).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The confidence of the step intervals (0.95); the capacity interval itself is the
+    /// bracket the search found, `[highest passing, lowest failing above it)`.
+    pub confidence: f64,
+    pub resolution: Option<Resolution>,
+    pub attempts: u32,
+    pub architectures: Vec<ArchitectureCapacity>,
+    /// monolith / microservices, when both were swept.
+    pub ratio: Option<CapacityRatio>,
+}
+
+/// One architecture's capacity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchitectureCapacity {
+    pub architecture: String,
+    /// Every repetition's interval, hulled: from the lowest `low` to the highest `high`.
+    pub interval: CapacityInterval,
+    /// Each repetition's interval, in order.
+    pub repetitions: Vec<CapacityInterval>,
+    /// Median and spread of the repetitions' highest passing rates.
+    pub highest_passing: Spread,
+}
+
+impl RunData {
+    /// The sweep's steps, each with its attempts and decision, in the order measured.
+    pub fn decided_sweep_steps(&self, objective: &Objective) -> anyhow::Result<Vec<DecidedStep>> {
+        let attempts = self.config.sweep_attempts.unwrap_or(1);
+        let mut steps: Vec<(DecidedStep, StepAttempts)> = Vec::new();
+        for m in self.sweep_measurements() {
+            let verdict = m.verdict(objective, self.config.degraded_ok)?;
+            let rate = m.offered_rate.unwrap_or(0.0);
+            let same = |s: &&mut (DecidedStep, StepAttempts)| {
+                s.0.architecture == m.architecture && s.0.repetition == m.repetition && s.0.rate == rate
+            };
+            let step = match steps.iter_mut().find(same) {
+                Some(step) => step,
+                None => {
+                    let stage = m.sweep_step.map_or(SweepStage::Grid, |s| s.stage);
+                    let step = DecidedStep {
+                        architecture: m.architecture.clone(),
+                        repetition: m.repetition,
+                        rate,
+                        stage,
+                        attempts: Vec::new(),
+                        passed: None,
+                    };
+                    steps.push((step, StepAttempts::new(attempts)));
+                    steps.last_mut().expect("just pushed")
+                }
+            };
+            step.0.attempts.push(verdict);
+            step.1.passed.push(verdict.sustainable);
+            step.0.passed = step.1.decision();
+        }
+        Ok(steps.into_iter().map(|(step, _)| step).collect())
+    }
+
+    /// Each swept architecture's capacity interval, and the monolith / microservices ratio;
+    /// `None` without a sweep (or an objective).
+    pub fn capacity_summary(&self) -> anyhow::Result<Option<Capacity>> {
+        let Some(objective) = self.config.objective else { return Ok(None) };
+        let steps = self.decided_sweep_steps(&objective)?;
+        if steps.is_empty() {
+            return Ok(None);
+        }
+        // Per architecture (in the order swept), per repetition, the decided steps.
+        type Decided = BTreeMap<u32, Vec<(f64, bool)>>;
+        let mut by_architecture: Vec<(String, Decided)> = Vec::new();
+        for step in &steps {
+            let index = match by_architecture.iter().position(|(a, _)| *a == step.architecture) {
+                Some(i) => i,
+                None => {
+                    by_architecture.push((step.architecture.clone(), BTreeMap::new()));
+                    by_architecture.len() - 1
+                }
+            };
+            let repetition = by_architecture[index].1.entry(step.repetition).or_default();
+            if let Some(passed) = step.passed {
+                repetition.push((step.rate, passed));
+            }
+        }
+        let architectures: Vec<ArchitectureCapacity> = by_architecture
+            .into_iter()
+            .filter_map(|(architecture, repetitions)| {
+                let repetitions: Vec<CapacityInterval> =
+                    repetitions.values().filter_map(|steps| CapacityInterval::of(steps)).collect();
+                let interval = CapacityInterval::hull(&repetitions)?;
+                let lows: Vec<f64> = repetitions.iter().map(|r| r.low).collect();
+                let highest_passing = Spread::of(&lows)?;
+                Some(ArchitectureCapacity { architecture, interval, repetitions, highest_passing })
+            })
+            .collect();
+        let find = |name: &str| architectures.iter().find(|a| a.architecture == name);
+        let ratio = match (find("monolith"), find("microservices")) {
+            (Some(mono), Some(micro)) => {
+                Some(CapacityRatio::of((&mono.architecture, &mono.interval), (&micro.architecture, &micro.interval)))
+            }
+            _ => None,
+        };
+        Ok(Some(Capacity {
+            confidence: crate::analyse::CONFIDENCE,
+            resolution: self.config.sweep_resolution,
+            attempts: self.config.sweep_attempts.unwrap_or(1),
+            architectures,
+            ratio,
+        }))
+    }
+
+    /// Fills the derived summaries ([`Measurement::p99_interval`], [`RunData::capacity`])
+    /// from the raw data, before the file is written.
+    pub fn derive_summaries(&mut self) -> anyhow::Result<()> {
+        for m in self.measurements.iter_mut().filter(|m| m.phase == "sweep") {
+            m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
+        }
+        self.capacity = self.capacity_summary()?;
+        Ok(())
+    }
 }
 
 impl Measurement {
@@ -504,6 +673,8 @@ impl Measurement {
             consistency: None,
             cores: None,
             memory: None,
+            sweep_step: None,
+            p99_interval: None,
         }
     }
 
@@ -745,6 +916,10 @@ pub struct RunData {
     pub fingerprint: Fingerprint,
     pub config: RunConfig,
     pub measurements: Vec<Measurement>,
+    /// Each architecture's capacity interval and their ratio (schema 5; derived from the
+    /// measurements when written, see [`RunData::capacity_summary`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
 }
 
 impl RunData {

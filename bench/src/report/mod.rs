@@ -14,7 +14,7 @@ use std::time::Duration;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
-use crate::analyse::{Objective, Percentiles, Spread, StepVerdict, human_micros, max_sustainable_rate};
+use crate::analyse::{Percentiles, QuantileInterval, human_micros};
 use crate::check::{ConsistencyReport, Invariant, thousands};
 use data::{Measurement, RunData};
 use svg::Series;
@@ -134,28 +134,6 @@ fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// The sweep steps of one architecture and repetition, judged against the objective.
-fn sweep_verdicts(run: &RunData, objective: &Objective) -> anyhow::Result<BTreeMap<(String, u32), Vec<StepVerdict>>> {
-    let mut verdicts: BTreeMap<(String, u32), Vec<StepVerdict>> = BTreeMap::new();
-    for m in run.sweep_measurements() {
-        let verdict = m.verdict(objective, run.config.degraded_ok)?;
-        verdicts.entry((m.architecture.clone(), m.repetition)).or_default().push(verdict);
-    }
-    Ok(verdicts)
-}
-
-/// Maximum sustainable rate per architecture: median and spread over repetitions.
-pub fn max_sustainable(run: &RunData) -> anyhow::Result<BTreeMap<String, Option<Spread>>> {
-    let Some(objective) = run.config.objective else { return Ok(BTreeMap::new()) };
-    let mut rates: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-    for ((architecture, _), steps) in sweep_verdicts(run, &objective)? {
-        let entry = rates.entry(architecture).or_default();
-        // A repetition where even the lowest rate failed counts as 0.
-        entry.push(max_sustainable_rate(&steps).unwrap_or(0.0));
-    }
-    Ok(rates.into_iter().map(|(a, r)| (a, Spread::of(&r))).collect())
 }
 
 struct Plots {
@@ -601,6 +579,55 @@ fn interference_section(md: &mut String, run: &RunData) {
     }
 }
 
+/// The sweep's answer: each architecture's capacity as an interval (per repetition, and their
+/// hull), and the monolith / microservices ratio with its interval.
+fn capacity_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
+    let Some(capacity) = run.capacity_summary()? else { return Ok(()) };
+    let refinement = match capacity.resolution {
+        Some(resolution) => format!(
+            "after the grid, bisection between the highest passing and the lowest failing rate until they were at most {} apart",
+            resolution.describe()
+        ),
+        None => "the grid alone (recorded before the sweep refined)".to_string(),
+    };
+    let retest = if capacity.attempts > 1 {
+        format!(
+            "a step whose first attempt failed was re-tested, each attempt on a fresh system, and failed only when {} of {} attempts failed",
+            capacity.attempts / 2 + 1,
+            capacity.attempts
+        )
+    } else {
+        "each step was one attempt".to_string()
+    };
+    let _ = writeln!(
+        md,
+        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}. Over repetitions the interval spans every repetition's. Two capacities differ significantly only when their intervals do not overlap; the ratio's interval divides the intervals' ends.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| architecture | capacity | repetitions | each repetition | highest passing (median, min..max) |\n|---|---|---|---|---|"
+    );
+    for a in &capacity.architectures {
+        let each: Vec<String> = a.repetitions.iter().map(|r| r.describe()).collect();
+        let s = a.highest_passing;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.0} ({:.0}..{:.0}) |",
+            a.architecture,
+            a.interval.describe(),
+            a.repetitions.len(),
+            each.join("; "),
+            s.median,
+            s.min,
+            s.max
+        );
+    }
+    if let Some(ratio) = &capacity.ratio {
+        let _ = writeln!(md, "\n**{}**.", ratio.describe());
+    }
+    Ok(())
+}
+
 fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let mut md = String::new();
     let f = &run.fingerprint;
@@ -779,7 +806,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
             let degraded = if c.degraded_ok { "" } else { " and degraded answers" };
             let _ = writeln!(
                 md,
-                "A rate is sustainable when the p99 of every request (failures included, each at the time it ended) ≤ {}, errors (failures{degraded}) ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window; the maximum sustainable rate is the highest offered rate that passed with every lower rate passing too. The successes-only p99 is shown beside it but not judged.\n",
+                "A rate is sustainable when the p99 of every request (failures included, each at the time it ended) ≤ {}, errors (failures{degraded}) ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window. The successes-only p99 is shown beside it but not judged; the p99's 95% interval is distribution-free (order statistics of the step's samples: the ranks l, u with P(X_(l) ≤ p99 ≤ X_(u)) ≥ 95% under the binomial distribution, read from the histogram).\n",
                 human_micros(objective.p99_us),
                 objective.error_budget * 100.0,
                 objective.min_achieved_fraction * 100.0
@@ -797,35 +824,39 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                     unknown.join(", ")
                 );
             }
+            capacity_section(&mut md, run)?;
+            let steps = run.decided_sweep_steps(objective)?;
             let _ = writeln!(
                 md,
-                "| architecture | max sustainable rate (median) | min | max | repetitions |\n|---|---|---|---|---|"
-            );
-            for (architecture, spread) in max_sustainable(run)? {
-                match spread {
-                    Some(s) => {
-                        let _ = writeln!(
-                            md,
-                            "| {architecture} | {:.0} req/s | {:.0} | {:.0} | {} |",
-                            s.median, s.min, s.max, s.n
-                        );
-                    }
-                    None => {
-                        let _ = writeln!(md, "| {architecture} | - | - | - | 0 |");
-                    }
-                }
-            }
-            let _ = writeln!(
-                md,
-                "\n| architecture | repetition | offered req/s | achieved req/s | errors | degraded | p50 | p99 | p99 (all requests) | sustainable |\n|---|---|---|---|---|---|---|---|---|---|"
+                "\n| architecture | repetition | offered req/s | step | attempt | achieved req/s | errors | degraded | p50 | p99 | p99 (all requests) | its 95% interval | attempt passed | step decided |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
             for m in run.sweep_measurements() {
                 let p = m.total_percentiles()?;
                 let offered = m.offered_rate.unwrap_or(0.0);
                 let verdict = m.verdict(objective, c.degraded_ok)?;
+                let step = steps
+                    .iter()
+                    .find(|s| s.architecture == m.architecture && s.repetition == m.repetition && s.rate == offered);
+                let decided = match step {
+                    Some(s) => match s.passed {
+                        Some(true) => "passed".to_string(),
+                        Some(false) => format!(
+                            "failed ({} of {} attempts)",
+                            s.attempts.iter().filter(|a| !a.sustainable).count(),
+                            s.attempts.len()
+                        ),
+                        None => "undecided".to_string(),
+                    },
+                    None => "-".to_string(),
+                };
+                let (stage, attempt) = match m.sweep_step {
+                    Some(step) => (format!("{:?}", step.stage).to_lowercase(), step.attempt),
+                    None => ("grid".to_string(), 1),
+                };
+                let interval = QuantileInterval::p99(&m.judged_latency()?).map_or_else(|| "-".into(), |i| i.describe());
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {offered:.0} | {:.1} | {:.3}% | {:.3}% | {} | {} | {} | {} |",
+                    "| {} | {} | {offered:.0} | {stage} | {attempt} | {:.1} | {:.3}% | {:.3}% | {} | {} | {} | {interval} | {} | {decided} |",
                     m.architecture,
                     m.repetition,
                     m.achieved_rate(c.degraded_ok),

@@ -8,3 +8,4 @@ mod consistency;
 mod environment;
 mod generator_client;
 mod report;
+mod sweep;

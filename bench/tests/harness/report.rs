@@ -117,8 +117,11 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
             }),
             sweep_rates: vec![100.0, 200.0],
             repeat: 2,
+            sweep_attempts: None,
+            sweep_resolution: None,
         },
         measurements,
+        capacity: None,
     }
 }
 
@@ -301,7 +304,9 @@ fn a_p99_threshold_judges_every_request_not_only_the_survivors() {
     // Every step met the error budget and its successes met the objective's 100 ms, but every
     // request's p99 did not: none is sustainable.
     assert!(
-        report.contains("| monolith | 1 | 100 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | no |"),
+        report.contains(
+            "| monolith | 1 | 100 | grid | 1 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | [1.0 ms, ∞) | no | failed (1 of 1 attempts) |"
+        ),
         "{report}"
     );
     assert!(!report.contains("| yes |"), "{report}");

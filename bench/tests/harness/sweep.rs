@@ -1,0 +1,75 @@
+//! The sweep's search end to end: the grid, a re-tested failing step, a refinement step
+//! between the highest passing and the lowest failing rate, and the capacity interval in
+//! run.json and report.md. Which steps pass is arranged, not measured: at most one request in
+//! flight makes a step whose Poisson arrivals come microseconds apart overflow (far beyond the
+//! error budget), while 20 requests/s against a server that does no work do not.
+
+use splitbench::analyse::{CapacityInterval, Resolution, SweepStage};
+use splitbench::report::data::RunData;
+
+#[test]
+fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the_interval() {
+    // Null-server stand-ins for the shop (see accounting.rs): they keep no books, so the
+    // command exits 1 after writing run.json; run.json is what is checked.
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let null_server = env!("CARGO_BIN_EXE_null-server");
+    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
+        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
+    }
+    let out = tempfile::tempdir().expect("a temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
+        .args(["sweep", "--arch", "monolith", "--mix", "health", "--no-pin", "--max-in-flight", "1"])
+        .args(["--sweep-rates", "20,20000", "--sweep-warmup", "0s", "--sweep-duration", "1s"])
+        // One refinement step: [20, 20,000) is wider than 15,000 req/s, either half is not.
+        .args(["--sweep-resolution", "15000", "--p99-objective", "10s", "--run-id", "refined"])
+        .arg("--bin-dir")
+        .arg(bin_dir.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("splitbench runs");
+    let run = RunData::read(&out.path().join("refined/run.json"))
+        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(run.config.sweep_attempts, Some(3));
+    assert_eq!(run.config.sweep_resolution, Some(Resolution::Absolute(15_000.0)));
+
+    let attempts_at = |rate: f64| -> Vec<(SweepStage, u32)> {
+        run.sweep_measurements()
+            .filter(|m| m.offered_rate == Some(rate))
+            .map(|m| {
+                let step = m.sweep_step.expect("every sweep window says which step it was");
+                (step.stage, step.attempt)
+            })
+            .collect()
+    };
+    assert_eq!(attempts_at(20.0), vec![(SweepStage::Grid, 1)], "a passing first attempt passes at once");
+    let overflowing = attempts_at(20_000.0);
+    assert!(
+        overflowing == [(SweepStage::Grid, 1), (SweepStage::Grid, 2)]
+            || overflowing == [(SweepStage::Grid, 1), (SweepStage::Grid, 2), (SweepStage::Grid, 3)],
+        "a failing step is re-tested, every attempt recorded: {overflowing:?}"
+    );
+    let refinement = attempts_at(10_010.0);
+    assert!(
+        !refinement.is_empty() && refinement.iter().all(|(stage, _)| *stage == SweepStage::Refinement),
+        "the midpoint is tried as a refinement step: {refinement:?}"
+    );
+    assert_eq!(run.sweep_measurements().count(), 1 + overflowing.len() + refinement.len(), "nothing else");
+    assert!(
+        run.sweep_measurements().all(|m| m.p99_interval.is_some_and(|i| i.n == m.attempted())),
+        "each window's p99 has its interval, over every request"
+    );
+
+    let capacity = run.capacity.as_ref().expect("the capacity is stored");
+    assert_eq!(capacity.architectures.len(), 1);
+    let interval = capacity.architectures[0].interval;
+    assert!(
+        interval == CapacityInterval { low: 20.0, high: Some(10_010.0) }
+            || interval == CapacityInterval { low: 10_010.0, high: Some(20_000.0) },
+        "the bracket after refinement: {interval:?}"
+    );
+    assert_eq!(run.capacity_summary().expect("recomputed").as_ref(), Some(capacity), "derived from the data");
+    let report = std::fs::read_to_string(out.path().join("refined/report.md")).expect("report.md");
+    assert!(report.contains(&format!("| monolith | {} | 1 |", interval.describe())), "{report}");
+    assert!(report.contains("| 20000 | grid | 2 |") && report.contains("| 10010 | refinement | 1 |"), "{report}");
+}

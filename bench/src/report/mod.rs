@@ -140,8 +140,16 @@ struct Plots {
     files: Vec<(String, String)>,
 }
 
+/// Writes every plot: the head-to-head run's (latency per endpoint, CPU per request, p99 per
+/// second, one percentile spectrum per endpoint) and the sweep's (latency vs offered rate, one
+/// per-second timeline per offered rate). Every architecture has the same colour in all of them.
 fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
     let mut files = Vec::new();
+    let mut write = |file: String, title: String, svg: String| -> anyhow::Result<()> {
+        std::fs::write(dir.join(&file), svg)?;
+        files.push((file, title));
+        Ok(())
+    };
     let main: Vec<&Measurement> = run.main_measurements().collect();
     if !main.is_empty() {
         let mut endpoints: Vec<String> = main.iter().flat_map(|m| m.endpoints.keys().cloned()).collect();
@@ -149,33 +157,36 @@ fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
         endpoints.dedup();
         let mut series = Vec::new();
         for m in &main {
-            for (label, pick) in [("p50", 0usize), ("p99", 1)] {
+            for (label, style) in [("p50", svg::Style::Dashed), ("p99", svg::Style::Solid)] {
                 let mut values = Vec::new();
                 for (i, endpoint) in endpoints.iter().enumerate() {
                     let p = match m.endpoints.get(endpoint) {
                         Some(data) => Percentiles::of(&data.latency.decode()?),
                         None => Percentiles::default(),
                     };
-                    let micros = if pick == 0 { p.p50 } else { p.p99 };
+                    let micros = if label == "p50" { p.p50 } else { p.p99 };
                     values.push((i as f64, micros as f64 / 1000.0));
                 }
-                series.push(Series { name: format!("{} {label}", m.architecture), values });
+                let colour = svg::architecture_colour(&m.architecture);
+                series.push(Series { name: format!("{} {label}", m.architecture), colour, style, values });
             }
         }
         let chart = svg::bar_chart("Latency per endpoint (from due time)", "milliseconds", &endpoints, &series);
-        std::fs::write(dir.join("latency_per_endpoint.svg"), chart)?;
-        files.push(("latency_per_endpoint.svg".into(), "Latency percentiles per endpoint".into()));
+        write("latency_per_endpoint.svg".into(), "Latency percentiles per endpoint".into(), chart)?;
 
         let categories: Vec<String> = main.iter().map(|m| m.architecture.clone()).collect();
-        let cpu = Series {
-            name: "CPU ms per request".into(),
-            values: main.iter().enumerate().map(|(i, m)| (i as f64, m.cpu_ms_per_request())).collect(),
-        };
-        std::fs::write(
-            dir.join("cpu_per_request.svg"),
-            svg::bar_chart("CPU per request (system under test)", "CPU milliseconds", &categories, &[cpu]),
-        )?;
-        files.push(("cpu_per_request.svg".into(), "CPU per request".into()));
+        let cpu: Vec<Series> = main
+            .iter()
+            .enumerate()
+            .map(|(i, m)| Series {
+                name: m.architecture.clone(),
+                colour: svg::architecture_colour(&m.architecture),
+                style: svg::Style::Solid,
+                values: vec![(i as f64, m.cpu_ms_per_request())],
+            })
+            .collect();
+        let chart = svg::bar_chart("CPU per request (system under test)", "CPU milliseconds", &categories, &cpu);
+        write("cpu_per_request.svg".into(), "CPU per request".into(), chart)?;
 
         let mut timeline = Vec::new();
         for m in &main {
@@ -186,62 +197,207 @@ fn write_plots(dir: &Path, run: &RunData) -> anyhow::Result<Plots> {
                     all.push((second as f64, Percentiles::of(&every).p99 as f64 / 1000.0));
                 }
             }
-            timeline.push(Series { name: format!("{} p99", m.architecture), values: ok });
+            let colour = svg::architecture_colour(&m.architecture);
+            timeline.push(Series {
+                name: format!("{} p99", m.architecture),
+                colour,
+                style: svg::Style::Solid,
+                values: ok,
+            });
             if m.timeline.iter().any(|s| s.all_latency.is_some()) {
-                timeline.push(Series { name: format!("{} p99 (all requests)", m.architecture), values: all });
+                let name = format!("{} p99 (all requests)", m.architecture);
+                timeline.push(Series { name, colour, style: svg::Style::Dashed, values: all });
             }
         }
-        std::fs::write(
-            dir.join("timeline.svg"),
-            svg::line_chart("p99 latency per second", "second of the measured window", "milliseconds", &timeline),
-        )?;
-        files.push(("timeline.svg".into(), "p99 latency per second".into()));
+        let figure = svg::Figure {
+            title: "p99 latency per second (head-to-head run)".into(),
+            x_label: "second of the measured window".into(),
+            x_scale: svg::Scale::Linear,
+            panels: vec![svg::Panel {
+                y_label: "milliseconds (log scale)".into(),
+                y_scale: svg::Scale::Log,
+                series: timeline,
+                rules: Vec::new(),
+            }],
+        };
+        write("timeline.svg".into(), "p99 latency per second".into(), figure.render())?;
+
+        // One spectrum per endpoint, and one of all endpoints together.
+        let several = main.iter().any(|m| m.repetition > 1);
+        for endpoint in endpoints.iter().map(Some).chain([None]) {
+            let mut curves = Vec::new();
+            for m in &main {
+                let histogram = match endpoint {
+                    Some(endpoint) => match m.endpoints.get(endpoint) {
+                        Some(data) => data.all_requests()?.map_or_else(|| data.latency.decode(), Ok)?,
+                        None => continue,
+                    },
+                    None => m.judged_latency()?,
+                };
+                let name =
+                    if several { format!("{} r{}", m.architecture, m.repetition) } else { m.architecture.clone() };
+                curves.push(Series {
+                    name,
+                    colour: svg::architecture_colour(&m.architecture),
+                    style: svg::Style::of_repetition(m.repetition),
+                    values: svg::spectrum_ms(&histogram),
+                });
+            }
+            let name = endpoint.map_or("all endpoints", String::as_str);
+            let figure = svg::Figure {
+                title: format!("Percentile spectrum: {name} (every request, from due time)"),
+                x_label: "percentile".into(),
+                x_scale: svg::Scale::Nines,
+                panels: vec![svg::Panel {
+                    y_label: "milliseconds (log scale)".into(),
+                    y_scale: svg::Scale::Log,
+                    series: curves,
+                    rules: Vec::new(),
+                }],
+            };
+            let file = format!("spectrum_{}.svg", endpoint.map_or("all", String::as_str));
+            write(file, format!("Percentile spectrum: {name}"), figure.render())?;
+        }
     }
     if run.sweep_measurements().next().is_some() {
-        let mut by_architecture: BTreeMap<(String, &'static str), Vec<(f64, f64)>> = BTreeMap::new();
-        let mut steps: BTreeMap<(String, u64), Vec<&Measurement>> = BTreeMap::new();
-        for m in run.sweep_measurements() {
-            steps.entry((m.architecture.clone(), m.offered_rate.unwrap_or(0.0) as u64)).or_default().push(m);
+        let (figure, title) = latency_vs_offered_rate(run)?;
+        // The file keeps the name it had when the x axis was the achieved rate.
+        write("latency_vs_throughput.svg".into(), title, figure.render())?;
+        let mut rates: Vec<f64> = run.sweep_measurements().filter_map(|m| m.offered_rate).collect();
+        rates.sort_by(f64::total_cmp);
+        rates.dedup();
+        for rate in rates {
+            let steps: Vec<&Measurement> = run.sweep_measurements().filter(|m| m.offered_rate == Some(rate)).collect();
+            let figure = sweep_step_timeline(run, rate, &steps)?;
+            write(
+                format!("sweep_timeline_{rate:.0}rps.svg"),
+                format!("Sweep step at {rate:.0}/s, per second"),
+                figure.render(),
+            )?;
         }
-        for ((architecture, _), repeats) in steps {
-            // Merge repetitions of a step exactly, then read the percentiles.
-            let mut latency = crate::record::latency_histogram();
-            let mut judged = crate::record::latency_histogram();
-            let mut achieved = 0.0;
-            for m in &repeats {
-                latency.add(m.total_latency()?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                judged.add(m.judged_latency()?).map_err(|e| anyhow::anyhow!("{e:?}"))?;
-                achieved += m.achieved_rate(run.config.degraded_ok);
-            }
-            let achieved = achieved / repeats.len() as f64;
-            let p = Percentiles::of(&latency);
-            let judged = Percentiles::of(&judged);
-            by_architecture.entry((architecture.clone(), "p50")).or_default().push((achieved, p.p50 as f64 / 1000.0));
-            by_architecture.entry((architecture.clone(), "p99")).or_default().push((achieved, p.p99 as f64 / 1000.0));
-            by_architecture
-                .entry((architecture, "p99 (all requests)"))
-                .or_default()
-                .push((achieved, judged.p99 as f64 / 1000.0));
-        }
-        let series: Vec<Series> = by_architecture
-            .into_iter()
-            .map(|((a, q), mut values)| {
-                values.sort_by(|x, y| x.0.total_cmp(&y.0));
-                Series { name: format!("{a} {q}"), values }
-            })
-            .collect();
-        std::fs::write(
-            dir.join("latency_vs_throughput.svg"),
-            svg::line_chart(
-                "Latency vs throughput (rate sweep)",
-                "achieved requests per second",
-                "milliseconds",
-                &series,
-            ),
-        )?;
-        files.push(("latency_vs_throughput.svg".into(), "Latency vs throughput".into()));
     }
     Ok(Plots { files })
+}
+
+/// Latency vs offered rate on a log axis: every repetition's p99 (every request, what the
+/// objective judges) as a point, lines through the medians of the repetitions' p99 and p50,
+/// and the objective.
+fn latency_vs_offered_rate(run: &RunData) -> anyhow::Result<(svg::Figure, String)> {
+    let mut by_step: BTreeMap<(String, u64), Vec<(f64, f64)>> = BTreeMap::new();
+    let mut points: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for m in run.sweep_measurements() {
+        let rate = m.offered_rate.unwrap_or(0.0);
+        let p = Percentiles::of(&m.judged_latency()?);
+        let (p50, p99) = (p.p50 as f64 / 1000.0, p.p99 as f64 / 1000.0);
+        points.entry(m.architecture.clone()).or_default().push((rate, p99));
+        by_step.entry((m.architecture.clone(), rate.to_bits())).or_default().push((p50, p99));
+    }
+    let median = |values: Vec<f64>| crate::analyse::Spread::of(&values).map_or(0.0, |s| s.median);
+    let mut medians: BTreeMap<String, Vec<(f64, f64, f64)>> = BTreeMap::new();
+    for ((architecture, rate), repeats) in by_step {
+        let p50 = median(repeats.iter().map(|r| r.0).collect());
+        let p99 = median(repeats.iter().map(|r| r.1).collect());
+        medians.entry(architecture).or_default().push((f64::from_bits(rate), p50, p99));
+    }
+    let mut series = Vec::new();
+    for (architecture, mut steps) in medians {
+        steps.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let colour = svg::architecture_colour(&architecture);
+        let line = |name: &str, style, pick: fn(&(f64, f64, f64)) -> f64| Series {
+            name: format!("{architecture} {name}"),
+            colour,
+            style,
+            values: steps.iter().map(|s| (s.0, pick(s))).collect(),
+        };
+        series.push(line("p99 (median)", svg::Style::Solid, |s| s.2));
+        series.push(line("p50 (median)", svg::Style::Dashed, |s| s.1));
+        let values = points.remove(&architecture).unwrap_or_default();
+        series.push(Series {
+            name: format!("{architecture} p99, each repetition"),
+            colour,
+            style: svg::Style::Points,
+            values,
+        });
+    }
+    let rules = run
+        .config
+        .objective
+        .iter()
+        .map(|o| svg::Rule {
+            label: format!("objective: p99 ≤ {}", human_micros(o.p99_us)),
+            y: o.p99_us as f64 / 1000.0,
+        })
+        .collect();
+    let figure = svg::Figure {
+        title: "Latency vs offered rate (rate sweep, every request, from due time)".into(),
+        x_label: "offered requests per second".into(),
+        x_scale: svg::Scale::Linear,
+        panels: vec![svg::Panel {
+            y_label: "milliseconds (log scale)".into(),
+            y_scale: svg::Scale::Log,
+            series,
+            rules,
+        }],
+    };
+    Ok((figure, "Latency vs offered rate".into()))
+}
+
+/// One sweep step's seconds, every architecture and repetition: answers, failures, degraded
+/// answers (runs from schema 3) and the generator's lag at send (where it was kept per second).
+fn sweep_step_timeline(run: &RunData, rate: f64, steps: &[&Measurement]) -> anyhow::Result<svg::Figure> {
+    let several = steps.iter().any(|m| m.repetition > 1);
+    let line = |m: &Measurement, values: Vec<(f64, f64)>| Series {
+        name: if several { format!("{} r{}", m.architecture, m.repetition) } else { m.architecture.clone() },
+        colour: svg::architecture_colour(&m.architecture),
+        style: svg::Style::of_repetition(m.repetition),
+        values,
+    };
+    let per_second = |m: &Measurement, pick: fn(&data::SecondData) -> u64| -> Vec<(f64, f64)> {
+        m.timeline.iter().enumerate().map(|(second, s)| (second as f64, pick(s) as f64)).collect()
+    };
+    let panel = |y_label: &str, y_scale, series: Vec<Series>, rules: Vec<svg::Rule>| svg::Panel {
+        y_label: y_label.into(),
+        y_scale,
+        series,
+        rules,
+    };
+    let mut panels = vec![
+        panel(
+            "answers/s",
+            svg::Scale::Linear,
+            steps.iter().map(|m| line(m, per_second(m, |s| s.ok + s.degraded))).collect(),
+            vec![svg::Rule { label: "offered".into(), y: rate }],
+        ),
+        panel(
+            "failed/s",
+            svg::Scale::Linear,
+            steps.iter().map(|m| line(m, per_second(m, |s| s.failed))).collect(),
+            Vec::new(),
+        ),
+    ];
+    if run.schema_version >= 3 {
+        let degraded = steps.iter().map(|m| line(m, per_second(m, |s| s.degraded))).collect();
+        panels.push(panel("degraded/s", svg::Scale::Linear, degraded, Vec::new()));
+    }
+    if steps.iter().any(|m| m.timeline.iter().any(|s| s.generator_lag.is_some())) {
+        let mut lag = Vec::new();
+        for m in steps {
+            let mut values = Vec::new();
+            for (second, s) in m.timeline.iter().enumerate() {
+                if let Some(histogram) = &s.generator_lag {
+                    values.push((second as f64, Percentiles::of(&histogram.decode()?).p99 as f64 / 1000.0));
+                }
+            }
+            lag.push(line(m, values));
+        }
+        panels.push(panel("lag p99, ms (log)", svg::Scale::Log, lag, Vec::new()));
+    }
+    Ok(svg::Figure {
+        title: format!("Sweep step at {rate:.0}/s offered, per second"),
+        x_label: "second of the measured window".into(),
+        x_scale: svg::Scale::Linear,
+        panels,
+    })
 }
 
 /// `n (x.xxx%)` of `of`.

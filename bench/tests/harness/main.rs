@@ -7,5 +7,6 @@ mod cleanup;
 mod consistency;
 mod environment;
 mod generator_client;
+mod plots;
 mod report;
 mod sweep;

@@ -329,7 +329,7 @@ pub struct CapacityRatio {
     pub low: f64,
     /// `None`: unbounded (the numerator never failed, or the denominator never passed).
     pub high: Option<f64>,
-    /// The two capacity intervals overlap: no significant difference.
+    /// The two capacity intervals overlap: no difference can be claimed.
     pub overlap: bool,
 }
 
@@ -354,7 +354,7 @@ impl CapacityRatio {
     pub fn describe(&self) -> String {
         let high = self.high.map_or_else(|| "∞)".to_string(), |h| format!("{h:.2}]"));
         let verdict = if self.overlap {
-            "no significant difference (the capacity intervals overlap)"
+            "no difference can be claimed (the capacity intervals overlap)"
         } else {
             "the capacity intervals do not overlap"
         };
@@ -708,10 +708,10 @@ mod tests {
         assert!((ratio.low - 2000.0 / 1100.0).abs() < 1e-12 && ratio.high == Some(2.2), "{ratio:?}");
         assert!(!ratio.overlap);
         assert!(ratio.describe().contains("[1.82, 2.20]"), "{}", ratio.describe());
-        // Overlapping intervals: no significant difference, whatever the ratio's middle.
+        // Overlapping intervals: no difference can be claimed, whatever the ratio's middle.
         let close = CapacityInterval { low: 1050.0, high: Some(1150.0) };
         let tie = CapacityRatio::of(("monolith", &close), ("microservices", &micro));
-        assert!(tie.overlap && tie.describe().contains("no significant difference"), "{}", tie.describe());
+        assert!(tie.overlap && tie.describe().contains("no difference can be claimed"), "{}", tie.describe());
         // Half-open: [1,000, 1,100) and [1,100, 1,200) share no rate.
         let next = CapacityInterval { low: 1100.0, high: Some(1200.0) };
         assert!(!next.overlaps(&micro) && !micro.overlaps(&next));

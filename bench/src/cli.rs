@@ -640,6 +640,13 @@ fn capacity_lines(capacity: &crate::report::data::Capacity) -> Vec<String> {
     }
     if let Some(ratio) = &capacity.ratio {
         lines.push(ratio.describe());
+        if capacity.architectures.iter().all(|a| a.repetitions.len() < 2) {
+            lines.push(
+                "  (one repetition: each interval brackets this run's search, not the variation between runs; \
+                 --repeat N measures that)"
+                    .into(),
+            );
+        }
     }
     lines
 }

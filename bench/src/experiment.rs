@@ -166,6 +166,11 @@ async fn measure(
     };
     let progress = spawn_progress(label, recorder.clone(), window);
 
+    // The generator's pool is opened before the clock starts, so the resource samples below
+    // (timed from `started`) line up with the schedule, which starts once the pool is open.
+    if let Load::Open(pace) = load {
+        client.open_pool(pace.pool_size()).await;
+    }
     // Resource samples at the edges of the measured window.
     let started = Instant::now();
     let run = async {

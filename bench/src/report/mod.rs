@@ -757,7 +757,7 @@ fn capacity_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
     };
     let _ = writeln!(
         md,
-        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}. Over repetitions the interval spans every repetition's. Two capacities differ significantly only when their intervals do not overlap; the ratio's interval divides the intervals' ends.\n"
+        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}. Over repetitions the interval spans every repetition's. Overlapping intervals mean no difference can be claimed. Intervals that do not overlap show a difference only as far as they hold the variation between runs: with one repetition they bracket this run's search alone (earlier runs of the same command have differed by more than that), so use `--repeat`. The ratio's interval divides the intervals' ends.\n"
     );
     let _ = writeln!(
         md,
@@ -962,7 +962,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
             let degraded = if c.degraded_ok { "" } else { " and degraded answers" };
             let _ = writeln!(
                 md,
-                "A rate is sustainable when the p99 of every request (failures included, each at the time it ended) ≤ {}, errors (failures{degraded}) ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window. The successes-only p99 is shown beside it but not judged; the p99's 95% interval is distribution-free (order statistics of the step's samples: the ranks l, u with P(X_(l) ≤ p99 ≤ X_(u)) ≥ 95% under the binomial distribution, read from the histogram).\n",
+                "A rate is sustainable when the p99 of every request (failures included, each at the time it ended) ≤ {}, errors (failures{degraded}) ≤ {:.3}% and at least {:.0}% of the requests that came due succeeded within the window. The successes-only p99 is shown beside it but not judged; the p99's 95% interval is distribution-free (order statistics of the step's samples: the ranks l, u with P(X_(l) ≤ p99 ≤ X_(u)) ≥ 95% under the binomial distribution, read from the histogram). That interval assumes independent requests: latencies within a window are correlated (one stall delays many requests in a row), so it is narrower than the real uncertainty, and it leaves out the variation between runs.\n",
                 human_micros(objective.p99_us),
                 objective.error_budget * 100.0,
                 objective.min_achieved_fraction * 100.0

@@ -400,6 +400,8 @@ async fn sweep_step(
         let acknowledged = AcknowledgedOrders::default();
         let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
         let window = plan.sweep_window;
+        let attempt = attempts.passed.len() as u32 + 1;
+        let seeds = seeds.for_attempt(attempt);
         let result = measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", seeds, &acknowledged).await;
         let result = match result {
             Ok(mut m) => {
@@ -410,7 +412,6 @@ async fn sweep_step(
         };
         sut.stop().await;
         let mut m = result?;
-        let attempt = attempts.passed.len() as u32 + 1;
         m.sweep_step = Some(SweepStep { stage, attempt });
         m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
         let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;

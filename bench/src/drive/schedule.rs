@@ -98,6 +98,24 @@ impl RepetitionSeeds {
     }
 }
 
+impl RepetitionSeeds {
+    /// The seeds of a sweep step's `attempt` (from 1): the first attempt keeps the repetition's
+    /// seeds; a re-test draws its own schedule and requests (a re-test replaying the very
+    /// bursts that failed the first attempt would only re-measure the machine's noise). Derived
+    /// from the repetition's seeds alone, so both architectures get the same ones.
+    pub fn for_attempt(self, attempt: u32) -> Self {
+        if attempt <= 1 {
+            return self;
+        }
+        let salt = splitmix64(u64::from(attempt) << 32);
+        Self {
+            repetition: self.repetition,
+            schedule: splitmix64(self.schedule ^ salt),
+            workload: splitmix64(self.workload ^ salt),
+        }
+    }
+}
+
 /// One step of SplitMix64 (Steele, Lea and Flood): a bijection that spreads nearby inputs far
 /// apart.
 fn splitmix64(value: u64) -> u64 {
@@ -110,6 +128,18 @@ fn splitmix64(value: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retest_draws_its_own_seeds_the_same_for_both_architectures() {
+        let seeds = RepetitionSeeds::derive(7, 2);
+        assert_eq!(seeds.for_attempt(1), seeds, "the first attempt keeps the repetition's seeds");
+        let second = seeds.for_attempt(2);
+        assert_ne!(second.schedule, seeds.schedule);
+        assert_ne!(second.workload, seeds.workload);
+        assert_ne!(seeds.for_attempt(3), second);
+        assert_eq!(seeds.for_attempt(2), second, "derived, not drawn: the same for every architecture");
+        assert_eq!(second.repetition, 2);
+    }
 
     #[test]
     fn constant_arrivals_are_evenly_spaced() {

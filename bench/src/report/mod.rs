@@ -748,7 +748,7 @@ fn capacity_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
     };
     let retest = if capacity.attempts > 1 {
         format!(
-            "a step whose first attempt failed was re-tested, each attempt on a fresh system, and failed only when {} of {} attempts failed",
+            "a step whose first attempt failed was re-tested, each attempt on a fresh system with an arrival schedule of its own (passing first attempts are not re-tested, which favours passing), and failed only when {} of {} attempts failed",
             capacity.attempts / 2 + 1,
             capacity.attempts
         )

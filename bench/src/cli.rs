@@ -507,6 +507,8 @@ async fn bench(
             repeat: plan.repeat,
             sweep_attempts: sweep.then_some(plan.sweep_attempts),
             sweep_resolution: sweep.then_some(plan.sweep_resolution),
+            sweep_warmup_secs: sweep.then_some(plan.sweep_window.warmup.as_secs_f64()),
+            sweep_duration_secs: sweep.then_some(plan.sweep_window.duration.as_secs_f64()),
         },
         measurements,
         capacity: None,

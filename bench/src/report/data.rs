@@ -177,6 +177,12 @@ pub struct RunConfig {
     /// (`--sweep-resolution`; schema 5, `None` before: the grid alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_resolution: Option<Resolution>,
+    /// Each sweep step's unmeasured warm-up and measured window (`--sweep-warmup`,
+    /// `--sweep-duration`); `None` in runs recorded before they were stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_warmup_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_duration_secs: Option<f64>,
 }
 
 /// What one core did over a measured window, from `/proc/stat` (schema 4).

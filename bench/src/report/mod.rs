@@ -807,6 +807,17 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         c.max_in_flight.map_or_else(crate::drive::OpenLoop::describe_default_in_flight, |n| n.to_string()),
         c.request_timeout_ms
     );
+    if !c.sweep_rates.is_empty() {
+        let rates: Vec<String> = c.sweep_rates.iter().map(|r| format!("{r}")).collect();
+        let seconds = |secs: Option<f64>| secs.map_or_else(|| "not recorded".to_string(), |s| format!("{s} s"));
+        let _ = writeln!(
+            md,
+            "| sweep | rates {} req/s; each step: warm-up {}, measured {} |",
+            rates.join(", "),
+            seconds(c.sweep_warmup_secs),
+            seconds(c.sweep_duration_secs)
+        );
+    }
     let weights: Vec<String> = c.mix_weights.iter().map(|(e, w)| format!("{e} {w}")).collect();
     let _ = writeln!(md, "| mix | `{}`: {} |", c.mix, weights.join(", "));
     let _ =

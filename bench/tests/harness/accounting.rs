@@ -152,6 +152,10 @@ fn every_sweep_step_runs_on_a_system_of_its_own() {
     let merged = splitbench::report::data::merged_checks(&run);
     assert_eq!(merged.len(), 1, "one sweep, reported as one column");
     assert_eq!(merged[0].2, 2, "of two systems");
+    // The step's warm-up and window are stored and shown.
+    assert_eq!((run.config.sweep_warmup_secs, run.config.sweep_duration_secs), (Some(0.0), Some(1.0)));
+    let report = std::fs::read_to_string(out.path().join("steps/report.md")).expect("report.md");
+    assert!(report.contains("| sweep | rates 20, 40 req/s; each step: warm-up 0 s, measured 1 s |"), "{report}");
     // Each system's processes keep their own log: the second start did not overwrite the first's.
     let logs = out.path().join("steps/logs");
     for log in ["001-monolith-monolith.log", "002-monolith-monolith.log"] {

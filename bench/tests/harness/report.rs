@@ -119,6 +119,8 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
             repeat: 2,
             sweep_attempts: None,
             sweep_resolution: None,
+            sweep_warmup_secs: None,
+            sweep_duration_secs: None,
         },
         measurements,
         capacity: None,

@@ -231,14 +231,21 @@ async fn measure(
 
     let processes = after
         .iter()
-        .map(|(name, end)| {
-            let start = before.iter().find(|(n, _)| n == name).map(|(_, s)| *s).unwrap_or_default();
-            ProcessCost {
+        .filter_map(|(name, end)| {
+            // Without a sample at the window's start, "end minus zero" would be the process's
+            // whole life (start-up and seeding included): leave it out, and say so.
+            let Some(start) = before.iter().find(|(n, _)| n == name).map(|(_, s)| *s) else {
+                eprintln!(
+                    "warning: no CPU sample of {name} at the window's start: its cost is left out of this window"
+                );
+                return None;
+            };
+            Some(ProcessCost {
                 name: name.to_string(),
                 cpu_seconds: end.cpu_seconds - start.cpu_seconds,
                 peak_rss_bytes: end.peak_rss_bytes,
                 context_switches: end.context_switches.saturating_sub(start.context_switches),
-            }
+            })
         })
         .collect();
     let generator = ProcessCost {

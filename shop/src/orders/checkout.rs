@@ -74,8 +74,17 @@ fn deadline_exceeded() -> ApiError {
     )
 }
 
-fn simulated_crash(point: CrashPoint) -> ApiError {
-    ApiError::unavailable("simulated_crash", format!("checkout abandoned {} (--crash-at test hook)", point.name()))
+impl CheckoutPolicy {
+    /// The `--crash-at` test hook: abandons the checkout here, as a process dying here would.
+    fn crash_if(&self, point: CrashPoint) -> Result<(), ApiError> {
+        if self.crash_at != Some(point) {
+            return Ok(());
+        }
+        Err(ApiError::unavailable(
+            "simulated_crash",
+            format!("checkout abandoned {} (--crash-at test hook)", point.name()),
+        ))
+    }
 }
 
 /// What to do with an order found under the request's key.
@@ -99,6 +108,49 @@ fn judge(stored: &StoredOrder, fingerprint: &str, now: i64) -> Result<Found, Api
         return Ok(Found::InProgress(request_in_progress(stored.lease_until)));
     }
     Ok(Found::TakeOver)
+}
+
+/// The run stops with the order unfinished (a compensation failed): it ends its lease, so a
+/// retry may take the order over at once and recovery on its next round.
+async fn leave_unfinished(db: &Database, stored: &mut StoredOrder, cause: &ApiError) {
+    tracing::warn!(order = stored.order.id, error = %cause, "checkout left unfinished; recovery will settle it");
+    let ended = async {
+        let mut conn = db.pool.acquire().await?;
+        Ok::<_, ApiError>(repo::end_lease(&mut conn, stored).await?)
+    };
+    if let Err(err) = ended.await {
+        tracing::warn!(order = stored.order.id, error = %err, "could not end the lease; recovery waits for it");
+    }
+}
+
+/// One recovery round over the orders in `db`: every unfinished order whose lease ended, each
+/// handed to `settle_one`, which takes it over and settles it (`Some(status)` it settled to),
+/// or gives way (`None`: another run took it first, or a dependency is still down).
+async fn recovery_round<F, Fut>(db: &Database, mut settle_one: F) -> Result<RecoveryRound, ApiError>
+where
+    F: FnMut(StoredOrder) -> Fut,
+    Fut: Future<Output = Result<Option<OrderStatus>, ApiError>>,
+{
+    let due = {
+        let mut conn = db.pool.acquire().await?;
+        repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
+    };
+    let mut round = RecoveryRound { more: due.len() as i64 == RECOVERY_BATCH, ..RecoveryRound::default() };
+    for order in due {
+        let id = order.order.id;
+        match settle_one(order).await {
+            Ok(Some(status)) => {
+                crate::telemetry::count_recovery(status);
+                round.settled += 1;
+            }
+            Ok(None) => round.skipped += 1,
+            Err(err) => {
+                tracing::warn!(order = id, error = %err, "recovery could not settle the order yet");
+                round.skipped += 1;
+            }
+        }
+    }
+    Ok(round)
 }
 
 /// The outcome of finding or claiming the request's order.
@@ -139,10 +191,6 @@ pub struct LocalCheckout {
 }
 
 impl LocalCheckout {
-    fn crash_if(&self, point: CrashPoint) -> Result<(), ApiError> {
-        if self.policy.crash_at == Some(point) { Err(simulated_crash(point)) } else { Ok(()) }
-    }
-
     /// Settles `stored` (held by this run) inside `conn`'s transaction, all or nothing: refunds
     /// or voids its charge and releases its reservation if it did not succeed, commits the
     /// reservation if it did, and marks it finished. False if the run lost the order.
@@ -248,13 +296,7 @@ impl LocalCheckout {
             Ok(true) => err,
             Ok(false) => interrupted(),
             Err(cause) => {
-                // Left pending: hand it to recovery (or a retry) at once.
-                tracing::warn!(order = stored.order.id, error = %cause, "compensation failed; recovery will retry");
-                if let Ok(mut conn) = self.db.pool.acquire().await
-                    && let Err(end) = repo::end_lease(&mut conn, stored).await
-                {
-                    tracing::warn!(order = stored.order.id, error = %end, "could not end the lease");
-                }
+                leave_unfinished(&self.db, stored, &cause).await;
                 err
             }
         }
@@ -279,8 +321,8 @@ impl Checkout for LocalCheckout {
             Claimed::Held(stored) => stored,
             Claimed::Answered(answer) => return answer,
         };
-        self.crash_if(CrashPoint::AfterClaim)?;
-        self.crash_if(CrashPoint::AfterReserve)?;
+        self.policy.crash_if(CrashPoint::AfterClaim)?;
+        self.policy.crash_if(CrashPoint::AfterReserve)?;
         if deadline::expired() {
             return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
@@ -299,7 +341,7 @@ impl Checkout for LocalCheckout {
             Ok(charge) => charge,
             Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         };
-        self.crash_if(CrashPoint::AfterCharge)?;
+        self.policy.crash_if(CrashPoint::AfterCharge)?;
         if deadline::within_margin(deadline::CONFIRM_MARGIN) {
             return Err(self.fail(&mut stored, deadline_exceeded()).await);
         }
@@ -317,41 +359,27 @@ impl Checkout for LocalCheckout {
             return Err(interrupted());
         }
         tx.commit().await?;
-        self.crash_if(CrashPoint::AfterConfirm)?;
+        self.policy.crash_if(CrashPoint::AfterConfirm)?;
         answer.map(|()| confirmed(stored))
     }
 
     async fn recover(&self) -> Result<RecoveryRound, ApiError> {
-        let mut round = RecoveryRound::default();
-        let due = {
-            let mut conn = self.db.pool.acquire().await?;
-            repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
-        };
-        round.more = due.len() as i64 == RECOVERY_BATCH;
-        for mut order in due {
-            let settled: Result<bool, ApiError> = async {
-                let mut tx = self.db.begin_write().await?;
-                let lease_until = self.policy.lease_until(now_millis());
-                let settled = repo::take_over(&mut tx, &mut order, &new_runner(), lease_until).await?
-                    && Self::settle(&mut tx, &mut order).await?;
-                if settled {
-                    tx.commit().await?;
-                }
-                Ok(settled)
-            }
-            .await;
-            let settled = settled.unwrap_or_else(|err| {
-                tracing::warn!(order = order.order.id, error = %err, "recovery could not settle the order");
-                false
-            });
-            if settled {
-                crate::telemetry::count_recovery(order.status);
-                round.settled += 1;
-            } else {
-                round.skipped += 1;
-            }
+        recovery_round(&self.db, |order| self.recover_one(order)).await
+    }
+}
+
+impl LocalCheckout {
+    /// Takes `order` over and settles it, in one transaction.
+    async fn recover_one(&self, mut order: StoredOrder) -> Result<Option<OrderStatus>, ApiError> {
+        let mut tx = self.db.begin_write().await?;
+        let lease_until = self.policy.lease_until(now_millis());
+        if !repo::take_over(&mut tx, &mut order, &new_runner(), lease_until).await?
+            || !Self::settle(&mut tx, &mut order).await?
+        {
+            return Ok(None);
         }
-        Ok(round)
+        tx.commit().await?;
+        Ok(Some(order.status))
     }
 }
 
@@ -367,10 +395,6 @@ pub struct SagaCheckout {
 }
 
 impl SagaCheckout {
-    fn crash_if(&self, point: CrashPoint) -> Result<(), ApiError> {
-        if self.policy.crash_at == Some(point) { Err(simulated_crash(point)) } else { Ok(()) }
-    }
-
     async fn set_status(
         &self,
         stored: &mut StoredOrder,
@@ -410,18 +434,6 @@ impl SagaCheckout {
         self.set_status(stored, status, true).await
     }
 
-    /// The run stops with the order unfinished: hand it to recovery (or a retry) at once.
-    async fn leave_unfinished(&self, stored: &mut StoredOrder, cause: &ApiError) {
-        tracing::warn!(order = stored.order.id, error = %cause, "checkout left unfinished; recovery will settle it");
-        let ended = async {
-            let mut conn = self.db.pool.acquire().await?;
-            Ok::<_, ApiError>(repo::end_lease(&mut conn, stored).await?)
-        };
-        if let Err(err) = ended.await {
-            tracing::warn!(order = stored.order.id, error = %err, "could not end the lease; recovery waits for it");
-        }
-    }
-
     /// Marks this run's attempt failed and compensates it; answers `err` (or `interrupted`).
     ///
     /// The compensation runs in a task of its own, on its own budget (the time between the
@@ -445,7 +457,7 @@ impl SagaCheckout {
         let compensation = tokio::spawn(async move {
             let budget = std::time::Instant::now() + saga.policy.compensation_budget;
             if let Err(cause) = deadline::within(budget, saga.settle(&mut order)).await {
-                saga.leave_unfinished(&mut order, &cause).await;
+                leave_unfinished(&saga.db, &mut order, &cause).await;
             }
         });
         let answer_by = deadline::remaining().unwrap_or(self.policy.compensation_budget);
@@ -486,7 +498,7 @@ impl SagaCheckout {
                                 Ok(true) => {}
                                 Ok(false) => return Ok(Claimed::Answered(Err(interrupted()))),
                                 Err(cause) => {
-                                    self.leave_unfinished(&mut found, &cause).await;
+                                    leave_unfinished(&self.db, &mut found, &cause).await;
                                     return Err(cause);
                                 }
                             }
@@ -536,7 +548,7 @@ impl Checkout for SagaCheckout {
             Claimed::Held(stored) => stored,
             Claimed::Answered(answer) => return answer,
         };
-        self.crash_if(CrashPoint::AfterClaim)?;
+        self.policy.crash_if(CrashPoint::AfterClaim)?;
 
         // Step 2: reserve stock.
         if deadline::expired() {
@@ -556,7 +568,7 @@ impl Checkout for SagaCheckout {
             // Unknown outcome (e.g. a timeout after inventory reserved): compensation releases.
             Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         }
-        self.crash_if(CrashPoint::AfterReserve)?;
+        self.policy.crash_if(CrashPoint::AfterReserve)?;
 
         // Step 3: charge.
         if deadline::expired() {
@@ -567,7 +579,7 @@ impl Checkout for SagaCheckout {
             // Unknown outcome: compensation voids the key (or refunds it if it went through).
             Err(err) => return Err(self.fail(&mut stored, err.into()).await),
         };
-        self.crash_if(CrashPoint::AfterCharge)?;
+        self.policy.crash_if(CrashPoint::AfterCharge)?;
         match charge.status {
             ChargeStatus::Approved => {}
             ChargeStatus::Declined => {
@@ -575,7 +587,7 @@ impl Checkout for SagaCheckout {
                     return Err(interrupted());
                 }
                 if let Err(cause) = self.settle(&mut stored).await {
-                    self.leave_unfinished(&mut stored, &cause).await;
+                    leave_unfinished(&self.db, &mut stored, &cause).await;
                 }
                 return Err(payment_declined());
             }
@@ -590,44 +602,29 @@ impl Checkout for SagaCheckout {
         if !self.set_status(&mut stored, OrderStatus::Confirmed, false).await? {
             return Err(interrupted());
         }
-        self.crash_if(CrashPoint::AfterConfirm)?;
+        self.policy.crash_if(CrashPoint::AfterConfirm)?;
 
         // Step 5: the order is confirmed and paid; committing the reservation is bookkeeping
         // (its stock is taken already). If it fails, recovery commits it later.
         if let Err(cause) = self.settle(&mut stored).await {
-            self.leave_unfinished(&mut stored, &cause).await;
+            leave_unfinished(&self.db, &mut stored, &cause).await;
         }
         Ok(confirmed(stored))
     }
 
     async fn recover(&self) -> Result<RecoveryRound, ApiError> {
-        let mut round = RecoveryRound::default();
-        let due = {
+        recovery_round(&self.db, |order| self.recover_one(order)).await
+    }
+}
+
+impl SagaCheckout {
+    /// Takes `order` over, then settles it call by call (each idempotent).
+    async fn recover_one(&self, mut order: StoredOrder) -> Result<Option<OrderStatus>, ApiError> {
+        let taken = {
             let mut conn = self.db.pool.acquire().await?;
-            repo::unfinished_past_lease(&mut conn, now_millis(), RECOVERY_BATCH).await?
+            let lease_until = self.policy.lease_until(now_millis());
+            repo::take_over(&mut conn, &mut order, &new_runner(), lease_until).await?
         };
-        round.more = due.len() as i64 == RECOVERY_BATCH;
-        for mut order in due {
-            let taken = {
-                let mut conn = self.db.pool.acquire().await?;
-                let lease_until = self.policy.lease_until(now_millis());
-                repo::take_over(&mut conn, &mut order, &new_runner(), lease_until).await?
-            };
-            let settled = taken
-                && match self.settle(&mut order).await {
-                    Ok(settled) => settled,
-                    Err(err) => {
-                        tracing::warn!(order = order.order.id, error = %err, "recovery could not settle the order yet");
-                        false
-                    }
-                };
-            if settled {
-                crate::telemetry::count_recovery(order.status);
-                round.settled += 1;
-            } else {
-                round.skipped += 1;
-            }
-        }
-        Ok(round)
+        Ok((taken && self.settle(&mut order).await?).then_some(order.status))
     }
 }

@@ -10,7 +10,8 @@ use splitbench::drive::{
     self, AcknowledgedOrders, Arrivals, LoadClient, Mix, OpenLoop, RepetitionSeeds, Scale, Window,
 };
 use splitbench::record::Recorder;
-use splitbench::report::data::RunData;
+
+use crate::stand_ins::run_against_stand_ins;
 use splitbench::{Architecture, Backend, RunningShop};
 
 /// One second of `mix` at 20 requests/s (constant arrivals: exactly 20 due), no warm-up.
@@ -82,27 +83,15 @@ async fn a_timed_out_request_is_in_the_all_requests_latency_at_its_timeout() {
 
 #[test]
 fn both_architectures_share_a_repetitions_seeds_and_each_repetition_draws_new_ones() {
-    // Stand-ins for every shop binary: the null server, which answers /health and /ready and
-    // accepts the shop's flags. It keeps no books, so checking them fails and the command
-    // exits 1 once run.json is written; what is checked here is run.json.
-    let bin_dir = tempfile::tempdir().expect("a temp dir");
-    let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
-        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
-    }
-    let out = tempfile::tempdir().expect("a temp dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
-        .args(["compare", "--arch", "both", "--mix", "health", "--no-pin", "--repeat", "2", "--seed", "7"])
-        .args(["--sweep-rates", "20", "--sweep-warmup", "0s", "--sweep-duration", "1s"])
-        .args(["--rate", "20", "--warmup", "0s", "--duration", "1s", "--run-id", "seeds"])
-        .arg("--bin-dir")
-        .arg(bin_dir.path())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .expect("splitbench runs");
-    let run = RunData::read(&out.path().join("seeds/run.json"))
-        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    let seeds = run_against_stand_ins(
+        concat!(
+            "compare --arch both --mix health --no-pin --repeat 2 --seed 7 ",
+            "--sweep-rates 20 --sweep-warmup 0s --sweep-duration 1s ",
+            "--rate 20 --warmup 0s --duration 1s"
+        ),
+        "seeds",
+    );
+    let run = &seeds.run;
 
     let seeds_of = |phase: &str, repetition: u32| -> Vec<(String, Option<RepetitionSeeds>)> {
         run.measurements
@@ -120,44 +109,35 @@ fn both_architectures_share_a_repetitions_seeds_and_each_repetition_draws_new_on
         );
     }
     assert_ne!(RepetitionSeeds::derive(7, 1).schedule, RepetitionSeeds::derive(7, 2).schedule);
-    let report = std::fs::read_to_string(out.path().join("seeds/report.md")).expect("report.md");
+    let report = seeds.report();
     let second = RepetitionSeeds::derive(7, 2);
     assert!(report.contains(&format!("repetition 2: schedule {}, workload 9", second.schedule)), "{report}");
 }
 
 #[test]
 fn every_sweep_step_runs_on_a_system_of_its_own() {
-    // Null-server stand-ins again (see above): each started system's books are checked (and the
-    // check fails, as stand-ins keep none); a check per step shows a system per step.
-    let bin_dir = tempfile::tempdir().expect("a temp dir");
-    let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
-        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
-    }
-    let out = tempfile::tempdir().expect("a temp dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
-        .args(["sweep", "--arch", "monolith", "--mix", "health", "--no-pin", "--p99-objective", "10s"])
-        .args(["--sweep-rates", "20,40", "--sweep-warmup", "0s", "--sweep-duration", "1s", "--run-id", "steps"])
-        .arg("--bin-dir")
-        .arg(bin_dir.path())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .expect("splitbench runs");
-    let run = RunData::read(&out.path().join("steps/run.json"))
-        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    // Each started system's books are checked (and the check fails, as stand-ins keep none): a
+    // check per step shows a system per step.
+    let steps_run = run_against_stand_ins(
+        concat!(
+            "sweep --arch monolith --mix health --no-pin --p99-objective 10s ",
+            "--sweep-rates 20,40 --sweep-warmup 0s --sweep-duration 1s"
+        ),
+        "steps",
+    );
+    let run = &steps_run.run;
     let steps: Vec<_> = run.measurements.iter().filter(|m| m.phase == "sweep").collect();
     assert_eq!(steps.len(), 2, "both steps measured");
     assert!(steps.iter().all(|m| m.consistency.is_some()), "each step's own system was checked");
-    let merged = splitbench::report::data::merged_checks(&run);
+    let merged = splitbench::report::data::merged_checks(run);
     assert_eq!(merged.len(), 1, "one sweep, reported as one column");
     assert_eq!(merged[0].2, 2, "of two systems");
     // The step's warm-up and window are stored and shown.
     assert_eq!((run.config.sweep_warmup_secs, run.config.sweep_duration_secs), (Some(0.0), Some(1.0)));
-    let report = std::fs::read_to_string(out.path().join("steps/report.md")).expect("report.md");
+    let report = steps_run.report();
     assert!(report.contains("| sweep | rates 20, 40 req/s; each step: warm-up 0 s, measured 1 s |"), "{report}");
     // Each system's processes keep their own log: the second start did not overwrite the first's.
-    let logs = out.path().join("steps/logs");
+    let logs = steps_run.dir.join("logs");
     for log in ["001-monolith-monolith.log", "002-monolith-monolith.log"] {
         assert!(logs.join(log).is_file(), "{log} in {:?}", std::fs::read_dir(&logs).map(|d| d.count()));
     }

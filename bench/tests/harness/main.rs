@@ -9,4 +9,5 @@ mod environment;
 mod generator_client;
 mod plots;
 mod report;
+mod stand_ins;
 mod sweep;

@@ -5,31 +5,21 @@
 //! error budget), while 20 requests/s against a server that does no work do not.
 
 use splitbench::analyse::{CapacityInterval, Resolution, SweepStage};
-use splitbench::report::data::RunData;
+
+use crate::stand_ins::run_against_stand_ins;
 
 #[test]
 fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the_interval() {
-    // Null-server stand-ins for the shop (see accounting.rs): they keep no books, so the
-    // command exits 1 after writing run.json; run.json is what is checked.
-    let bin_dir = tempfile::tempdir().expect("a temp dir");
-    let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
-        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
-    }
-    let out = tempfile::tempdir().expect("a temp dir");
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
-        .args(["sweep", "--arch", "monolith", "--mix", "health", "--no-pin", "--max-in-flight", "1"])
-        .args(["--sweep-rates", "20,20000", "--sweep-warmup", "0s", "--sweep-duration", "1s"])
-        // One refinement step: [20, 20,000) is wider than 15,000 req/s, either half is not.
-        .args(["--sweep-resolution", "15000", "--p99-objective", "10s", "--run-id", "refined"])
-        .arg("--bin-dir")
-        .arg(bin_dir.path())
-        .arg("--out")
-        .arg(out.path())
-        .output()
-        .expect("splitbench runs");
-    let run = RunData::read(&out.path().join("refined/run.json"))
-        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    // One refinement step: [20, 20,000) is wider than 15,000 req/s, either half is not.
+    let refined = run_against_stand_ins(
+        concat!(
+            "sweep --arch monolith --mix health --no-pin --max-in-flight 1 ",
+            "--sweep-rates 20,20000 --sweep-warmup 0s --sweep-duration 1s ",
+            "--sweep-resolution 15000 --p99-objective 10s"
+        ),
+        "refined",
+    );
+    let run = &refined.run;
     assert_eq!(run.config.sweep_attempts, Some(3));
     assert_eq!(run.config.sweep_resolution, Some(Resolution::Absolute(15_000.0)));
 
@@ -69,7 +59,7 @@ fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the
         "the bracket after refinement: {interval:?}"
     );
     assert_eq!(run.capacity_summary().expect("recomputed").as_ref(), Some(capacity), "derived from the data");
-    let report = std::fs::read_to_string(out.path().join("refined/report.md")).expect("report.md");
+    let report = refined.report();
     assert!(report.contains(&format!("| monolith | {} | 1 |", interval.describe())), "{report}");
     assert!(report.contains("| 20000 | grid | 2 |") && report.contains("| 10010 | refinement | 1 |"), "{report}");
 }

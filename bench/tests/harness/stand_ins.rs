@@ -1,0 +1,45 @@
+//! Running `splitbench` with null-server stand-ins for every shop binary: the null server answers
+//! `/health` and `/ready` and accepts the shop's flags, so the harness's own machinery (sweeps,
+//! seeds, re-tests, reports) can be exercised in seconds. Stand-ins keep no books, so checking
+//! them fails and the command exits 1 once run.json is written: run.json is what tests check.
+
+use std::path::PathBuf;
+
+use splitbench::report::data::RunData;
+
+/// A finished stand-in run: its results directory (removed on drop) and its raw data.
+pub struct StandInRun {
+    _out: tempfile::TempDir,
+    pub dir: PathBuf,
+    pub run: RunData,
+}
+
+impl StandInRun {
+    pub fn report(&self) -> String {
+        std::fs::read_to_string(self.dir.join("report.md")).expect("report.md")
+    }
+}
+
+/// Runs `splitbench <args> --run-id <run_id>` against stand-ins and reads its run.json; `args`
+/// are split at whitespace.
+pub fn run_against_stand_ins(args: &str, run_id: &str) -> StandInRun {
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let null_server = env!("CARGO_BIN_EXE_null-server");
+    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
+        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
+    }
+    let out = tempfile::tempdir().expect("a temp dir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
+        .args(args.split_whitespace())
+        .args(["--run-id", run_id])
+        .arg("--bin-dir")
+        .arg(bin_dir.path())
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .expect("splitbench runs");
+    let dir = out.path().join(run_id);
+    let run = RunData::read(&dir.join("run.json"))
+        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    StandInRun { _out: out, dir, run }
+}

@@ -389,6 +389,31 @@ fn recoveries_in_metrics(text: &str) -> u64 {
 /// One sweep step at `rate`: attempts, each on a system of its own, until the step is decided
 /// ([`StepAttempts`]: a passing first attempt passes at once, a failing one is re-tested).
 /// Every attempt's window goes into `measurements`; returns whether the step passed.
+/// Starts `architecture` afresh, measures one window on it, checks its books and stops it
+/// (also when the measurement failed).
+async fn measure_fresh_system(
+    plan: &Plan,
+    launcher: &Launcher,
+    architecture: Architecture,
+    load: Load,
+    window: Window,
+    phase: &str,
+    seeds: RepetitionSeeds,
+) -> anyhow::Result<Measurement> {
+    let (sut, sessions) = start(plan, launcher, architecture).await?;
+    let acknowledged = AcknowledgedOrders::default();
+    let result = measure(plan, &sut, &sessions, load, window, phase, seeds, &acknowledged).await;
+    let result = match result {
+        Ok(mut m) => {
+            m.consistency = check_books(plan, &sut, &acknowledged).await;
+            Ok(m)
+        }
+        Err(err) => Err(err),
+    };
+    sut.stop().await;
+    result
+}
+
 async fn sweep_step(
     plan: &Plan,
     launcher: &Launcher,
@@ -403,22 +428,12 @@ async fn sweep_step(
         // Each attempt on a system of its own (fresh databases, the same seeded data), so its
         // work is the same whatever ran before: review writes do not drift to 409 on pairs an
         // earlier step wrote, order histories do not grow from step to step.
-        let (sut, sessions) = start(plan, launcher, architecture).await?;
-        let acknowledged = AcknowledgedOrders::default();
         let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
-        let window = plan.sweep_window;
         let attempt = attempts.passed.len() as u32 + 1;
         let seeds = seeds.for_attempt(attempt);
-        let result = measure(plan, &sut, &sessions, Load::Open(pace), window, "sweep", seeds, &acknowledged).await;
-        let result = match result {
-            Ok(mut m) => {
-                m.consistency = check_books(plan, &sut, &acknowledged).await;
-                Ok(m)
-            }
-            Err(err) => Err(err),
-        };
-        sut.stop().await;
-        let mut m = result?;
+        let mut m =
+            measure_fresh_system(plan, launcher, architecture, Load::Open(pace), plan.sweep_window, "sweep", seeds)
+                .await?;
         m.sweep_step = Some(SweepStep { stage, attempt });
         m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
         let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;
@@ -473,18 +488,8 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         // The head-to-head run is one repetition, the first.
         let seeds = RepetitionSeeds::derive(plan.seed, 1);
         for &architecture in &plan.architectures {
-            let (sut, sessions) = start(plan, launcher, architecture).await?;
-            let acknowledged = AcknowledgedOrders::default();
-            let result = measure(plan, &sut, &sessions, load, plan.main_window, "main", seeds, &acknowledged).await;
-            let result = match result {
-                Ok(mut m) => {
-                    m.consistency = check_books(plan, &sut, &acknowledged).await;
-                    Ok(m)
-                }
-                Err(err) => Err(err),
-            };
-            sut.stop().await;
-            measurements.push(result?);
+            measurements
+                .push(measure_fresh_system(plan, launcher, architecture, load, plan.main_window, "main", seeds).await?);
         }
     }
     Ok(measurements)

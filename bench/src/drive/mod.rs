@@ -440,15 +440,7 @@ mod tests {
             let _ = stream.read(&mut buffer).await;
         });
         let client = LoadClient::new(&base_url, Duration::from_secs(10)).expect("a client");
-        let request = PlannedRequest {
-            endpoint: Endpoint::Health,
-            method: reqwest::Method::GET,
-            path: "/health".into(),
-            body: None,
-            authorization: None,
-            idempotency_key: None,
-            product_id: None,
-        };
+        let request = PlannedRequest::get(Endpoint::Health, "/health");
         let due = Instant::now();
         let wire = client.encode(&request);
         // A slow check (as JSON parsing of a large answer would be): when did it start?

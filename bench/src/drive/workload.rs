@@ -125,6 +125,21 @@ pub struct PlannedRequest {
     pub product_id: Option<i64>,
 }
 
+impl PlannedRequest {
+    /// A plain `GET` of `path`, anonymous; other requests build on it.
+    pub fn get(endpoint: Endpoint, path: impl Into<String>) -> Self {
+        Self {
+            endpoint,
+            method: reqwest::Method::GET,
+            path: path.into(),
+            body: None,
+            authorization: None,
+            idempotency_key: None,
+            product_id: None,
+        }
+    }
+}
+
 /// Turns a mix into a reproducible stream of requests.
 #[derive(Debug)]
 pub struct Workload {
@@ -181,15 +196,7 @@ impl Workload {
 
     pub fn next_request(&mut self) -> PlannedRequest {
         let endpoint = self.endpoints[self.chooser.sample(&mut self.rng)];
-        let get = |path: String| PlannedRequest {
-            endpoint,
-            method: reqwest::Method::GET,
-            path,
-            body: None,
-            authorization: None,
-            idempotency_key: None,
-            product_id: None,
-        };
+        let get = |path: String| PlannedRequest::get(endpoint, path);
         match endpoint {
             Endpoint::ProductPage => {
                 let id = self.popular_product();
@@ -421,15 +428,8 @@ mod tests {
 
     #[test]
     fn wrong_answers_are_failures_even_when_fast() {
-        let request = PlannedRequest {
-            endpoint: Endpoint::ProductPage,
-            method: reqwest::Method::GET,
-            path: "/api/products/7".into(),
-            body: None,
-            authorization: None,
-            idempotency_key: None,
-            product_id: Some(7),
-        };
+        let request =
+            PlannedRequest { product_id: Some(7), ..PlannedRequest::get(Endpoint::ProductPage, "/api/products/7") };
         assert_eq!(check_response(&request, 200, br#"{"product":{"id":7},"degraded":[]}"#), Ok(Correct::Complete));
         assert_eq!(check_response(&request, 200, br#"{"product":{"id":8},"degraded":[]}"#), Err(Failure::BadResponse));
         assert_eq!(check_response(&request, 200, b"<html>"), Err(Failure::BadResponse));
@@ -447,15 +447,8 @@ mod tests {
 
     #[test]
     fn a_product_page_listing_degraded_parts_is_degraded_not_ok() {
-        let request = PlannedRequest {
-            endpoint: Endpoint::ProductPage,
-            method: reqwest::Method::GET,
-            path: "/api/products/7".into(),
-            body: None,
-            authorization: None,
-            idempotency_key: None,
-            product_id: Some(7),
-        };
+        let request =
+            PlannedRequest { product_id: Some(7), ..PlannedRequest::get(Endpoint::ProductPage, "/api/products/7") };
         let partial = br#"{"product":{"id":7},"stock":null,"rating":null,"recent_reviews":null,"degraded":["inventory","reviews"]}"#;
         assert_eq!(check_response(&request, 200, partial), Ok(Correct::Degraded));
         assert_eq!(Correct::Degraded.verdict(), Verdict::Degraded);

@@ -224,15 +224,7 @@ async fn connections_opened_ahead_survive_a_servers_first_request_timeout() {
     let client = LoadClient::new(&base_url, Duration::from_secs(10)).expect("a client");
     assert_eq!(client.open_pool(4).await, 4);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let wire = client.encode(&drive::PlannedRequest {
-        endpoint: splitbench::record::Endpoint::Health,
-        method: reqwest::Method::GET,
-        path: "/health".into(),
-        body: None,
-        authorization: None,
-        idempotency_key: None,
-        product_id: None,
-    });
+    let wire = client.encode(&drive::PlannedRequest::get(splitbench::record::Endpoint::Health, "/health"));
     for _ in 0..4 {
         let exchange = client.send(&wire).await;
         assert_eq!(exchange.answer.map(|a| a.status).ok(), Some(200));

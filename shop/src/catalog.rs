@@ -284,8 +284,8 @@ pub mod repo {
 pub async fn seed(db: &Database, settings: &SeedSettings) -> Result<(), sqlx::Error> {
     let existing: i64 = sqlx::query("SELECT COUNT(*) AS n FROM products").fetch_one(&db.pool).await?.try_get("n")?;
     if existing > 0 {
-        // Seeded before, maybe by a version without the text index: make sure it is complete.
-        return rebuild_text_index(db).await;
+        // Seeded before, maybe by a version without the text index: build it if it is empty.
+        return index_text_if_empty(db).await;
     }
     let mut rng = seed::rng_for("catalog", settings.seed);
     let categories = i64::from(settings.categories.max(1));
@@ -323,6 +323,18 @@ pub async fn seed(db: &Database, settings: &SeedSettings) -> Result<(), sqlx::Er
     db.sync_id_sequence("categories").await?;
     db.sync_id_sequence("products").await?;
     rebuild_text_index(db).await
+}
+
+/// Builds SQLite's trigram index if it holds no product yet (a database seeded before it
+/// existed); an index already built is left alone, so a restart costs nothing here.
+async fn index_text_if_empty(db: &Database) -> Result<(), sqlx::Error> {
+    if db.backend != Backend::Sqlite {
+        return Ok(());
+    }
+    // FTS5 keeps one `docsize` row per indexed document.
+    let indexed: i64 =
+        sqlx::query("SELECT COUNT(*) AS n FROM products_text_docsize").fetch_one(&db.pool).await?.try_get("n")?;
+    if indexed == 0 { rebuild_text_index(db).await } else { Ok(()) }
 }
 
 /// Rebuilds SQLite's trigram index from the products table (PostgreSQL keeps its index itself).

@@ -130,13 +130,21 @@ impl Payments for LocalPayments {
     }
 
     async fn refund(&self, idempotency_key: &str) -> Result<ChargeStatus, ModuleError> {
+        Ok(self.refund_or_void(idempotency_key).await?.status)
+    }
+}
+
+impl LocalPayments {
+    /// Refunds or voids `idempotency_key` and returns the charge as it is stored afterwards
+    /// (the internal route answers with it).
+    async fn refund_or_void(&self, idempotency_key: &str) -> Result<ChargeResult, ModuleError> {
         if idempotency_key.is_empty() || idempotency_key.len() > 200 {
             return Err(ModuleError::Invalid("idempotency_key must be 1 to 200 characters".into()));
         }
         let mut tx = self.db.begin_write().await?;
-        let status = repo::refund_or_void(&mut tx, idempotency_key).await?;
+        let stored = repo::refund_or_void(&mut tx, idempotency_key).await?;
         tx.commit().await?;
-        Ok(status)
+        Ok(stored)
     }
 }
 
@@ -211,7 +219,7 @@ pub mod repo {
     /// Refunds an approved charge, or voids a key that was never charged, inside the caller's
     /// write transaction; returns the key's status afterwards. Both statements are conditional,
     /// so racing refunds (and a charge racing its void) take effect once.
-    pub async fn refund_or_void(conn: &mut AnyConnection, key: &str) -> Result<ChargeStatus, ApiError> {
+    pub async fn refund_or_void(conn: &mut AnyConnection, key: &str) -> Result<ChargeResult, ApiError> {
         let now = now_millis();
         sqlx::query(
             "INSERT INTO charges (idempotency_key, amount_cents, card_last4, status, created_at, updated_at) \
@@ -226,8 +234,7 @@ pub mod repo {
             .bind(now)
             .execute(&mut *conn)
             .await?;
-        let stored = find(&mut *conn, key).await?.ok_or_else(|| ApiError::internal("charge vanished after void"))?;
-        Ok(stored.status)
+        find(&mut *conn, key).await?.ok_or_else(|| ApiError::internal("charge vanished after void"))
     }
 }
 
@@ -241,10 +248,7 @@ async fn charge(payments: web::Data<LocalPayments>, body: web::Json<ChargeReques
 }
 
 async fn refund(payments: web::Data<LocalPayments>, key: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let status = payments.refund(&key).await.map_err(ModuleError::into_callee_answer)?;
-    let stored = repo::find(&payments.db.pool, &key).await?;
-    let amount_cents = stored.map_or(0, |charge| charge.amount_cents);
-    Ok(HttpResponse::Ok().json(ChargeResult { idempotency_key: key.into_inner(), amount_cents, status }))
+    Ok(HttpResponse::Ok().json(payments.refund_or_void(&key).await.map_err(ModuleError::into_callee_answer)?))
 }
 
 #[cfg(test)]

@@ -364,15 +364,7 @@ impl CapacityRatio {
 
 /// `12,345` for a rate (rounded to whole requests per second).
 fn thousands_f(rate: f64) -> String {
-    let digits = format!("{:.0}", rate.max(0.0));
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
+    crate::check::thousands(rate.max(0.0).round() as usize)
 }
 
 /// The sweep's search, one decided step at a time: the grid (`--sweep-rates`, ascending) up to

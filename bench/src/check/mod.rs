@@ -303,10 +303,9 @@ pub fn thousands(n: usize) -> String {
     out
 }
 
-/// The key of attempt `attempt` of order `order_id`, for both its reservation and its charge.
-pub fn attempt_key(order_id: i64, attempt: i64) -> String {
-    format!("order-{order_id}-attempt-{attempt}")
-}
+/// The key of attempt `attempt` of order `order_id`, for both its reservation and its charge:
+/// the shop's own function, so the checker reads keys exactly as checkouts write them.
+pub use shop::orders::attempt_key;
 
 /// `order-{id}-attempt-{n}` -> `(id, n)`, both positive; `None` for any other shape (signs,
 /// leading zeros and spaces included: the key must be exactly what [`attempt_key`] makes).

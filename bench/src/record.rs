@@ -7,10 +7,13 @@
 //! and goes into two histograms: the successes-only one (ok answers) and the all-requests one
 //! (every request, so a step where many requests failed or were never sent cannot show only its
 //! survivors). The service time, from when its last byte was written to when its answer's last
-//! byte arrived, is kept for ok answers. The generator's lag, from when a request was due to
-//! when its last byte was written, is kept per second and over the window (the first merged
-//! from the seconds exactly), with the connections the generator opened per second.
-//! Requests due during the warm-up are sent but not recorded. Recorders merge exactly
+//! byte arrived, is kept for ok answers. Each second of the window (by due time) keeps, per
+//! endpoint, the same counts (ok, degraded, failed by kind) and both latency histograms, so a
+//! stall or a burst of one kind of failure can be traced to its second and its endpoint. The
+//! generator's lag, from when a request was due to when its last byte was written, is kept per
+//! second and over the window (the first merged from the seconds exactly), with the
+//! connections the generator opened per second. Requests due during the warm-up are sent but
+//! not recorded. Recorders merge exactly
 //! (histogram addition), so percentiles of merged data are never averages of percentiles.
 
 use std::collections::BTreeMap;
@@ -137,7 +140,7 @@ pub struct Outcome {
 }
 
 /// Everything recorded for one endpoint over the measured window.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EndpointRecord {
     /// Latency of the ok answers (successes only).
     pub latency: Histogram<u64>,
@@ -168,30 +171,107 @@ impl EndpointRecord {
         self.failures.values().sum()
     }
 
+    fn record(&mut self, outcome: &Outcome) {
+        record_duration(&mut self.all_latency, outcome.latency);
+        match outcome.verdict {
+            Verdict::Ok => {
+                self.ok += 1;
+                record_duration(&mut self.latency, outcome.latency);
+                record_duration(&mut self.service_time, outcome.service_time);
+            }
+            Verdict::Degraded => self.degraded += 1,
+            Verdict::Failed(failure) => *self.failures.entry(failure.name()).or_default() += 1,
+        }
+    }
+
     fn merge(&mut self, other: &EndpointRecord) {
         self.latency.add(&other.latency).expect("histograms with equal bounds merge");
         self.all_latency.add(&other.all_latency).expect("histograms with equal bounds merge");
         self.service_time.add(&other.service_time).expect("histograms with equal bounds merge");
         self.ok += other.ok;
         self.degraded += other.degraded;
-        for (kind, n) in &other.failures {
-            *self.failures.entry(kind.clone()).or_default() += n;
+        add_failures(&mut self.failures, &other.failures);
+    }
+}
+
+/// Adds failure counts by kind into `total`.
+fn add_failures(total: &mut BTreeMap<String, u64>, more: &BTreeMap<String, u64>) {
+    for (kind, n) in more {
+        *total.entry(kind.clone()).or_default() += n;
+    }
+}
+
+/// One endpoint's requests due in one second: how they ended and how long they took. The
+/// service time is kept over the window only ([`EndpointRecord`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecondEndpointRecord {
+    pub ok: u64,
+    pub degraded: u64,
+    /// Failed requests by kind, named as over the window ([`Failure::name`]).
+    pub failures: BTreeMap<String, u64>,
+    /// Latency (from due) of the ok answers.
+    pub latency: Histogram<u64>,
+    /// Latency (from due) of every request, whatever its verdict.
+    pub all_latency: Histogram<u64>,
+}
+
+impl Default for SecondEndpointRecord {
+    fn default() -> Self {
+        Self {
+            ok: 0,
+            degraded: 0,
+            failures: BTreeMap::new(),
+            latency: latency_histogram(),
+            all_latency: latency_histogram(),
         }
     }
 }
 
+impl SecondEndpointRecord {
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// Requests of this endpoint due in this second that ended, one way or another.
+    pub fn requests(&self) -> u64 {
+        self.ok + self.degraded + self.failed()
+    }
+
+    fn record(&mut self, outcome: &Outcome) {
+        // Every request, whatever its verdict, so failures cannot leave the percentiles.
+        record_duration(&mut self.all_latency, outcome.latency);
+        match outcome.verdict {
+            Verdict::Ok => {
+                self.ok += 1;
+                record_duration(&mut self.latency, outcome.latency);
+            }
+            Verdict::Degraded => self.degraded += 1,
+            Verdict::Failed(failure) => *self.failures.entry(failure.name()).or_default() += 1,
+        }
+    }
+
+    fn merge(&mut self, other: &SecondEndpointRecord) {
+        self.ok += other.ok;
+        self.degraded += other.degraded;
+        add_failures(&mut self.failures, &other.failures);
+        self.latency.add(&other.latency).expect("equal bounds");
+        self.all_latency.add(&other.all_latency).expect("equal bounds");
+    }
+}
+
 /// One second of the measured window, by due time.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SecondRecord {
     /// Requests that came due in this second (the offered load).
     pub due: u64,
+    /// The verdicts of the requests due in this second, over every endpoint (the sums of
+    /// `endpoints`' counts).
     pub ok: u64,
     pub degraded: u64,
     pub failed: u64,
-    /// Latency (from due) of the ok answers due in this second, per endpoint.
-    pub latency: BTreeMap<Endpoint, Histogram<u64>>,
-    /// Latency (from due) of every request due in this second, per endpoint.
-    pub all_latency: BTreeMap<Endpoint, Histogram<u64>>,
+    /// Per endpoint that had a request due in this second: its verdicts, failures by kind and
+    /// latencies (from due).
+    pub endpoints: BTreeMap<Endpoint, SecondEndpointRecord>,
     /// The generator's lag at send (due to last byte written) of the requests due in this
     /// second that were written.
     pub generator_lag: Histogram<u64>,
@@ -210,8 +290,7 @@ impl Default for SecondRecord {
             ok: 0,
             degraded: 0,
             failed: 0,
-            latency: BTreeMap::new(),
-            all_latency: BTreeMap::new(),
+            endpoints: BTreeMap::new(),
             generator_lag: latency_histogram(),
             connections_opened: 0,
             connections_open: 0,
@@ -220,6 +299,15 @@ impl Default for SecondRecord {
 }
 
 impl SecondRecord {
+    fn record(&mut self, outcome: &Outcome) {
+        match outcome.verdict {
+            Verdict::Ok => self.ok += 1,
+            Verdict::Degraded => self.degraded += 1,
+            Verdict::Failed(_) => self.failed += 1,
+        }
+        self.endpoints.entry(outcome.endpoint).or_default().record(outcome);
+    }
+
     /// Adds `other` (the same second of another recorder, whose connections were open at the
     /// same time as these: the counts add up).
     fn merge(&mut self, other: &SecondRecord) {
@@ -230,21 +318,28 @@ impl SecondRecord {
         self.generator_lag.add(&other.generator_lag).expect("equal bounds");
         self.connections_opened += other.connections_opened;
         self.connections_open += other.connections_open;
-        for (mine, theirs) in [(&mut self.latency, &other.latency), (&mut self.all_latency, &other.all_latency)] {
-            for (endpoint, histogram) in theirs {
-                mine.entry(*endpoint).or_insert_with(latency_histogram).add(histogram).expect("equal bounds");
-            }
+        for (endpoint, record) in &other.endpoints {
+            self.endpoints.entry(*endpoint).or_default().merge(record);
         }
+    }
+
+    /// The failed requests due in this second by kind, every endpoint's summed.
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        let mut all = BTreeMap::new();
+        for record in self.endpoints.values() {
+            add_failures(&mut all, &record.failures);
+        }
+        all
     }
 
     /// The ok answers' latency, all endpoints of this second merged.
     pub fn merged_latency(&self) -> Histogram<u64> {
-        merged(self.latency.values())
+        merged(self.endpoints.values().map(|r| &r.latency))
     }
 
     /// Every request's latency, all endpoints of this second merged.
     pub fn merged_all_latency(&self) -> Histogram<u64> {
-        merged(self.all_latency.values())
+        merged(self.endpoints.values().map(|r| &r.all_latency))
     }
 }
 
@@ -328,28 +423,8 @@ impl Recorder {
 
     pub fn record(&mut self, outcome: &Outcome) {
         let Some(second) = self.second_of(outcome.due) else { return };
-        let endpoint = outcome.endpoint;
-        // Every request, whatever its verdict, so failures cannot leave the percentiles.
-        record_duration(second.all_latency.entry(endpoint).or_insert_with(latency_histogram), outcome.latency);
-        match outcome.verdict {
-            Verdict::Ok => {
-                second.ok += 1;
-                record_duration(second.latency.entry(endpoint).or_insert_with(latency_histogram), outcome.latency);
-            }
-            Verdict::Degraded => second.degraded += 1,
-            Verdict::Failed(_) => second.failed += 1,
-        }
-        let record = self.endpoints.entry(endpoint).or_default();
-        record_duration(&mut record.all_latency, outcome.latency);
-        match outcome.verdict {
-            Verdict::Ok => {
-                record.ok += 1;
-                record_duration(&mut record.latency, outcome.latency);
-                record_duration(&mut record.service_time, outcome.service_time);
-            }
-            Verdict::Degraded => record.degraded += 1,
-            Verdict::Failed(failure) => *record.failures.entry(failure.name()).or_default() += 1,
-        }
+        second.record(outcome);
+        self.endpoints.entry(outcome.endpoint).or_default().record(outcome);
     }
 
     /// Adds another recorder's data (same warm-up) to this one, exactly.
@@ -387,6 +462,15 @@ impl Recorder {
 
     pub fn failed(&self) -> u64 {
         self.endpoints.values().map(EndpointRecord::failed).sum()
+    }
+
+    /// Failed requests by kind over the window, every endpoint's summed.
+    pub fn failures(&self) -> BTreeMap<String, u64> {
+        let mut all = BTreeMap::new();
+        for record in self.endpoints.values() {
+            add_failures(&mut all, &record.failures);
+        }
+        all
     }
 
     pub fn due(&self) -> u64 {
@@ -491,6 +575,105 @@ mod tests {
         assert_eq!((merged.seconds[0].ok, merged.seconds[0].degraded), (100, 1));
         assert_eq!((merged.degraded(), merged.total_all_latency().len()), (1, 101));
         assert_eq!(merged.seconds[0].merged_all_latency().len(), 101);
+    }
+
+    /// 600 requests over 6 s, across every endpoint, ending every way (deterministic).
+    fn varied_outcomes() -> Vec<Outcome> {
+        let kinds =
+            [Failure::Status(503), Failure::Status(502), Failure::Timeout, Failure::Overflow, Failure::BadResponse];
+        (0..600u64)
+            .map(|i| {
+                let verdict = match i % 10 {
+                    0..=5 => Verdict::Ok,
+                    6 => Verdict::Degraded,
+                    _ => Verdict::Failed(kinds[(i as usize / 10) % kinds.len()]),
+                };
+                let endpoint = Endpoint::ALL[(i as usize * 7) % Endpoint::ALL.len()];
+                outcome(endpoint, i * 10, (i * 7_919) % 50_000 + 1, verdict)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_second_counts_every_endpoints_verdicts_and_failures_by_kind_summing_to_the_window() {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        recorder.record(&outcome(Endpoint::Search, 100, 1_000, Verdict::Ok));
+        recorder.record(&outcome(Endpoint::Search, 200, 9_000, Verdict::Failed(Failure::Status(503))));
+        recorder.record(&outcome(Endpoint::ProductPage, 300, 2_000, Verdict::Degraded));
+        recorder.record(&outcome(Endpoint::ProductPage, 1_300, 4_000, Verdict::Failed(Failure::Timeout)));
+        recorder.record(&outcome(Endpoint::Checkout, 1_400, 3_000, Verdict::Failed(Failure::Status(503))));
+        let first = &recorder.seconds[0];
+        assert_eq!(first.endpoints.keys().copied().collect::<Vec<_>>(), vec![Endpoint::ProductPage, Endpoint::Search]);
+        let search = &first.endpoints[&Endpoint::Search];
+        assert_eq!((search.ok, search.degraded, search.failed(), search.requests()), (1, 0, 1, 2));
+        assert_eq!(search.failures, BTreeMap::from([("status_503".to_string(), 1)]));
+        assert_eq!((search.latency.len(), search.all_latency.len()), (1, 2));
+        let page = &first.endpoints[&Endpoint::ProductPage];
+        assert_eq!(
+            (page.ok, page.degraded, page.failed(), page.latency.len(), page.all_latency.len()),
+            (0, 1, 0, 0, 1)
+        );
+        let second = &recorder.seconds[1];
+        assert!(!second.endpoints.contains_key(&Endpoint::Search), "no request of it due in this second");
+        assert_eq!(
+            second.failures(),
+            BTreeMap::from([("status_503".to_string(), 1), ("timeout".to_string(), 1)]),
+            "the second's failures by kind, every endpoint's"
+        );
+
+        // Over many: the seconds' kinds add up to the window's, per endpoint and overall, and
+        // the per-endpoint counts to the seconds' totals.
+        let mut recorder = Recorder::new(Duration::ZERO);
+        varied_outcomes().iter().for_each(|o| recorder.record(o));
+        let mut by_kind: BTreeMap<String, u64> = BTreeMap::new();
+        let mut by_endpoint: BTreeMap<Endpoint, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut all_latency: BTreeMap<Endpoint, Histogram<u64>> = BTreeMap::new();
+        for second in &recorder.seconds {
+            add_failures(&mut by_kind, &second.failures());
+            let sum = |pick: fn(&SecondEndpointRecord) -> u64| second.endpoints.values().map(pick).sum::<u64>();
+            assert_eq!(
+                (second.ok, second.degraded, second.failed),
+                (sum(|e| e.ok), sum(|e| e.degraded), sum(|e| e.failed()))
+            );
+            for (endpoint, record) in &second.endpoints {
+                add_failures(by_endpoint.entry(*endpoint).or_default(), &record.failures);
+                all_latency
+                    .entry(*endpoint)
+                    .or_insert_with(latency_histogram)
+                    .add(&record.all_latency)
+                    .expect("bounds");
+            }
+        }
+        assert_eq!(by_kind, recorder.failures());
+        assert_eq!(by_kind.len(), 5, "every kind occurred: {by_kind:?}");
+        assert_eq!(by_kind.values().sum::<u64>(), recorder.failed());
+        for (endpoint, record) in &recorder.endpoints {
+            assert_eq!(by_endpoint[endpoint], record.failures, "{endpoint:?}");
+            assert_eq!(all_latency[endpoint], record.all_latency, "{endpoint:?}");
+        }
+    }
+
+    #[test]
+    fn merging_seconds_per_endpoint_is_exact() {
+        // Recording every outcome in one recorder, or split over two and merged, gives the same data.
+        let outcomes = varied_outcomes();
+        let mut whole = Recorder::new(Duration::ZERO);
+        let (mut odd, mut even) = (Recorder::new(Duration::ZERO), Recorder::new(Duration::ZERO));
+        for (i, o) in outcomes.iter().enumerate() {
+            whole.record(o);
+            if i % 2 == 0 { even.record(o) } else { odd.record(o) }
+        }
+        // One half ends earlier, so merging also grows the seconds.
+        let mut late = Recorder::new(Duration::ZERO);
+        late.record(&outcome(Endpoint::Login, 9_500, 700, Verdict::Failed(Failure::Connect)));
+        whole.record(&outcome(Endpoint::Login, 9_500, 700, Verdict::Failed(Failure::Connect)));
+        let mut merged = even.clone();
+        merged.merge(&odd);
+        merged.merge(&late);
+        assert_eq!(merged.seconds, whole.seconds, "every second, every endpoint, every count and histogram");
+        assert_eq!(merged.endpoints, whole.endpoints);
+        assert_eq!(merged.failures(), whole.failures());
+        assert_eq!(merged.seconds[9].failures(), BTreeMap::from([("connect".to_string(), 1)]));
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
 //! version it does not know, and reads every older one:
 //!
+//! - version 6 added, in each second of a window, every endpoint's own counts and histograms
+//!   ([`SecondData::endpoints`]: ok, degraded, failures by kind, the successes' and every
+//!   request's latency; an endpoint with no request due in that second is left out) and the
+//!   second's failures by kind over every endpoint ([`SecondData::failures`]). The merged
+//!   fields of a second stay as they were. Older files read with both `None`: not recorded.
 //! - version 5 added the sweep's refinement and re-tests: each sweep window says which step
 //!   and attempt it was ([`Measurement::sweep_step`]: grid or refinement, attempt 1, 2, ...),
 //!   `config.sweep_attempts` and `config.sweep_resolution` say how steps were decided and how
@@ -47,9 +52,9 @@ use crate::analyse::{
 };
 use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
-use crate::record::{Recorder, latency_histogram};
+use crate::record::{Recorder, SecondEndpointRecord, SecondRecord, latency_histogram};
 
-pub const SCHEMA_VERSION: u32 = 5;
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The oldest schema version this splitbench still reads.
 pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
@@ -352,12 +357,90 @@ pub struct SecondData {
     /// The most connections the generator had open in this second (`None`: not recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connections_open: Option<u64>,
+    /// Failed requests due in this second by kind, every endpoint's summed (schema 6; `None`
+    /// before: not recorded). The same kind names as [`EndpointData::failures`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failures: Option<BTreeMap<String, u64>>,
+    /// Each endpoint's requests due in this second, by endpoint name (schema 6; `None` before:
+    /// not recorded). Endpoints with no request due in this second are left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoints: Option<BTreeMap<String, SecondEndpointData>>,
 }
 
 impl SecondData {
+    /// The second as stored: its merged fields and, per endpoint, its own.
+    fn from_record(second: &SecondRecord) -> Self {
+        let endpoints = second
+            .endpoints
+            .iter()
+            .filter(|(_, record)| record.requests() > 0)
+            .map(|(endpoint, record)| (endpoint.name().to_string(), SecondEndpointData::from_record(record)))
+            .collect();
+        Self {
+            due: second.due,
+            ok: second.ok,
+            degraded: second.degraded,
+            failed: second.failed,
+            latency: EncodedHistogram::encode(&second.merged_latency()),
+            all_latency: Some(EncodedHistogram::encode(&second.merged_all_latency())),
+            generator_lag: Some(EncodedHistogram::encode(&second.generator_lag)),
+            connections_opened: Some(second.connections_opened),
+            connections_open: Some(second.connections_open),
+            failures: Some(second.failures()),
+            endpoints: Some(endpoints),
+        }
+    }
+
     /// Every request's latency (see [`EndpointData::all_requests`]).
     pub fn all_requests(&self) -> anyhow::Result<Option<Histogram<u64>>> {
         all_requests(self.all_latency.as_ref(), &self.latency, self.failed + self.degraded)
+    }
+}
+
+/// One endpoint's requests due in one second (schema 6): the shape of [`EndpointData`]
+/// without the service time, and with every request's latency left out where it equals the
+/// successes' (every request ok), to keep `run.json` small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SecondEndpointData {
+    pub ok: u64,
+    pub degraded: u64,
+    /// Failed requests by kind; absent when none failed ([`SecondEndpointData::failed`] is
+    /// their sum, as [`EndpointData::failed`] is over the window).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failures: BTreeMap<String, u64>,
+    /// Latency (from due) of the ok answers.
+    pub latency: EncodedHistogram,
+    /// Latency (from due) of every request; absent when every request was ok, so the same as
+    /// `latency` ([`SecondEndpointData::all_requests`] reads either way).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub all_latency: Option<EncodedHistogram>,
+}
+
+impl SecondEndpointData {
+    fn from_record(record: &SecondEndpointRecord) -> Self {
+        let every_request_ok = record.degraded == 0 && record.failed() == 0;
+        Self {
+            ok: record.ok,
+            degraded: record.degraded,
+            failures: record.failures.clone(),
+            latency: EncodedHistogram::encode(&record.latency),
+            all_latency: (!every_request_ok).then(|| EncodedHistogram::encode(&record.all_latency)),
+        }
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failures.values().sum()
+    }
+
+    /// Requests of this endpoint due in the second: ok, degraded and failed.
+    pub fn requests(&self) -> u64 {
+        self.ok + self.degraded + self.failed()
+    }
+
+    /// Every request's latency (stored, or the successes' where every request was ok).
+    pub fn all_requests(&self) -> anyhow::Result<Histogram<u64>> {
+        let all = all_requests(self.all_latency.as_ref(), &self.latency, self.failed() + self.degraded)?;
+        all.context("every request's latency is stored wherever a request was not ok")
     }
 }
 
@@ -648,21 +731,7 @@ impl Measurement {
                 )
             })
             .collect();
-        let timeline = recorder
-            .seconds
-            .iter()
-            .map(|s| SecondData {
-                due: s.due,
-                ok: s.ok,
-                degraded: s.degraded,
-                failed: s.failed,
-                latency: EncodedHistogram::encode(&s.merged_latency()),
-                all_latency: Some(EncodedHistogram::encode(&s.merged_all_latency())),
-                generator_lag: Some(EncodedHistogram::encode(&s.generator_lag)),
-                connections_opened: Some(s.connections_opened),
-                connections_open: Some(s.connections_open),
-            })
-            .collect();
+        let timeline = recorder.seconds.iter().map(SecondData::from_record).collect();
         Self {
             architecture: architecture.to_string(),
             phase: phase.to_string(),
@@ -1059,6 +1128,90 @@ mod tests {
             (m.connections_opened(), m.most_connections_opened_in_a_second(), m.peak_connections_open()),
             (Some(1), Some(1), Some(17))
         );
+    }
+
+    #[test]
+    fn each_endpoints_seconds_survive_run_json_exactly() {
+        // Three endpoints over three seconds, ending every way; search has nothing due in the
+        // second second, and the product pages of the first are all ok.
+        let mut recorder = Recorder::new(Duration::ZERO);
+        let requests = [
+            (Endpoint::ProductPage, 10, 900, Verdict::Ok),
+            (Endpoint::ProductPage, 20, 1_100, Verdict::Ok),
+            (Endpoint::Search, 30, 2_000, Verdict::Ok),
+            (Endpoint::Search, 40, 10_000_000, Verdict::Failed(Failure::Timeout)),
+            (Endpoint::ProductPage, 1_010, 3_000, Verdict::Degraded),
+            (Endpoint::Checkout, 1_020, 5_000, Verdict::Failed(Failure::Status(503))),
+            (Endpoint::Checkout, 1_030, 6_000, Verdict::Failed(Failure::Status(503))),
+            (Endpoint::Checkout, 1_040, 7_000, Verdict::Ok),
+            (Endpoint::Search, 2_010, 1_000_000, Verdict::Failed(Failure::Overflow)),
+            (Endpoint::ProductPage, 2_020, 800, Verdict::Ok),
+        ];
+        for (endpoint, due_ms, latency_us, verdict) in requests {
+            let (due, latency) = (Duration::from_millis(due_ms), Duration::from_micros(latency_us));
+            recorder.record_due(due, Duration::from_micros(3));
+            recorder.record(&Outcome { endpoint, due, latency, service_time: latency, verdict });
+        }
+        let generator =
+            ProcessCost { name: "generator".into(), cpu_seconds: 0.0, peak_rss_bytes: 0, context_switches: 0 };
+        let written =
+            Measurement::from_recorder("microservices", "main", Some(10.0), 1, 3.0, &recorder, vec![], generator);
+        let json = serde_json::to_string_pretty(&written).expect("serialises");
+        let m: Measurement = serde_json::from_str(&json).expect("reads back");
+        assert_eq!(m, written);
+
+        assert_eq!(m.timeline.len(), recorder.seconds.len());
+        let mut failures_over_the_seconds: BTreeMap<String, u64> = BTreeMap::new();
+        for (second, record) in m.timeline.iter().zip(&recorder.seconds) {
+            let endpoints = second.endpoints.as_ref().expect("recorded per endpoint");
+            let mut names: Vec<&str> = record.endpoints.keys().map(|e| e.name()).collect();
+            names.sort();
+            assert_eq!(endpoints.keys().map(String::as_str).collect::<Vec<_>>(), names, "only endpoints with requests");
+            for (endpoint, recorded) in &record.endpoints {
+                let stored = &endpoints[endpoint.name()];
+                assert_eq!(
+                    (stored.ok, stored.degraded, &stored.failures),
+                    (recorded.ok, recorded.degraded, &recorded.failures)
+                );
+                assert_eq!(stored.latency.decode().expect("decodes"), recorded.latency);
+                assert_eq!(stored.all_requests().expect("decodes"), recorded.all_latency);
+                assert_eq!(
+                    stored.all_latency.is_none(),
+                    recorded.ok == recorded.requests(),
+                    "left out only when equal"
+                );
+            }
+            let failures = second.failures.as_ref().expect("recorded by kind");
+            assert_eq!(*failures, record.failures());
+            for (kind, n) in failures {
+                *failures_over_the_seconds.entry(kind.clone()).or_default() += n;
+            }
+        }
+        assert_eq!(failures_over_the_seconds, m.failures_by_kind(), "the seconds add up to the window");
+        assert_eq!(
+            m.timeline[1].failures.as_ref().map(|f| f.get("status_503").copied()),
+            Some(Some(2)),
+            "the checkout's 503s in their second"
+        );
+        assert!(!m.timeline[1].endpoints.as_ref().expect("recorded").contains_key("search"));
+        assert!(!json.contains("\"failures\": {}\n"), "no empty failure maps per endpoint");
+    }
+
+    #[test]
+    fn runs_before_schema_6_read_without_seconds_per_endpoint_or_failures_by_kind() {
+        let committed = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../results");
+        for (run, version) in [
+            ("20261127-product-page-2000", 1),
+            ("20261127T095639Z-compare", 2),
+            ("20261127T110408Z-compare", 4),
+            ("20261127T112253Z-compare", 5),
+        ] {
+            let data = RunData::read(&committed.join(run).join("run.json")).expect("an older schema reads");
+            assert_eq!(data.schema_version, version);
+            for second in data.measurements.iter().flat_map(|m| &m.timeline) {
+                assert_eq!((&second.endpoints, &second.failures), (&None, &None), "{run}: not recorded, not empty");
+            }
+        }
     }
 
     #[test]

@@ -55,9 +55,16 @@ pub fn write_report(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The file name of a window's exports: `<architecture>-<phase>-<rate>-r<repetition>`, and
+/// `-a<attempt>` for a sweep step's re-tests (so a re-test does not overwrite the failing
+/// attempt it re-tests).
 fn measurement_stem(m: &Measurement) -> String {
     let rate = m.offered_rate.map_or_else(|| "closed".to_string(), |r| format!("{r:.0}rps"));
-    format!("{}-{}-{rate}-r{}", m.architecture, m.phase, m.repetition)
+    let attempt = match m.sweep_step {
+        Some(step) if step.attempt > 1 => format!("-a{}", step.attempt),
+        _ => String::new(),
+    };
+    format!("{}-{}-{rate}-r{}{attempt}", m.architecture, m.phase, m.repetition)
 }
 
 /// Per-second CSV timelines and HdrHistogram interval logs, for other tools.
@@ -66,47 +73,15 @@ fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
     let histograms = dir.join("histograms");
     std::fs::create_dir_all(&timelines)?;
     std::fs::create_dir_all(&histograms)?;
+    let kinds = failure_kinds(run);
     for m in &run.measurements {
         let stem = measurement_stem(m);
-        // p*_us: the ok answers; all_p*_us: every request (empty in old runs where unknown);
-        // lag_*_us: the generator's lag at send; connections_opened during the second and the
-        // most connections_open (lag and connections empty in runs that did not record them).
-        let mut csv = String::from(
-            "second,due,ok,degraded,failed,p50_us,p90_us,p99_us,max_us,all_p50_us,all_p90_us,all_p99_us,all_max_us,lag_p50_us,lag_p99_us,lag_max_us,connections_opened,connections_open\n",
-        );
-        for (second, s) in m.timeline.iter().enumerate() {
-            let p = Percentiles::of(&s.latency.decode()?);
-            let all = match s.all_requests()? {
-                Some(all) => {
-                    let a = Percentiles::of(&all);
-                    format!("{},{},{},{}", a.p50, a.p90, a.p99, a.max)
-                }
-                None => ",,,".into(),
-            };
-            let lag = match &s.generator_lag {
-                Some(lag) => {
-                    let l = Percentiles::of(&lag.decode()?);
-                    format!("{},{},{}", l.p50, l.p99, l.max)
-                }
-                None => ",,".into(),
-            };
-            let count = |n: Option<u64>| n.map_or_else(String::new, |n| n.to_string());
-            let _ = writeln!(
-                csv,
-                "{second},{},{},{},{},{},{},{},{},{all},{lag},{},{}",
-                s.due,
-                s.ok,
-                s.degraded,
-                s.failed,
-                p.p50,
-                p.p90,
-                p.p99,
-                p.max,
-                count(s.connections_opened),
-                count(s.connections_open)
-            );
+        std::fs::write(timelines.join(format!("{stem}.csv")), timeline_csv(m, &kinds)?)?;
+        if let Some(csv) = endpoint_timeline_csv(m, &kinds)? {
+            let by_endpoint = timelines.join("by_endpoint");
+            std::fs::create_dir_all(&by_endpoint)?;
+            std::fs::write(by_endpoint.join(format!("{stem}.csv")), csv)?;
         }
-        std::fs::write(timelines.join(format!("{stem}.csv")), csv)?;
 
         let mut file = std::fs::File::create(histograms.join(format!("{stem}.hlog")))?;
         let mut serializer = V2DeflateSerializer::new();
@@ -134,6 +109,128 @@ fn write_exports(dir: &Path, run: &RunData) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every kind of failure that occurred anywhere in the run, in order: the `failed_<kind>`
+/// columns of every timeline, so all the run's CSV files share one header.
+fn failure_kinds(run: &RunData) -> Vec<String> {
+    let kinds: std::collections::BTreeSet<String> =
+        run.measurements.iter().flat_map(|m| m.failures_by_kind().into_keys()).collect();
+    kinds.into_iter().collect()
+}
+
+/// The `failed_<kind>` cells of one second: its count of each kind, or empty cells where the
+/// run did not record failures by kind per second (before schema 6).
+fn failure_cells(failures: Option<&BTreeMap<String, u64>>, kinds: &[String]) -> String {
+    let count = |kind: &String| failures.map_or_else(String::new, |f| f.get(kind).copied().unwrap_or(0).to_string());
+    kinds.iter().map(|kind| format!(",{}", count(kind))).collect()
+}
+
+/// `,failed_<kind>` for each kind.
+fn failure_columns(kinds: &[String]) -> String {
+    kinds.iter().map(|kind| format!(",failed_{kind}")).collect()
+}
+
+/// `p50,p90,p99,max` of `histogram`, or empty cells where it holds nothing (no 0 µs latency).
+fn percentile_cells(histogram: Option<&hdrhistogram::Histogram<u64>>) -> String {
+    match histogram.filter(|h| !h.is_empty()) {
+        Some(histogram) => {
+            let p = Percentiles::of(histogram);
+            format!("{},{},{},{}", p.p50, p.p90, p.p99, p.max)
+        }
+        None => ",,,".into(),
+    }
+}
+
+/// One window's seconds, every endpoint merged: `timelines/<stem>.csv`.
+fn timeline_csv(m: &Measurement, kinds: &[String]) -> anyhow::Result<String> {
+    // p*_us: the ok answers; all_p*_us: every request (empty in old runs where unknown);
+    // lag_*_us: the generator's lag at send; connections_opened during the second and the
+    // most connections_open (lag and connections empty in runs that did not record them);
+    // failed_<kind>: the second's failures of each kind that occurred in the run (empty in
+    // runs that did not record them per second).
+    let mut csv = format!(
+        "second,due,ok,degraded,failed,p50_us,p90_us,p99_us,max_us,all_p50_us,all_p90_us,all_p99_us,all_max_us,lag_p50_us,lag_p99_us,lag_max_us,connections_opened,connections_open{}\n",
+        failure_columns(kinds)
+    );
+    for (second, s) in m.timeline.iter().enumerate() {
+        let p = Percentiles::of(&s.latency.decode()?);
+        let all = match s.all_requests()? {
+            Some(all) => {
+                let a = Percentiles::of(&all);
+                format!("{},{},{},{}", a.p50, a.p90, a.p99, a.max)
+            }
+            None => ",,,".into(),
+        };
+        let lag = match &s.generator_lag {
+            Some(lag) => {
+                let l = Percentiles::of(&lag.decode()?);
+                format!("{},{},{}", l.p50, l.p99, l.max)
+            }
+            None => ",,".into(),
+        };
+        let count = |n: Option<u64>| n.map_or_else(String::new, |n| n.to_string());
+        let _ = writeln!(
+            csv,
+            "{second},{},{},{},{},{},{},{},{},{all},{lag},{},{}{}",
+            s.due,
+            s.ok,
+            s.degraded,
+            s.failed,
+            p.p50,
+            p.p90,
+            p.p99,
+            p.max,
+            count(s.connections_opened),
+            count(s.connections_open),
+            failure_cells(s.failures.as_ref(), kinds)
+        );
+    }
+    Ok(csv)
+}
+
+/// One window's seconds per endpoint, `timelines/by_endpoint/<stem>.csv`; `None` for a run
+/// that did not record them (before schema 6).
+///
+/// Long ("tidy") format, one row per second and endpoint with an `endpoint` column, rather than
+/// a file per endpoint or a column per endpoint and measure: `pandas.read_csv` then
+/// `groupby("endpoint")` or `pivot`, and R's `read.csv` then `ggplot(aes(colour = endpoint))`
+/// or `facet_wrap(~endpoint)`, take it as it is; one file per window keeps it beside its merged
+/// timeline (same stem), and the header does not change with the mix. Every endpoint of the
+/// window has a row every second, with zero counts and empty percentiles in a second where none
+/// of its requests was due (a missing row would read as missing data, not as none).
+fn endpoint_timeline_csv(m: &Measurement, kinds: &[String]) -> anyhow::Result<Option<String>> {
+    if m.timeline.iter().all(|s| s.endpoints.is_none()) {
+        return Ok(None);
+    }
+    // p*_us: the ok answers; all_p*_us: every request; failed_<kind>: as in the merged timeline.
+    let mut csv = format!(
+        "second,endpoint,ok,degraded,failed,p50_us,p90_us,p99_us,max_us,all_p50_us,all_p90_us,all_p99_us,all_max_us{}\n",
+        failure_columns(kinds)
+    );
+    let none = BTreeMap::new();
+    for (second, s) in m.timeline.iter().enumerate() {
+        let Some(endpoints) = &s.endpoints else { continue };
+        for endpoint in m.endpoints.keys() {
+            let (counts, ok, all) = match endpoints.get(endpoint) {
+                Some(e) => {
+                    let ok = e.latency.decode()?;
+                    let all = e.all_requests()?;
+                    (format!("{},{},{}", e.ok, e.degraded, e.failed()), Some(ok), Some(all))
+                }
+                None => ("0,0,0".into(), None, None),
+            };
+            let failures = endpoints.get(endpoint).map_or(&none, |e| &e.failures);
+            let _ = writeln!(
+                csv,
+                "{second},{endpoint},{counts},{},{}{}",
+                percentile_cells(ok.as_ref()),
+                percentile_cells(all.as_ref()),
+                failure_cells(Some(failures), kinds)
+            );
+        }
+    }
+    Ok(Some(csv))
 }
 
 struct Plots {
@@ -1078,10 +1175,16 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         }
     }
     let _ = writeln!(md, "\n## Files\n");
+    let per_endpoint_seconds = run.measurements.iter().any(|m| m.timeline.iter().any(|s| s.endpoints.is_some()));
     let _ = writeln!(
         md,
-        "- `run.json`: the raw data (schema version {}): histograms per endpoint and per second, costs, per-second PSS of every process, every core's busy and steal time per window, settings, fingerprint.",
-        data::SCHEMA_VERSION
+        "- `run.json`: the raw data (schema version {}): histograms per endpoint and per second{}, costs, per-second PSS of every process, every core's busy and steal time per window, settings, fingerprint.",
+        run.schema_version,
+        if per_endpoint_seconds {
+            ", and each endpoint's per second with its ok, degraded and failed requests (failures by kind)"
+        } else {
+            ""
+        }
     );
     let _ = writeln!(
         md,
@@ -1089,12 +1192,125 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     );
     let _ = writeln!(
         md,
-        "- `timelines/*.csv`: per-second offered load, successes, degraded answers, failures, latency percentiles of the successes and of every request, the generator's lag at send, and the connections it opened and had open."
+        "- `timelines/*.csv`: per-second offered load, successes, degraded answers, failures (in all and by kind, `failed_<kind>`, one column per kind that occurred in the run), latency percentiles of the successes and of every request, the generator's lag at send, and the connections it opened and had open."
     );
+    if per_endpoint_seconds {
+        let _ = writeln!(
+            md,
+            "- `timelines/by_endpoint/*.csv`: the same seconds per endpoint, one row per second and endpoint (an `endpoint` column): successes, degraded answers, failures in all and by kind, latency percentiles of the successes and of every request."
+        );
+    }
     let _ = writeln!(
         md,
         "- `logs/<n>-<architecture>-<process>.log`: every process's output, `<n>` numbering the systems in the order they were started (each sweep step and each head-to-head run starts its own)."
     );
     let _ = writeln!(md, "\nRebuild this report from the raw data with `splitbench report <this directory>`.");
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{Endpoint, Failure, Outcome, Recorder, Verdict};
+    use data::ProcessCost;
+
+    /// Two seconds: in the first, two ok searches and a 503 checkout; in the second, a timed-out
+    /// search and a degraded product page.
+    fn two_seconds() -> Measurement {
+        let mut recorder = Recorder::new(Duration::ZERO);
+        let requests = [
+            (Endpoint::Search, 100, 1_000, Verdict::Ok),
+            (Endpoint::Search, 200, 3_000, Verdict::Ok),
+            (Endpoint::Checkout, 300, 5_000, Verdict::Failed(Failure::Status(503))),
+            (Endpoint::Search, 1_100, 2_000_000, Verdict::Failed(Failure::Timeout)),
+            (Endpoint::ProductPage, 1_200, 4_000, Verdict::Degraded),
+        ];
+        for (endpoint, due_ms, latency_us, verdict) in requests {
+            let (due, latency) = (Duration::from_millis(due_ms), Duration::from_micros(latency_us));
+            recorder.record_due(due, Duration::from_micros(2));
+            recorder.record(&Outcome { endpoint, due, latency, service_time: latency, verdict });
+        }
+        let generator =
+            ProcessCost { name: "generator".into(), cpu_seconds: 0.0, peak_rss_bytes: 0, context_switches: 0 };
+        Measurement::from_recorder("monolith", "main", Some(2.5), 1, 2.0, &recorder, vec![], generator)
+    }
+
+    /// The rows of a CSV as maps from column to cell, checking every row has every column.
+    fn rows(csv: &str) -> Vec<BTreeMap<String, String>> {
+        let mut lines = csv.lines();
+        let header: Vec<&str> = lines.next().expect("a header").split(',').collect();
+        lines
+            .map(|line| {
+                let cells: Vec<&str> = line.split(',').collect();
+                assert_eq!(cells.len(), header.len(), "{line}");
+                header.iter().zip(cells).map(|(h, c)| (h.to_string(), c.to_string())).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_timeline_has_a_column_per_failure_kind_of_the_run() {
+        let m = two_seconds();
+        // `overflow` happened in another window of the run: a column of zeros here.
+        let kinds: Vec<String> = ["overflow", "status_503", "timeout"].map(String::from).into();
+        let csv = timeline_csv(&m, &kinds).expect("decodes");
+        assert!(csv.starts_with("second,due,ok,degraded,failed,"));
+        assert!(csv.lines().next().expect("header").ends_with(",failed_overflow,failed_status_503,failed_timeout"));
+        let rows = rows(&csv);
+        let by_kind = |row: &BTreeMap<String, String>| {
+            ["failed", "failed_overflow", "failed_status_503", "failed_timeout"].map(|c| row[c].clone())
+        };
+        assert_eq!(by_kind(&rows[0]), ["1", "0", "1", "0"]);
+        assert_eq!(by_kind(&rows[1]), ["1", "0", "0", "1"]);
+
+        // A run recorded before the kinds were kept per second: the cells are empty, not 0.
+        let mut old = m.clone();
+        old.timeline.iter_mut().for_each(|s| (s.failures, s.endpoints) = (None, None));
+        let rows = super::tests::rows(&timeline_csv(&old, &kinds).expect("decodes"));
+        assert_eq!(by_kind(&rows[0]), ["1", "", "", ""]);
+        assert_eq!(endpoint_timeline_csv(&old, &kinds).expect("decodes"), None, "no per-endpoint file");
+    }
+
+    #[test]
+    fn a_sweep_steps_re_tests_get_files_of_their_own() {
+        let mut m = two_seconds();
+        assert_eq!(measurement_stem(&m), "monolith-main-2rps-r1");
+        m.phase = "sweep".into();
+        m.sweep_step = Some(data::SweepStep { stage: crate::analyse::SweepStage::Grid, attempt: 1 });
+        assert_eq!(measurement_stem(&m), "monolith-sweep-2rps-r1", "the first attempt keeps the name it had");
+        m.sweep_step = Some(data::SweepStep { stage: crate::analyse::SweepStage::Grid, attempt: 2 });
+        assert_eq!(measurement_stem(&m), "monolith-sweep-2rps-r1-a2");
+    }
+
+    #[test]
+    fn the_endpoint_timeline_has_a_row_per_second_and_endpoint() {
+        let m = two_seconds();
+        let kinds: Vec<String> = ["status_503", "timeout"].map(String::from).into();
+        let csv = endpoint_timeline_csv(&m, &kinds).expect("decodes").expect("recorded per endpoint");
+        assert!(csv.starts_with("second,endpoint,ok,degraded,failed,p50_us,"), "{csv}");
+        let rows = rows(&csv);
+        let cells = |row: &BTreeMap<String, String>| {
+            [
+                "second",
+                "endpoint",
+                "ok",
+                "degraded",
+                "failed",
+                "failed_status_503",
+                "failed_timeout",
+                "p99_us",
+                "all_max_us",
+            ]
+            .map(|c| row[c].clone())
+        };
+        let expected = [
+            ["0", "checkout", "0", "0", "1", "1", "0", "", "5003"],
+            ["0", "product_page", "0", "0", "0", "0", "0", "", ""],
+            ["0", "search", "2", "0", "0", "0", "0", "3001", "3001"],
+            ["1", "checkout", "0", "0", "0", "0", "0", "", ""],
+            ["1", "product_page", "0", "1", "0", "0", "0", "", "4001"],
+            ["1", "search", "0", "0", "1", "0", "1", "", "2000895"],
+        ];
+        assert_eq!(rows.iter().map(cells).collect::<Vec<_>>(), expected.map(|row| row.map(String::from)));
+    }
 }

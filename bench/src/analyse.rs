@@ -228,6 +228,109 @@ impl Resolution {
     }
 }
 
+/// One second of a window as the stall classifier sees it: the p99 of every request due in it
+/// (`None`: no request) and how many of them were not ok (failed, or degraded when degraded
+/// answers count against the budget).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SecondSummary {
+    pub requests: u64,
+    pub not_ok: u64,
+    pub p99_us: Option<u64>,
+}
+
+impl Objective {
+    /// Whether one second, taken alone, missed the objective's latency or error budget.
+    pub fn second_missed(&self, second: &SecondSummary) -> bool {
+        let over_latency = second.p99_us.is_some_and(|p99| p99 > self.p99_us);
+        let over_budget = second.requests > 0 && second.not_ok as f64 / second.requests as f64 > self.error_budget;
+        over_latency || over_budget
+    }
+}
+
+/// How a window that missed its objective missed it, read from its seconds: what tells a
+/// capacity limit from a passing accident.
+///
+/// An open-loop system past its capacity builds a backlog that only grows, so every second
+/// from the first bad one to the end of the window is bad; a system below capacity that stalls
+/// (a pause of the VM, a checkpoint, a burst of new connections) has a burst of bad seconds and
+/// then drains the backlog, so the window ends on good seconds.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FailureShape {
+    /// The last second missed the objective: the window ended still behind (overload, or a
+    /// stall that lasted to the end).
+    Overload { first_bad: usize, bad_seconds: usize, seconds: usize },
+    /// Seconds `first_bad..=last_bad` (0-based) missed it, the ones after did not: a stall the
+    /// system recovered from within the window.
+    Stall { first_bad: usize, last_bad: usize, bad_seconds: usize, seconds: usize, worst_p99_us: u64 },
+    /// No second missed the objective alone: the window did as a whole (failures spread thinly,
+    /// or too few requests succeeded within the window).
+    Spread,
+}
+
+impl FailureShape {
+    /// The shape of a window's seconds (the window missed its objective; `None` for no seconds).
+    pub fn of(seconds: &[SecondSummary], objective: &Objective) -> Option<Self> {
+        let last = seconds.len().checked_sub(1)?;
+        let bad: Vec<usize> = (0..seconds.len()).filter(|&i| objective.second_missed(&seconds[i])).collect();
+        let (Some(&first_bad), Some(&last_bad)) = (bad.first(), bad.last()) else {
+            return Some(Self::Spread);
+        };
+        let (bad_seconds, count) = (bad.len(), seconds.len());
+        if last_bad == last {
+            return Some(Self::Overload { first_bad, bad_seconds, seconds: count });
+        }
+        let worst_p99_us = bad.iter().filter_map(|&i| seconds[i].p99_us).max().unwrap_or(0);
+        Some(Self::Stall { first_bad, last_bad, bad_seconds, seconds: count, worst_p99_us })
+    }
+
+    pub fn is_stall(&self) -> bool {
+        matches!(self, Self::Stall { .. })
+    }
+
+    /// For a table cell, seconds counted from 1 as the timelines show them.
+    pub fn describe(&self) -> String {
+        match *self {
+            Self::Overload { first_bad, bad_seconds, seconds } => {
+                format!("overload: {bad_seconds} of {seconds} s missed, from second {} to the end", first_bad + 1)
+            }
+            Self::Stall { first_bad, last_bad, bad_seconds, seconds, worst_p99_us } => {
+                let span = if first_bad == last_bad {
+                    format!("second {}", first_bad + 1)
+                } else {
+                    format!("seconds {}-{}", first_bad + 1, last_bad + 1)
+                };
+                format!(
+                    "stall: {span} ({bad_seconds} of {seconds} s, worst p99 {}), recovered",
+                    human_micros(worst_p99_us)
+                )
+            }
+            Self::Spread => "spread: no single second missed".to_string(),
+        }
+    }
+}
+
+/// The shape of a window's failure (see [`FailureShape`]), from its per-second timeline: each
+/// second's p99 of every request due in it (the successes' in runs that kept no more).
+pub fn failure_shape(
+    window: &crate::report::data::Measurement,
+    objective: &Objective,
+    degraded_ok: bool,
+) -> anyhow::Result<Option<FailureShape>> {
+    let mut seconds = Vec::with_capacity(window.timeline.len());
+    for second in &window.timeline {
+        let latency = match second.all_requests()? {
+            Some(all) => all,
+            None => second.latency.decode()?,
+        };
+        seconds.push(SecondSummary {
+            requests: second.ok + second.degraded + second.failed,
+            not_ok: second.failed + if degraded_ok { 0 } else { second.degraded },
+            p99_us: (!latency.is_empty()).then(|| latency.value_at_quantile(0.99)),
+        });
+    }
+    Ok(FailureShape::of(&seconds, objective))
+}
+
 /// Where a sweep step's rate came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -604,6 +707,47 @@ mod tests {
         assert_eq!((unbounded.low_us, unbounded.high_us), (97, None));
         assert!(unbounded.describe().ends_with("∞)"), "{}", unbounded.describe());
         assert_eq!(QuantileInterval::p99(&latency_histogram()), None);
+    }
+
+    fn seconds(p99_ms: &[u64]) -> Vec<SecondSummary> {
+        p99_ms.iter().map(|&ms| SecondSummary { requests: 1000, not_ok: 0, p99_us: Some(ms * 1000) }).collect()
+    }
+
+    fn objective() -> Objective {
+        Objective { p99_us: 100_000, error_budget: 0.001, min_achieved_fraction: 0.95 }
+    }
+
+    #[test]
+    fn a_window_that_ends_behind_is_an_overload_and_one_that_drains_is_a_stall() {
+        let shape = |p99_ms: &[u64]| FailureShape::of(&seconds(p99_ms), &objective()).expect("seconds");
+        assert_eq!(
+            shape(&[20, 30, 150, 400, 900]),
+            FailureShape::Overload { first_bad: 2, bad_seconds: 3, seconds: 5 }
+        );
+        assert_eq!(
+            shape(&[300, 20, 20, 20, 20]),
+            FailureShape::Stall { first_bad: 0, last_bad: 0, bad_seconds: 1, seconds: 5, worst_p99_us: 300_000 }
+        );
+        assert_eq!(
+            shape(&[20, 250, 40, 180, 20]),
+            FailureShape::Stall { first_bad: 1, last_bad: 3, bad_seconds: 2, seconds: 5, worst_p99_us: 250_000 }
+        );
+        assert_eq!(shape(&[20, 30, 40, 50, 60]), FailureShape::Spread);
+        assert_eq!(FailureShape::of(&[], &objective()), None);
+        assert!(shape(&[300, 20]).describe().starts_with("stall: second 1 (1 of 2 s, worst p99 300.0 ms)"));
+        assert!(shape(&[20, 300]).describe().starts_with("overload: 1 of 2 s missed, from second 2"));
+    }
+
+    #[test]
+    fn a_second_misses_on_its_errors_too() {
+        let mut failing = seconds(&[20, 20, 20]);
+        failing[1].not_ok = 2; // 0.2% of 1000 > 0.1%
+        assert_eq!(
+            FailureShape::of(&failing, &objective()),
+            Some(FailureShape::Stall { first_bad: 1, last_bad: 1, bad_seconds: 1, seconds: 3, worst_p99_us: 20_000 })
+        );
+        failing[1].not_ok = 1; // 0.1%: within the budget
+        assert_eq!(FailureShape::of(&failing, &objective()), Some(FailureShape::Spread));
     }
 
     #[test]

@@ -95,17 +95,17 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "poisson")]
     pub arrivals: Arrivals,
     /// Measured window of the head-to-head run.
-    #[arg(long, default_value = "20s")]
+    #[arg(long, default_value = "15s")]
     pub duration: String,
     /// Unmeasured warm-up before it.
-    #[arg(long, default_value = "5s")]
+    #[arg(long, default_value = "3s")]
     pub warmup: String,
     /// Request mix: a profile (shop, read-only, product-page, checkout-heavy, health) or
     /// weights such as product_page=70,checkout=30.
     #[arg(long, default_value = "shop")]
     pub mix: String,
     /// Sweep rates, comma-separated (compare and sweep).
-    #[arg(long, value_delimiter = ',', default_values_t = [250.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 3000.0, 4000.0])]
+    #[arg(long, value_delimiter = ',', default_values_t = [250.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0])]
     pub sweep_rates: Vec<f64>,
     /// Measured window of each sweep step.
     #[arg(long, default_value = "5s")]
@@ -114,14 +114,19 @@ pub struct BenchArgs {
     #[arg(long, default_value = "2s")]
     pub sweep_warmup: String,
     /// After the grid, bisect between the highest passing and the lowest failing rate until
-    /// they are this close: a share of the passing rate (5%) or requests per second (50).
-    #[arg(long, default_value = "5%")]
+    /// they are this close: a share of the passing rate (2.5%) or requests per second (50).
+    #[arg(long, default_value = "2.5%")]
     pub sweep_resolution: String,
     /// Attempts a sweep step may take: a passing first attempt passes at once; after a failing
     /// one the step is re-tested and fails only when a majority of these attempts fail (2 of 3).
     /// 1: no re-test.
     #[arg(long, default_value_t = 3)]
     pub sweep_attempts: u32,
+    /// Count a sweep attempt that failed while processes outside the run took more than 5% of a
+    /// core on the run's cores (or the hypervisor stole as much) like any other, instead of
+    /// setting it aside and running the step again (at most --sweep-attempts times per step).
+    #[arg(long)]
+    pub keep_disturbed: bool,
     /// Sweep repetitions (the report gives their median and spread).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
@@ -440,6 +445,7 @@ async fn bench(
         sweep_window: Window { warmup: duration(&args.sweep_warmup)?, duration: duration(&args.sweep_duration)? },
         sweep_resolution,
         sweep_attempts: args.sweep_attempts,
+        set_aside_disturbed: !args.keep_disturbed,
         objective,
         degraded_ok: args.degraded_ok,
         repeat: args.repeat.max(1),
@@ -490,6 +496,7 @@ async fn bench(
             users: args.users,
             think_time_ms: args.users.map(|_| think_time.as_millis() as u64),
             warmup_secs: plan.main_window.warmup.as_secs_f64(),
+            warmup_ramped: Some(true),
             duration_secs: plan.main_window.duration.as_secs_f64(),
             max_in_flight: args.max_in_flight,
             request_timeout_ms: plan.request_timeout.as_millis() as u64,
@@ -506,6 +513,7 @@ async fn bench(
             sweep_rates: plan.sweep_rates.clone(),
             repeat: plan.repeat,
             sweep_attempts: sweep.then_some(plan.sweep_attempts),
+            sweep_sets_aside_disturbed: sweep.then_some(plan.set_aside_disturbed),
             sweep_resolution: sweep.then_some(plan.sweep_resolution),
             sweep_warmup_secs: sweep.then_some(plan.sweep_window.warmup.as_secs_f64()),
             sweep_duration_secs: sweep.then_some(plan.sweep_window.duration.as_secs_f64()),

@@ -53,6 +53,8 @@ pub struct Plan {
     pub sweep_resolution: Resolution,
     /// Attempts a failing step may take ([`StepAttempts`]: a majority of failures fails it).
     pub sweep_attempts: u32,
+    /// Set aside a failed attempt disturbed from outside the run and run its step again.
+    pub set_aside_disturbed: bool,
     pub objective: Objective,
     /// Count degraded answers as successes for the objective (`--degraded-ok`).
     pub degraded_ok: bool,
@@ -424,31 +426,55 @@ async fn sweep_step(
     measurements: &mut Vec<Measurement>,
 ) -> anyhow::Result<bool> {
     let mut attempts = StepAttempts::new(plan.sweep_attempts);
+    // Failed attempts set aside because something outside the run disturbed them; at most as
+    // many as a step may take attempts, so a machine that is never quiet still gets an answer.
+    let mut disturbed = 0;
     loop {
         // Each attempt on a system of its own (fresh databases, the same seeded data), so its
         // work is the same whatever ran before: review writes do not drift to 409 on pairs an
         // earlier step wrote, order histories do not grow from step to step.
         let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
-        let attempt = attempts.passed.len() as u32 + 1;
+        let attempt = attempts.passed.len() as u32 + disturbed + 1;
         let seeds = seeds.for_attempt(attempt);
         let mut m =
             measure_fresh_system(plan, launcher, architecture, Load::Open(pace), plan.sweep_window, "sweep", seeds)
                 .await?;
-        m.sweep_step = Some(SweepStep { stage, attempt });
         m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
         let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;
+        // How it failed: a stall it recovered from, or a backlog to the end (the report's table
+        // gives it for every failed attempt).
+        let shape = if verdict.sustainable {
+            String::new()
+        } else {
+            crate::analyse::failure_shape(&m, &plan.objective, plan.degraded_ok)?
+                .map_or_else(String::new, |shape| format!("; {}", shape.describe()))
+        };
+        // A failure while other processes took the run's cores says more about them than about
+        // the system: set it aside and run the step again (a pass under interference stands).
+        let interference = crate::report::interference_warnings(&m);
+        let set_aside = plan.set_aside_disturbed
+            && !verdict.sustainable
+            && !interference.is_empty()
+            && disturbed < plan.sweep_attempts;
+        m.sweep_step = Some(SweepStep { stage, attempt, disturbed: set_aside });
+        let interval = m.p99_interval.map_or_else(String::new, |i| format!(" (95% interval {})", i.describe()));
         measurements.push(m);
-        attempts.passed.push(verdict.sustainable);
-        let interval = measurements
-            .last()
-            .and_then(|m| m.p99_interval)
-            .map_or_else(String::new, |i| format!(" (95% interval {})", i.describe()));
         eprintln!(
-            "{} {rate:.0} req/s attempt {attempt}: {} (p99 {}{interval})",
+            "{} {rate:.0} req/s attempt {attempt}: {} (p99 {}{interval}{shape})",
             architecture.name(),
             if verdict.sustainable { "passed" } else { "failed" },
             crate::analyse::human_micros(verdict.p99_us)
         );
+        if set_aside {
+            disturbed += 1;
+            eprintln!(
+                "{} {rate:.0} req/s: attempt {attempt} set aside, disturbed from outside the run ({}): re-running",
+                architecture.name(),
+                interference.join("; ")
+            );
+            continue;
+        }
+        attempts.passed.push(verdict.sustainable);
         if let Some(passed) = attempts.decision() {
             return Ok(passed);
         }

@@ -25,6 +25,15 @@ pub enum Arrivals {
 }
 
 /// The due times (offsets from the start) of an open-loop run at `rate` requests per second.
+///
+/// With a ramp of length `R` ([`OpenLoopSchedule::ramped`]) the rate grows linearly from 0 to
+/// `rate` over `[0, R]` and stays there: a cold system (empty caches, new database connections)
+/// is not hit at full rate before it warms up, so the measured window after the warm-up does not
+/// start with a backlog the cold start built (at a rate near capacity such a backlog drains
+/// slowly, and failed steps that a warm system sustains). The ramp is a time change of the
+/// full-rate process: its cumulative intensity `Λ(t) = rate·t²/2R` below `R`, `rate·(t − R/2)`
+/// above, so a full-rate offset `s` becomes `t = √(2Rs)` for `s ≤ R/2` and `t = s + R/2` after;
+/// Poisson stays Poisson (with the ramped rate), constant spacing stays exact after `R`.
 #[derive(Debug)]
 pub struct OpenLoopSchedule {
     rate: f64,
@@ -33,6 +42,7 @@ pub struct OpenLoopSchedule {
     rng: StdRng,
     issued: u64,
     next_offset_secs: f64,
+    ramp_secs: f64,
 }
 
 impl OpenLoopSchedule {
@@ -45,7 +55,20 @@ impl OpenLoopSchedule {
             rng: StdRng::seed_from_u64(seed),
             issued: 0,
             next_offset_secs: 0.0,
+            ramp_secs: 0.0,
         })
+    }
+
+    /// The same schedule, its rate ramped linearly from 0 over the first `ramp` (see above).
+    pub fn ramped(mut self, ramp: Duration) -> Self {
+        self.ramp_secs = ramp.as_secs_f64();
+        self
+    }
+
+    /// The due time of full-rate offset `s` on the ramped clock.
+    fn ramp(&self, s: f64) -> f64 {
+        let r = self.ramp_secs;
+        if s <= r / 2.0 { (2.0 * r * s).sqrt() } else { s + r / 2.0 }
     }
 
     pub fn rate(&self) -> f64 {
@@ -67,7 +90,7 @@ impl Iterator for OpenLoopSchedule {
             }
         };
         self.issued += 1;
-        Some(Duration::from_secs_f64(offset))
+        Some(Duration::from_secs_f64(self.ramp(offset)))
     }
 }
 
@@ -148,6 +171,46 @@ mod tests {
             due,
             vec![Duration::ZERO, Duration::from_millis(1), Duration::from_millis(2), Duration::from_millis(3)]
         );
+    }
+
+    #[test]
+    fn a_ramped_schedule_grows_linearly_then_keeps_the_full_rate() {
+        let ramp = Duration::from_secs(2);
+        let count = |arrivals, from: f64, to: f64| {
+            OpenLoopSchedule::new(1000.0, arrivals, 9)
+                .expect("valid")
+                .ramped(ramp)
+                .take_while(|d| d.as_secs_f64() < to)
+                .filter(|d| d.as_secs_f64() >= from)
+                .count()
+        };
+        // Constant arrivals: Λ(t) = 1000·t²/4 below 2 s, so 250 in the first second, 750 in the second.
+        assert_eq!(count(Arrivals::Constant, 0.0, 1.0), 250);
+        assert_eq!(count(Arrivals::Constant, 1.0, 2.0), 750);
+        // After the ramp, the full rate, evenly spaced as before.
+        assert_eq!(count(Arrivals::Constant, 2.0, 12.0), 10_000);
+        let after: Vec<Duration> = OpenLoopSchedule::new(1000.0, Arrivals::Constant, 1)
+            .expect("valid")
+            .ramped(ramp)
+            .skip_while(|d| *d < ramp)
+            .take(3)
+            .collect();
+        let gaps = [after[1] - after[0], after[2] - after[1]].map(|g| g.as_secs_f64());
+        assert!(gaps.iter().all(|g| (g - 0.001).abs() < 1e-9), "{gaps:?}");
+        // Poisson: the ramp's first half carries about a quarter of a full second's requests.
+        let first = count(Arrivals::Poisson, 0.0, 1.0) as f64;
+        assert!((150.0..350.0).contains(&first), "{first}");
+        let full = count(Arrivals::Poisson, 2.0, 12.0) as f64;
+        assert!((9_500.0..10_500.0).contains(&full), "{full}");
+        // No ramp: the schedule as it always was.
+        let plain: Vec<Duration> =
+            OpenLoopSchedule::new(1000.0, Arrivals::Poisson, 3).expect("valid").take(5).collect();
+        let zero: Vec<Duration> = OpenLoopSchedule::new(1000.0, Arrivals::Poisson, 3)
+            .expect("valid")
+            .ramped(Duration::ZERO)
+            .take(5)
+            .collect();
+        assert_eq!(plain, zero);
     }
 
     #[test]

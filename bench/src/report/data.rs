@@ -156,6 +156,11 @@ pub struct RunConfig {
     pub users: Option<usize>,
     pub think_time_ms: Option<u64>,
     pub warmup_secs: f64,
+    /// Whether open loops (the sweep's steps, an open-loop head-to-head run) ramped their rate
+    /// linearly from 0 over the first half of each warm-up (schema 6; `None` before, when they
+    /// ran at the full rate from the start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warmup_ramped: Option<bool>,
     pub duration_secs: f64,
     /// `None`: the default, 1,024 or 40 ms of the offered rate when that is more.
     pub max_in_flight: Option<usize>,
@@ -178,6 +183,10 @@ pub struct RunConfig {
     /// fails when a majority of them fail (schema 5; `None` before: one attempt, no re-test).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_attempts: Option<u32>,
+    /// Whether a failed attempt disturbed from outside the run was set aside and its step run
+    /// again (`--keep-disturbed` turns it off; schema 6, `None` before: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sweep_sets_aside_disturbed: Option<bool>,
     /// How far the sweep refined between its highest passing and lowest failing rate
     /// (`--sweep-resolution`; schema 5, `None` before: the grid alone).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -566,6 +575,12 @@ pub struct SweepStep {
     pub stage: SweepStage,
     /// 1 for the first attempt; a failing first attempt is followed by re-tests.
     pub attempt: u32,
+    /// The attempt failed while something outside the run took more than
+    /// [`crate::report::INTERFERENCE_WARNING_SHARE`] of a core on the run's cores (or the
+    /// hypervisor stole that much): it is kept, but does not count towards the step's decision,
+    /// and the step was re-run (schema 6; absent, so false, before).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disturbed: bool,
 }
 
 /// One sweep step of an architecture in a repetition: its attempts' verdicts, in order, and the
@@ -612,6 +627,9 @@ impl RunData {
         let attempts = self.config.sweep_attempts.unwrap_or(1);
         let mut steps: Vec<(DecidedStep, StepAttempts)> = Vec::new();
         for m in self.sweep_measurements() {
+            if m.sweep_step.is_some_and(|step| step.disturbed) {
+                continue;
+            }
             let verdict = m.verdict(objective, self.config.degraded_ok)?;
             let rate = m.offered_rate.unwrap_or(0.0);
             let same = |s: &&mut (DecidedStep, StepAttempts)| {

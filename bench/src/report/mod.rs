@@ -14,7 +14,7 @@ use std::time::Duration;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 
-use crate::analyse::{Percentiles, QuantileInterval, human_micros};
+use crate::analyse::{FailureShape, Objective, Percentiles, QuantileInterval, failure_shape, human_micros};
 use crate::check::{ConsistencyReport, Invariant, thousands};
 use data::{Measurement, RunData};
 use svg::Series;
@@ -532,6 +532,81 @@ fn mib(bytes: u64) -> String {
 }
 
 /// Warnings a reader must see next to the numbers.
+/// The sweep's failed attempts by how they failed ([`FailureShape`]), and for each stall what
+/// happened in the generator and on the cores while it lasted: the evidence a reader needs to
+/// tell a stall from a capacity limit.
+fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective) -> anyhow::Result<()> {
+    let degraded_ok = run.config.degraded_ok;
+    let mut failed = Vec::new();
+    for m in run.sweep_measurements() {
+        if !m.verdict(objective, degraded_ok)?.sustainable {
+            failed.push((m, failure_shape(m, objective, degraded_ok)?));
+        }
+    }
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(
+        md,
+        "\n### How the failed attempts failed\n\nEach second of a failed attempt is judged alone (its p99 of every request due in it, and its errors, against the objective). *Overload*: the window ended on a second that missed, so the backlog was still there at its end, as it is past capacity. *Stall*: seconds missed and the ones after did not, so the system drained the backlog within the window: a pause (of the VM, the generator, a database checkpoint) rather than a rate it cannot sustain. *Spread*: no second missed alone. A step decided by stalls says less about capacity than its verdict suggests; its timeline (`timelines/`) shows the stall.\n\n| architecture | overload | stall | spread |\n|---|---|---|---|"
+    );
+    let mut architectures: Vec<&str> = failed.iter().map(|(m, _)| m.architecture.as_str()).collect();
+    architectures.dedup();
+    for architecture in architectures {
+        let count = |wanted: fn(&Option<FailureShape>) -> bool| {
+            failed.iter().filter(|(m, shape)| m.architecture == architecture && wanted(shape)).count()
+        };
+        let _ = writeln!(
+            md,
+            "| {architecture} | {} | {} | {} |",
+            count(|s| matches!(s, Some(FailureShape::Overload { .. }))),
+            count(|s| matches!(s, Some(FailureShape::Stall { .. }))),
+            count(|s| matches!(s, Some(FailureShape::Spread) | None))
+        );
+    }
+    let stalls: Vec<_> = failed
+        .iter()
+        .filter_map(|(m, shape)| match shape {
+            Some(FailureShape::Stall { first_bad, last_bad, .. }) => Some((m, *first_bad, *last_bad, shape)),
+            _ => None,
+        })
+        .collect();
+    if stalls.is_empty() {
+        return Ok(());
+    }
+    let _ = writeln!(
+        md,
+        "\nThe stalls, with what the generator and the cores did meanwhile (lag: the generator's worst per-second lag p99 in the stalled seconds; connections: opened by the generator in them; CPU outside the run and steal: over the whole window, as shares of a core, on the generator's / the system's cores). A generator lag of the stall's size means the generator itself stopped (descheduled: look at the outside CPU on its core), so the latencies of those seconds are the generator's, not the system's.\n\n| architecture | offered req/s | attempt | stall | first second? | generator lag p99 | connections opened | outside CPU (generator / system) | max steal (generator / system) |\n|---|---|---|---|---|---|---|---|---|"
+    );
+    for (m, first_bad, last_bad, shape) in stalls {
+        let lags = m.lag_per_second()?;
+        let lag = lags[first_bad..=last_bad]
+            .iter()
+            .filter_map(|h| h.as_ref().filter(|h| !h.is_empty()).map(|h| h.value_at_quantile(0.99)))
+            .max()
+            .map_or_else(|| "n/a".to_string(), human_micros);
+        let opened: Option<u64> = m.timeline[first_bad..=last_bad].iter().map(|s| s.connections_opened).sum();
+        let groups = m.interference().unwrap_or_default();
+        let per_group = |value: fn(&data::Interference) -> f64| {
+            let shares: Vec<String> = groups.iter().map(|g| format!("{:.1}%", value(g) * 100.0)).collect();
+            if shares.is_empty() { "n/a".to_string() } else { shares.join(" / ") }
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} | {} | {} | {} | {lag} | {} | {} | {} |",
+            m.architecture,
+            m.offered_rate.unwrap_or(0.0),
+            m.sweep_step.map_or(1, |s| s.attempt),
+            shape.map_or_else(String::new, |s| s.describe()),
+            if first_bad == 0 { "yes" } else { "no" },
+            opened.map_or_else(|| "n/a".to_string(), |n| n.to_string()),
+            per_group(|g| g.outside_share_of_a_core),
+            per_group(|g| g.max_steal_share),
+        );
+    }
+    Ok(())
+}
+
 pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
     // A sweep has many windows per architecture: say which one.
     let window = match (m.phase.as_str(), m.offered_rate) {
@@ -632,7 +707,8 @@ fn generator_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
         md,
         "Lag: from each request's due time to its last byte written to the socket; a window warns when its p99 exceeds {} (seconds over: seconds of the window whose own p99 did). Connections: opened before the schedule started (the expected in-flight count: rate × {} ms, at least {}, at most the in-flight limit), opened during the measured window (each one's connect inside a request's latency), and the most open at once. n/a: not recorded by the run.\n",
         human_micros(LAG_WARNING_US),
-        crate::drive::OpenLoop::POOL_EXPECTED_LATENCY.as_millis(),
+        // The pool was sized for 20 ms of latency until schema 6.
+        if run.schema_version >= 6 { crate::drive::OpenLoop::POOL_EXPECTED_LATENCY.as_millis() } else { 20 },
         crate::drive::OpenLoop::MIN_POOL
     );
     let _ = writeln!(
@@ -852,9 +928,18 @@ fn capacity_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
     } else {
         "each step was one attempt".to_string()
     };
+    let set_aside = if run.config.sweep_sets_aside_disturbed == Some(true) {
+        format!(
+            " A failed attempt during which processes outside the run took more than {:.0}% of a core on the run's cores, or the hypervisor stole as much, was set aside (listed, marked, not counted) and the step run again, at most {} times per step.",
+            INTERFERENCE_WARNING_SHARE * 100.0,
+            capacity.attempts
+        )
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         md,
-        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}. Over repetitions the interval spans every repetition's. Overlapping intervals mean no difference can be claimed. Intervals that do not overlap show a difference only as far as they hold the variation between runs: with one repetition they bracket this run's search alone (earlier runs of the same command have differed by more than that), so use `--repeat`. The ratio's interval divides the intervals' ends.\n"
+        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}.{set_aside} Over repetitions the interval spans every repetition's. Overlapping intervals mean no difference can be claimed. Intervals that do not overlap show a difference only as far as they hold the variation between runs: with one repetition they bracket this run's search alone (earlier runs of the same command have differed by more than that), so use `--repeat`. The ratio's interval divides the intervals' ends.\n"
     );
     let _ = writeln!(
         md,
@@ -896,9 +981,12 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         (None, Some(users)) => format!("closed loop, {users} users, think time {} ms", c.think_time_ms.unwrap_or(0)),
         _ => "sweep only".into(),
     };
+    let ramped = c.warmup_ramped == Some(true);
+    const RAMP: &str = " (the rate ramped linearly from 0 over its first half)";
+    let ramp = if ramped && c.rate.is_some() && c.warmup_secs > 0.0 { RAMP } else { "" };
     let _ = writeln!(
         md,
-        "| load | {load}; warm-up {} s, measured {} s; at most {} in flight; timeout {} ms |",
+        "| load | {load}; warm-up {} s{ramp}, measured {} s; at most {} in flight; timeout {} ms |",
         c.warmup_secs,
         c.duration_secs,
         c.max_in_flight.map_or_else(crate::drive::OpenLoop::describe_default_in_flight, |n| n.to_string()),
@@ -909,9 +997,10 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         let seconds = |secs: Option<f64>| secs.map_or_else(|| "not recorded".to_string(), |s| format!("{s} s"));
         let _ = writeln!(
             md,
-            "| sweep | rates {} req/s; each step: warm-up {}, measured {} |",
+            "| sweep | rates {} req/s; each step: warm-up {}{}, measured {} |",
             rates.join(", "),
             seconds(c.sweep_warmup_secs),
+            if ramped && c.sweep_warmup_secs.is_some_and(|w| w > 0.0) { RAMP } else { "" },
             seconds(c.sweep_duration_secs)
         );
     }
@@ -1102,6 +1191,9 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                     .iter()
                     .find(|s| s.architecture == m.architecture && s.repetition == m.repetition && s.rate == offered);
                 let decided = match step {
+                    _ if m.sweep_step.is_some_and(|s| s.disturbed) => {
+                        "set aside: disturbed from outside the run, not counted".to_string()
+                    }
                     Some(s) => match s.passed {
                         Some(true) => "passed".to_string(),
                         Some(false) => format!(
@@ -1129,10 +1221,16 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                     human_micros(p.p50),
                     human_micros(p.p99),
                     all_cells(m.all_requests_percentiles()?.as_ref(), &[|p| p.p99]),
-                    if verdict.sustainable { "yes" } else { "no" }
+                    if verdict.sustainable {
+                        "yes".to_string()
+                    } else {
+                        failure_shape(m, objective, c.degraded_ok)?
+                            .map_or_else(|| "no".to_string(), |shape| format!("no: {}", shape.describe()))
+                    }
                 );
                 all_warnings.extend(warnings(m)?);
             }
+            failed_attempts_section(&mut md, run, objective)?;
             let _ = writeln!(
                 md,
                 "\n### Cost per request at each step\n\nCPU time and context switches of the system under test per answered request (complete or degraded), and each process's share of the CPU.\n\n| architecture | repetition | offered req/s | CPU µs per request | context switches per request | CPU µs per request by process |\n|---|---|---|---|---|---|"
@@ -1276,9 +1374,9 @@ mod tests {
         let mut m = two_seconds();
         assert_eq!(measurement_stem(&m), "monolith-main-2rps-r1");
         m.phase = "sweep".into();
-        m.sweep_step = Some(data::SweepStep { stage: crate::analyse::SweepStage::Grid, attempt: 1 });
+        m.sweep_step = Some(data::SweepStep { stage: crate::analyse::SweepStage::Grid, attempt: 1, disturbed: false });
         assert_eq!(measurement_stem(&m), "monolith-sweep-2rps-r1", "the first attempt keeps the name it had");
-        m.sweep_step = Some(data::SweepStep { stage: crate::analyse::SweepStage::Grid, attempt: 2 });
+        m.sweep_step = Some(data::SweepStep { stage: crate::analyse::SweepStage::Grid, attempt: 2, disturbed: false });
         assert_eq!(measurement_stem(&m), "monolith-sweep-2rps-r1-a2");
     }
 

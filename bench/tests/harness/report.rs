@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
+use splitbench::analyse::{CapacityInterval, SweepStage};
 use splitbench::drive::RepetitionSeeds;
 use splitbench::record::{Endpoint, Failure, Outcome, Recorder, Verdict};
-use splitbench::report::data::{Fingerprint, Measurement, ProcessCost, RunConfig, RunData, SCHEMA_VERSION};
+use splitbench::report::data::{Fingerprint, Measurement, ProcessCost, RunConfig, RunData, SCHEMA_VERSION, SweepStep};
 
 /// A run with known numbers: per architecture, 1,000 requests over 10 s, one failure and ten
 /// degraded product pages.
@@ -101,6 +102,7 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
             users: None,
             think_time_ms: None,
             warmup_secs: 0.0,
+            warmup_ramped: None,
             duration_secs: 10.0,
             max_in_flight: Some(64),
             request_timeout_ms: 1000,
@@ -118,6 +120,7 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
             sweep_rates: vec![100.0, 200.0],
             repeat: 2,
             sweep_attempts: None,
+            sweep_sets_aside_disturbed: None,
             sweep_resolution: None,
             sweep_warmup_secs: None,
             sweep_duration_secs: None,
@@ -307,7 +310,7 @@ fn a_p99_threshold_judges_every_request_not_only_the_survivors() {
     // request's p99 did not: none is sustainable.
     assert!(
         report.contains(
-            "| monolith | 1 | 100 | grid | 1 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | [1.0 ms, ∞) | no | failed (1 of 1 attempts) |"
+            "| monolith | 1 | 100 | grid | 1 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | [1.0 ms, ∞) | no: overload: 1 of 1 s missed, from second 1 to the end | failed (1 of 1 attempts) |"
         ),
         "{report}"
     );
@@ -342,4 +345,50 @@ fn an_unknown_schema_version_is_refused() {
     let output = splitbench().arg("report").arg(dir.path()).output().expect("runs");
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("schema version 999"));
+}
+
+#[test]
+fn a_failed_attempt_disturbed_from_outside_the_run_is_listed_but_not_counted() {
+    // Repetition 1 of the monolith: before its passing attempt at 200 req/s, one that failed
+    // (every request overflowed) while, say, a compiler ran on its cores.
+    let build = |disturbed: bool| {
+        let mut run = synthetic_run_with(|_| Verdict::Ok);
+        let failing = synthetic_run_with(|_| Verdict::Failed(Failure::Overflow));
+        let mut failed = failing
+            .sweep_measurements()
+            .find(|m| m.architecture == "monolith" && m.repetition == 1 && m.offered_rate == Some(200.0))
+            .expect("a step at 200 req/s")
+            .clone();
+        failed.sweep_step = Some(SweepStep { stage: SweepStage::Grid, attempt: 1, disturbed });
+        let passing = run
+            .measurements
+            .iter()
+            .position(|m| {
+                m.phase == "sweep" && m.architecture == "monolith" && m.repetition == 1 && m.offered_rate == Some(200.0)
+            })
+            .expect("its passing attempt");
+        run.measurements[passing].sweep_step =
+            Some(SweepStep { stage: SweepStage::Grid, attempt: 2, disturbed: false });
+        run.measurements.insert(passing, failed);
+        run.config.sweep_sets_aside_disturbed = Some(true);
+        run.derive_summaries().expect("derived");
+        run
+    };
+    let monolith_repetition_1 = |run: &RunData| {
+        let capacity = run.capacity.as_ref().expect("a capacity");
+        capacity.architectures.iter().find(|a| a.architecture == "monolith").expect("the monolith").repetitions[0]
+    };
+
+    let set_aside = build(true);
+    assert_eq!(monolith_repetition_1(&set_aside), CapacityInterval { low: 200.0, high: None }, "only the pass counts");
+    let dir = tempfile::tempdir().expect("a temp dir");
+    splitbench::report::write_run(dir.path(), &set_aside).expect("the run is written");
+    let report = std::fs::read_to_string(dir.path().join("report.md")).expect("a report");
+    assert!(report.contains("set aside: disturbed from outside the run, not counted"), "{report}");
+    assert!(report.contains("was set aside (listed, marked, not counted)"), "{report}");
+    assert!(report.contains("### How the failed attempts failed"), "{report}");
+
+    // The same attempt, not marked: it decides the step (one attempt allowed), which fails.
+    let counted = build(false);
+    assert_eq!(monolith_repetition_1(&counted), CapacityInterval { low: 100.0, high: Some(200.0) });
 }

@@ -5,6 +5,8 @@
 #
 # Needs: oha (cargo install oha), taskset, GNU time (/usr/bin/time), two or more cores.
 # Usage: scripts/validate-with-oha.sh [rate] [seconds] [path]
+# SPLITBENCH=<path> runs another splitbench binary (e.g. one built from an older commit) against
+# the same servers; BIN_DIR=<dir> takes the servers from there (default target/release).
 # With BUSY_CORE=1 it also repeats the oha run with a nice-19 busy loop keeping core 0 awake,
 # to show how much of oha's latency is its core waking up from idle (docs/validation.md).
 set -euo pipefail
@@ -15,9 +17,11 @@ path=${3:-/health}
 command -v oha >/dev/null || { echo "oha is not installed: cargo install oha" >&2; exit 1; }
 
 cargo build --release -q -p bench -p monolith -p microservices --bins
+splitbench=${SPLITBENCH:-target/release/splitbench}
+bin_dir=${BIN_DIR:-target/release}
 work=$(mktemp -d)
 port=18199
-taskset -c 1 target/release/monolith --port "$port" --database-url "sqlite:$work/monolith.db" >"$work/monolith.log" 2>&1 &
+taskset -c 1 "$bin_dir/monolith" --port "$port" --database-url "sqlite:$work/monolith.db" >"$work/monolith.log" 2>&1 &
 monolith=$!
 trap 'kill $monolith 2>/dev/null || true; wait $monolith 2>/dev/null || true; rm -rf "$work"' EXIT
 until curl -fs "http://127.0.0.1:$port/ready" >/dev/null; do sleep 0.2; done
@@ -47,6 +51,7 @@ trap 'rm -rf "$work"' EXIT
 mix=health
 [ "$path" = "/health" ] || mix=product-page
 echo "== splitbench, $rate req/s for ${seconds}s, mix $mix (constant arrivals, like oha -q)"
-target/release/splitbench run --arch monolith --mix "$mix" --arrivals constant --rate "$rate" \
-  --duration "${seconds}s" --warmup 3s --bin-dir target/release --out "$work" --run-id validation
+"$splitbench" run --arch monolith --mix "$mix" --arrivals constant --rate "$rate" \
+  --duration "${seconds}s" --warmup 3s --bin-dir "$bin_dir" --out "$work" --run-id validation
+grep -E '^\| (commit|binaries)' "$work/validation/report.md" | cut -c1-200
 grep -A4 '^| architecture | offered' "$work/validation/report.md"

@@ -239,31 +239,32 @@ pub struct SecondSummary {
 }
 
 impl Objective {
-    /// Whether one second, taken alone, missed the objective's latency or error budget.
-    pub fn second_missed(&self, second: &SecondSummary) -> bool {
+    /// Whether one second, taken alone, missed the objective: its p99 exceeds the objective's,
+    /// or it alone holds more failures than the whole window's error budget allows (a per-second
+    /// budget would call one failure among 250 requests a miss).
+    pub fn second_missed(&self, second: &SecondSummary, window_requests: u64) -> bool {
         let over_latency = second.p99_us.is_some_and(|p99| p99 > self.p99_us);
-        let over_budget = second.requests > 0 && second.not_ok as f64 / second.requests as f64 > self.error_budget;
+        let over_budget = second.not_ok as f64 > self.error_budget * window_requests as f64;
         over_latency || over_budget
     }
 }
 
-/// How a window that missed its objective missed it, read from its seconds: what tells a
-/// capacity limit from a passing accident.
+/// How a window that missed its objective missed it, read from its seconds (numbered from 0,
+/// as in the timelines), each judged alone ([`Objective::second_missed`]).
 ///
-/// An open-loop system past its capacity builds a backlog that only grows, so every second
-/// from the first bad one to the end of the window is bad; a system below capacity that stalls
-/// (a pause of the VM, a checkpoint, a burst of new connections) has a burst of bad seconds and
-/// then drains the backlog, so the window ends on good seconds.
+/// An open-loop system past its capacity builds a backlog that only grows, so the seconds from
+/// some point to the end of the window all miss. One that drained its backlog before the end
+/// recovered: after a pause of the machine, a burst of new connections, or, near capacity, a
+/// burst of the Poisson schedule itself; the shape alone names no cause.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FailureShape {
-    /// The last second missed the objective: the window ended still behind (overload, or a
-    /// stall that lasted to the end).
-    Overload { first_bad: usize, bad_seconds: usize, seconds: usize },
-    /// Seconds `first_bad..=last_bad` (0-based) missed it, the ones after did not: a stall the
-    /// system recovered from within the window.
-    Stall { first_bad: usize, last_bad: usize, bad_seconds: usize, seconds: usize, worst_p99_us: u64 },
-    /// No second missed the objective alone: the window did as a whole (failures spread thinly,
-    /// or too few requests succeeded within the window).
+    /// Seconds `from..` (to the end) all missed; `bad_seconds` counts every missed second.
+    Overload { from: usize, bad_seconds: usize, seconds: usize },
+    /// Seconds `first_bad..=last_bad` held every miss, and the window ended on seconds that met
+    /// the objective.
+    Recovered { first_bad: usize, last_bad: usize, bad_seconds: usize, seconds: usize, worst_p99_us: u64 },
+    /// No second missed alone: the window did as a whole (failures spread thinly, or too few
+    /// requests succeeded within the window).
     Spread,
 }
 
@@ -271,40 +272,44 @@ impl FailureShape {
     /// The shape of a window's seconds (the window missed its objective; `None` for no seconds).
     pub fn of(seconds: &[SecondSummary], objective: &Objective) -> Option<Self> {
         let last = seconds.len().checked_sub(1)?;
-        let bad: Vec<usize> = (0..seconds.len()).filter(|&i| objective.second_missed(&seconds[i])).collect();
+        let window_requests = seconds.iter().map(|s| s.requests).sum();
+        let missed: Vec<bool> = seconds.iter().map(|s| objective.second_missed(s, window_requests)).collect();
+        let bad: Vec<usize> = (0..seconds.len()).filter(|&i| missed[i]).collect();
         let (Some(&first_bad), Some(&last_bad)) = (bad.first(), bad.last()) else {
             return Some(Self::Spread);
         };
         let (bad_seconds, count) = (bad.len(), seconds.len());
         if last_bad == last {
-            return Some(Self::Overload { first_bad, bad_seconds, seconds: count });
+            // The run of missed seconds that reaches the end.
+            let from = (0..=last).rev().take_while(|&i| missed[i]).last().unwrap_or(last);
+            return Some(Self::Overload { from, bad_seconds, seconds: count });
         }
         let worst_p99_us = bad.iter().filter_map(|&i| seconds[i].p99_us).max().unwrap_or(0);
-        Some(Self::Stall { first_bad, last_bad, bad_seconds, seconds: count, worst_p99_us })
+        Some(Self::Recovered { first_bad, last_bad, bad_seconds, seconds: count, worst_p99_us })
     }
 
-    pub fn is_stall(&self) -> bool {
-        matches!(self, Self::Stall { .. })
+    pub fn recovered(&self) -> bool {
+        matches!(self, Self::Recovered { .. })
     }
 
-    /// For a table cell, seconds counted from 1 as the timelines show them.
+    /// For a table cell; seconds numbered from 0, as in the timelines.
     pub fn describe(&self) -> String {
         match *self {
-            Self::Overload { first_bad, bad_seconds, seconds } => {
-                format!("overload: {bad_seconds} of {seconds} s missed, from second {} to the end", first_bad + 1)
+            Self::Overload { from, bad_seconds, seconds } => {
+                format!("overload: every second from {from} to the end missed ({bad_seconds} of {seconds} missed)")
             }
-            Self::Stall { first_bad, last_bad, bad_seconds, seconds, worst_p99_us } => {
+            Self::Recovered { first_bad, last_bad, bad_seconds, seconds, worst_p99_us } => {
                 let span = if first_bad == last_bad {
-                    format!("second {}", first_bad + 1)
+                    format!("second {first_bad}")
                 } else {
-                    format!("seconds {}-{}", first_bad + 1, last_bad + 1)
+                    format!("seconds {first_bad}-{last_bad}")
                 };
                 format!(
-                    "stall: {span} ({bad_seconds} of {seconds} s, worst p99 {}), recovered",
+                    "recovered: {span} missed ({bad_seconds} of {seconds}, worst p99 {}), the last met the objective",
                     human_micros(worst_p99_us)
                 )
             }
-            Self::Spread => "spread: no single second missed".to_string(),
+            Self::Spread => "spread: no second missed alone".to_string(),
         }
     }
 }
@@ -344,15 +349,55 @@ pub enum SweepStage {
 /// The attempts of one sweep step and the rule that decides it: a passing first attempt passes
 /// at once; after a failing one the step is re-tested, and fails only when a majority of
 /// `max_attempts` attempts fail (2 of 3 by default). One attempt: no re-test.
+///
+/// With `set_aside_disturbed` (`--set-aside-disturbed`), a failed attempt that something outside
+/// the run disturbed is set aside instead of counted, at most `max_attempts` of them per step,
+/// and the next attempt replays its schedule. Both the sweep (as it runs) and the report (from
+/// run.json) decide through [`StepAttempts::record`], so they cannot disagree.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StepAttempts {
     pub max_attempts: u32,
+    /// The counted attempts' verdicts, in order.
     pub passed: Vec<bool>,
+    /// Failed attempts set aside as disturbed.
+    pub set_aside: u32,
+    set_aside_disturbed: bool,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptFate {
+    Counted,
+    SetAside,
 }
 
 impl StepAttempts {
     pub fn new(max_attempts: u32) -> Self {
-        Self { max_attempts: max_attempts.max(1), passed: Vec::new() }
+        Self { max_attempts: max_attempts.max(1), passed: Vec::new(), set_aside: 0, set_aside_disturbed: false }
+    }
+
+    /// The same rule, setting aside disturbed failures.
+    pub fn setting_aside_disturbed(mut self, on: bool) -> Self {
+        self.set_aside_disturbed = on;
+        self
+    }
+
+    /// Records an attempt's verdict and whether it was disturbed from outside the run; a pass
+    /// always counts (a step that passes under interference would pass without it).
+    pub fn record(&mut self, passed: bool, disturbed: bool) -> AttemptFate {
+        if self.set_aside_disturbed && disturbed && !passed && self.set_aside < self.max_attempts {
+            self.set_aside += 1;
+            return AttemptFate::SetAside;
+        }
+        self.passed.push(passed);
+        AttemptFate::Counted
+    }
+
+    /// The number (from 1) of the next counted attempt, whose seeds it draws: a re-run of a set
+    /// aside attempt replays that attempt's schedule and requests, the same for both
+    /// architectures (a fair pair).
+    pub fn next_counted(&self) -> u32 {
+        self.passed.len() as u32 + 1
     }
 
     /// Failures that fail the step: a majority of the attempts allowed.
@@ -718,43 +763,52 @@ mod tests {
     }
 
     #[test]
-    fn a_window_that_ends_behind_is_an_overload_and_one_that_drains_is_a_stall() {
+    fn a_window_that_ends_behind_is_an_overload_and_one_that_drains_recovered() {
         let shape = |p99_ms: &[u64]| FailureShape::of(&seconds(p99_ms), &objective()).expect("seconds");
+        assert_eq!(shape(&[20, 30, 150, 400, 900]), FailureShape::Overload { from: 2, bad_seconds: 3, seconds: 5 });
         assert_eq!(
-            shape(&[20, 30, 150, 400, 900]),
-            FailureShape::Overload { first_bad: 2, bad_seconds: 3, seconds: 5 }
+            shape(&[300, 20, 20, 150, 900]),
+            FailureShape::Overload { from: 3, bad_seconds: 3, seconds: 5 },
+            "from the start of the run of misses that reaches the end"
         );
         assert_eq!(
             shape(&[300, 20, 20, 20, 20]),
-            FailureShape::Stall { first_bad: 0, last_bad: 0, bad_seconds: 1, seconds: 5, worst_p99_us: 300_000 }
+            FailureShape::Recovered { first_bad: 0, last_bad: 0, bad_seconds: 1, seconds: 5, worst_p99_us: 300_000 }
         );
         assert_eq!(
             shape(&[20, 250, 40, 180, 20]),
-            FailureShape::Stall { first_bad: 1, last_bad: 3, bad_seconds: 2, seconds: 5, worst_p99_us: 250_000 }
+            FailureShape::Recovered { first_bad: 1, last_bad: 3, bad_seconds: 2, seconds: 5, worst_p99_us: 250_000 }
         );
         assert_eq!(shape(&[20, 30, 40, 50, 60]), FailureShape::Spread);
         assert_eq!(FailureShape::of(&[], &objective()), None);
-        assert!(shape(&[300, 20]).describe().starts_with("stall: second 1 (1 of 2 s, worst p99 300.0 ms)"));
-        assert!(shape(&[20, 300]).describe().starts_with("overload: 1 of 2 s missed, from second 2"));
+        assert!(shape(&[300, 20]).describe().starts_with("recovered: second 0 missed (1 of 2, worst p99 300.0 ms)"));
+        assert!(shape(&[20, 300]).describe().starts_with("overload: every second from 1 to the end missed (1 of 2"));
     }
 
     #[test]
-    fn a_second_misses_on_its_errors_too() {
+    fn a_second_misses_on_errors_only_beyond_the_whole_windows_budget() {
+        // 3 seconds of 1,000 requests with a 0.1% budget: the window may fail 3.
         let mut failing = seconds(&[20, 20, 20]);
-        failing[1].not_ok = 2; // 0.2% of 1000 > 0.1%
+        failing[1].not_ok = 3;
+        assert_eq!(FailureShape::of(&failing, &objective()), Some(FailureShape::Spread), "3 ≤ 3");
+        failing[1].not_ok = 4;
         assert_eq!(
             FailureShape::of(&failing, &objective()),
-            Some(FailureShape::Stall { first_bad: 1, last_bad: 1, bad_seconds: 1, seconds: 3, worst_p99_us: 20_000 })
+            Some(FailureShape::Recovered {
+                first_bad: 1,
+                last_bad: 1,
+                bad_seconds: 1,
+                seconds: 3,
+                worst_p99_us: 20_000
+            })
         );
-        failing[1].not_ok = 1; // 0.1%: within the budget
-        assert_eq!(FailureShape::of(&failing, &objective()), Some(FailureShape::Spread));
     }
 
     #[test]
     fn a_step_fails_only_when_two_of_three_attempts_fail() {
         let decide = |attempts: &[bool]| {
             let mut step = StepAttempts::new(3);
-            step.passed = attempts.to_vec();
+            attempts.iter().for_each(|&passed| assert_eq!(step.record(passed, true), AttemptFate::Counted));
             step.decision()
         };
         assert_eq!(decide(&[]), None);
@@ -775,6 +829,32 @@ mod tests {
         assert_eq!((five.failures_to_fail(), five.decision()), (3, None));
         five.passed.push(false);
         assert_eq!(five.decision(), Some(false));
+    }
+
+    #[test]
+    fn disturbed_failures_are_set_aside_only_when_asked_and_at_most_max_attempts_times() {
+        // Off (the default): a disturbed failure counts like any other.
+        let mut off = StepAttempts::new(1);
+        assert_eq!(off.record(false, true), AttemptFate::Counted);
+        assert_eq!(off.decision(), Some(false));
+
+        let mut one = StepAttempts::new(1).setting_aside_disturbed(true);
+        assert_eq!(one.record(false, true), AttemptFate::SetAside, "set aside");
+        assert_eq!((one.decision(), one.next_counted()), (None, 1), "undecided; the re-run replays attempt 1");
+        assert_eq!(one.record(false, true), AttemptFate::Counted, "the budget (1) is used up: it counts");
+        assert_eq!(one.decision(), Some(false));
+
+        let mut three = StepAttempts::new(3).setting_aside_disturbed(true);
+        assert_eq!(three.record(true, true), AttemptFate::Counted, "a pass under interference stands");
+        assert_eq!(three.decision(), Some(true));
+
+        let mut retest = StepAttempts::new(3).setting_aside_disturbed(true);
+        assert_eq!(retest.record(false, false), AttemptFate::Counted, "undisturbed failures count");
+        assert_eq!(retest.record(false, true), AttemptFate::SetAside);
+        assert_eq!(retest.next_counted(), 2);
+        retest.record(true, false);
+        retest.record(true, false);
+        assert_eq!((retest.decision(), retest.passed.len(), retest.set_aside), (Some(true), 3, 1));
     }
 
     /// Runs a search whose steps pass below `capacity`: the rates tried, and the interval.

@@ -119,14 +119,20 @@ pub struct BenchArgs {
     pub sweep_resolution: String,
     /// Attempts a sweep step may take: a passing first attempt passes at once; after a failing
     /// one the step is re-tested and fails only when a majority of these attempts fail (2 of 3).
-    /// 1: no re-test.
+    /// 1: no re-test (attempts set aside by --set-aside-disturbed are not counted).
     #[arg(long, default_value_t = 3)]
     pub sweep_attempts: u32,
-    /// Count a sweep attempt that failed while processes outside the run took more than 5% of a
-    /// core on the run's cores (or the hypervisor stole as much) like any other, instead of
-    /// setting it aside and running the step again (at most --sweep-attempts times per step).
+    /// Set aside a sweep attempt that failed while more than 5% of a core on the run's cores went
+    /// to anything but the run's processes (other processes, the kernel's own work for the run,
+    /// an external database) or was stolen by the hypervisor, and run it again with the same
+    /// schedule (at most --sweep-attempts times per step). Off by default: on a quiet machine
+    /// it never fires, and the share it measures includes work the run causes.
     #[arg(long)]
-    pub keep_disturbed: bool,
+    pub set_aside_disturbed: bool,
+    /// Open rate × this many connections before an open loop's schedule starts (at least 16,
+    /// at most --max-in-flight): the requests in flight while each takes this long.
+    #[arg(long, default_value = "100ms")]
+    pub pool_latency: String,
     /// Sweep repetitions (the report gives their median and spread).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
@@ -431,9 +437,10 @@ async fn bench(
         min_achieved_fraction: 0.95,
     };
     let think_time = duration(&args.think_time)?;
+    let pool_latency = duration(&args.pool_latency).context("--pool-latency")?;
     let main_load = main.then_some(match args.users {
         Some(users) => Load::Closed(ClosedLoop { users, think_time }),
-        None => Load::Open(OpenLoop::new(args.rate, args.arrivals, args.max_in_flight)),
+        None => Load::Open(OpenLoop::new(args.rate, args.arrivals, args.max_in_flight).with_pool_latency(pool_latency)),
     });
     let plan = Plan {
         architectures,
@@ -445,7 +452,8 @@ async fn bench(
         sweep_window: Window { warmup: duration(&args.sweep_warmup)?, duration: duration(&args.sweep_duration)? },
         sweep_resolution,
         sweep_attempts: args.sweep_attempts,
-        set_aside_disturbed: !args.keep_disturbed,
+        set_aside_disturbed: args.set_aside_disturbed,
+        pool_latency,
         objective,
         degraded_ok: args.degraded_ok,
         repeat: args.repeat.max(1),
@@ -459,7 +467,9 @@ async fn bench(
     };
     eprintln!("splitbench {kind}: results in {}; {}", run_dir.display(), cores.describe());
 
+    let measuring = std::time::Instant::now();
     let measurements = crate::experiment::execute(&plan, &launcher).await?;
+    let measuring_secs = measuring.elapsed().as_secs_f64();
     // Beside the harness: every binary the launcher started, as it was when started.
     fingerprint.binaries.extend(launcher.binaries.list());
 
@@ -497,6 +507,7 @@ async fn bench(
             think_time_ms: args.users.map(|_| think_time.as_millis() as u64),
             warmup_secs: plan.main_window.warmup.as_secs_f64(),
             warmup_ramped: Some(true),
+            pool_latency_ms: Some(pool_latency.as_secs_f64() * 1000.0),
             duration_secs: plan.main_window.duration.as_secs_f64(),
             max_in_flight: args.max_in_flight,
             request_timeout_ms: plan.request_timeout.as_millis() as u64,
@@ -520,6 +531,7 @@ async fn bench(
         },
         measurements,
         capacity: None,
+        measuring_secs: Some(measuring_secs),
     };
     run.derive_summaries()?;
     crate::report::write_run(&run_dir, &run)?;
@@ -581,6 +593,12 @@ fn strip_flags(args: &mut Vec<String>, flags: &[&str]) {
 fn print_summary(run: &RunData) -> anyhow::Result<()> {
     use crate::analyse::human_micros;
     println!();
+    if let Some(secs) = run.measuring_secs {
+        println!(
+            "measuring took {:.0} s (systems started, measured, checked and stopped; building not included)",
+            secs
+        );
+    }
     for m in run.main_measurements() {
         let p = m.total_percentiles()?;
         let all = match m.all_requests_percentiles()? {

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::analyse::{Objective, QuantileInterval, Resolution, StepAttempts, SweepSearch, SweepStage};
+use crate::analyse::{AttemptFate, Objective, QuantileInterval, Resolution, StepAttempts, SweepSearch, SweepStage};
 use crate::check::{self, CheckOptions, ConsistencyReport, Deployment};
 use crate::drive::{self, AcknowledgedOrders, ClosedLoop, Mix, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::launch::procstat::{self, CoreTimes, ProcessSample};
@@ -55,6 +55,8 @@ pub struct Plan {
     pub sweep_attempts: u32,
     /// Set aside a failed attempt disturbed from outside the run and run its step again.
     pub set_aside_disturbed: bool,
+    /// The latency an open loop's pre-opened pool is sized for ([`OpenLoop::pool_size`]).
+    pub pool_latency: Duration,
     pub objective: Objective,
     /// Count degraded answers as successes for the objective (`--degraded-ok`).
     pub degraded_ok: bool,
@@ -117,15 +119,29 @@ fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, Pro
 /// PSS of each system-under-test process (by pid) and of the harness, read on a blocking
 /// thread (the kernel walks each process's page tables; the generator's event loop should not
 /// wait for it). `None` if a process could not be read (it exited).
+///
+/// The thread shares the generator's core, and the generator never leaves it idle, so each read
+/// takes the core from the generator for as long as the kernel walks that process (about a
+/// millisecond). The reads are spaced [`PSS_READ_SPACING`] apart rather than back to back, so
+/// the generator loses the core for one read at a time, and seven processes do not delay due
+/// requests seven times as long as one.
 async fn sample_pss(pids: Vec<u32>) -> Option<(Vec<u64>, u64)> {
     tokio::task::spawn_blocking(move || {
-        let processes = pids.iter().map(|&pid| procstat::pss(Some(pid)).ok()).collect::<Option<Vec<u64>>>()?;
+        let mut processes = Vec::with_capacity(pids.len());
+        for &pid in &pids {
+            processes.push(procstat::pss(Some(pid)).ok()?);
+            std::thread::sleep(PSS_READ_SPACING);
+        }
         Some((processes, procstat::pss(None).ok()?))
     })
     .await
     .ok()
     .flatten()
 }
+
+/// The pause between two processes' PSS reads (see [`sample_pss`]): eight reads span 0.35 s,
+/// well within the second between samples.
+const PSS_READ_SPACING: Duration = Duration::from_millis(50);
 
 /// The PSS samples of a window, as stored: one series per process.
 fn memory_samples(names: &[&'static str], samples: Vec<(f64, Vec<u64>, u64)>) -> Option<MemorySamples> {
@@ -425,38 +441,32 @@ async fn sweep_step(
     seeds: RepetitionSeeds,
     measurements: &mut Vec<Measurement>,
 ) -> anyhow::Result<bool> {
-    let mut attempts = StepAttempts::new(plan.sweep_attempts);
-    // Failed attempts set aside because something outside the run disturbed them; at most as
-    // many as a step may take attempts, so a machine that is never quiet still gets an answer.
-    let mut disturbed = 0;
+    let mut attempts = StepAttempts::new(plan.sweep_attempts).setting_aside_disturbed(plan.set_aside_disturbed);
+    let mut attempt = 0;
     loop {
         // Each attempt on a system of its own (fresh databases, the same seeded data), so its
         // work is the same whatever ran before: review writes do not drift to 409 on pairs an
         // earlier step wrote, order histories do not grow from step to step.
-        let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight);
-        let attempt = attempts.passed.len() as u32 + disturbed + 1;
-        let seeds = seeds.for_attempt(attempt);
+        let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight).with_pool_latency(plan.pool_latency);
+        attempt += 1;
+        let seeds = seeds.for_attempt(attempts.next_counted());
         let mut m =
             measure_fresh_system(plan, launcher, architecture, Load::Open(pace), plan.sweep_window, "sweep", seeds)
                 .await?;
         m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
         let verdict = m.verdict(&plan.objective, plan.degraded_ok)?;
-        // How it failed: a stall it recovered from, or a backlog to the end (the report's table
-        // gives it for every failed attempt).
+        // How it failed: a backlog to the end, or one it drained (the report's table gives it
+        // for every failed attempt).
         let shape = if verdict.sustainable {
             String::new()
         } else {
             crate::analyse::failure_shape(&m, &plan.objective, plan.degraded_ok)?
                 .map_or_else(String::new, |shape| format!("; {}", shape.describe()))
         };
-        // A failure while other processes took the run's cores says more about them than about
-        // the system: set it aside and run the step again (a pass under interference stands).
         let interference = crate::report::interference_warnings(&m);
-        let set_aside = plan.set_aside_disturbed
-            && !verdict.sustainable
-            && !interference.is_empty()
-            && disturbed < plan.sweep_attempts;
-        m.sweep_step = Some(SweepStep { stage, attempt, disturbed: set_aside });
+        let fate = attempts.record(verdict.sustainable, !interference.is_empty());
+        let disturbed = fate == AttemptFate::SetAside;
+        m.sweep_step = Some(SweepStep { stage, attempt, disturbed });
         let interval = m.p99_interval.map_or_else(String::new, |i| format!(" (95% interval {})", i.describe()));
         measurements.push(m);
         eprintln!(
@@ -465,16 +475,14 @@ async fn sweep_step(
             if verdict.sustainable { "passed" } else { "failed" },
             crate::analyse::human_micros(verdict.p99_us)
         );
-        if set_aside {
-            disturbed += 1;
+        if disturbed {
             eprintln!(
-                "{} {rate:.0} req/s: attempt {attempt} set aside, disturbed from outside the run ({}): re-running",
+                "{} {rate:.0} req/s: attempt {attempt} set aside, disturbed from outside the run ({}): re-running it",
                 architecture.name(),
                 interference.join("; ")
             );
             continue;
         }
-        attempts.passed.push(verdict.sustainable);
         if let Some(passed) = attempts.decision() {
             return Ok(passed);
         }

@@ -55,6 +55,8 @@ pub struct OpenLoop {
     pub rate: f64,
     pub arrivals: Arrivals,
     pub max_in_flight: usize,
+    /// The latency the pool opened ahead of the run is sized for ([`OpenLoop::pool_size`]).
+    pub pool_latency: Duration,
 }
 
 impl OpenLoop {
@@ -62,24 +64,23 @@ impl OpenLoop {
     pub const MIN_DEFAULT_IN_FLIGHT: usize = 1024;
     /// ... raised to this much of the offered schedule at high rates.
     pub const DEFAULT_IN_FLIGHT_QUEUE_MS: f64 = 40.0;
-    /// The latency the pool of connections is sized for (see [`OpenLoop::pool_size`]).
-    pub const POOL_EXPECTED_LATENCY: Duration = Duration::from_millis(100);
+    /// The latency the pool of connections is sized for by default (`--pool-latency`; see
+    /// [`OpenLoop::pool_size`]).
+    pub const DEFAULT_POOL_LATENCY: Duration = Duration::from_millis(100);
     /// The least pool opened ahead of a run.
     pub const MIN_POOL: usize = 16;
 
     /// How many connections are opened before the schedule starts: the requests in flight, by
-    /// Little's law, when each takes [`OpenLoop::POOL_EXPECTED_LATENCY`] (rate × 100 ms, the
-    /// default p99 objective, so a step that meets the objective needs no more), at least
+    /// Little's law, when each takes `pool_latency` (by default rate × 100 ms, the default p99
+    /// objective, so a step that meets the objective needs no more), at least
     /// [`OpenLoop::MIN_POOL`] (bursts of a Poisson schedule) and at most `max_in_flight` (no
     /// more requests can be in flight, so no more connections can be in use). A request that
     /// finds every connection busy still opens one, and it is counted per second. Sized for
-    /// 20 ms, the pool ran out whenever a burst near capacity pushed latencies past that: the
-    /// generator then opened hundreds of connections within a second, each connect queued on
-    /// the server's one busy core, and that second's p99 jumped past the objective (the
-    /// "stalls" that failed microservices steps at 2,250-2,500 requests/s, run trial3 of
-    /// 2026-11-27, every one in a second with 150-260 new connections).
+    /// 20 ms (before), the pool ran out near capacity: the generator then opened hundreds of
+    /// connections within a second, each connect queued on the server's busy core, and such
+    /// seconds missed the objective (results/20261127-pool-latency-ab compares the two sizes).
     pub fn pool_size(&self) -> usize {
-        let expected = (self.rate * Self::POOL_EXPECTED_LATENCY.as_secs_f64()).ceil() as usize;
+        let expected = (self.rate * self.pool_latency.as_secs_f64()).ceil() as usize;
         expected.max(Self::MIN_POOL).min(self.max_in_flight)
     }
 
@@ -90,7 +91,18 @@ impl OpenLoop {
     pub fn new(rate: f64, arrivals: Arrivals, max_in_flight: Option<usize>) -> Self {
         let default =
             || Self::MIN_DEFAULT_IN_FLIGHT.max((rate * Self::DEFAULT_IN_FLIGHT_QUEUE_MS / 1000.0).ceil() as usize);
-        Self { rate, arrivals, max_in_flight: max_in_flight.unwrap_or_else(default) }
+        Self {
+            rate,
+            arrivals,
+            max_in_flight: max_in_flight.unwrap_or_else(default),
+            pool_latency: Self::DEFAULT_POOL_LATENCY,
+        }
+    }
+
+    /// The same pace, its pool sized for `latency` instead.
+    pub fn with_pool_latency(mut self, latency: Duration) -> Self {
+        self.pool_latency = latency;
+        self
     }
 
     /// How the default bound is described in reports.

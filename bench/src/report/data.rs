@@ -10,6 +10,10 @@
 //!   request's latency; an endpoint with no request due in that second is left out) and the
 //!   second's failures by kind over every endpoint ([`SecondData::failures`]). The merged
 //!   fields of a second stay as they were. Older files read with both `None`: not recorded.
+//!   Also new in 6: the sweep's rule for disturbed attempts ([`SweepStep::disturbed`],
+//!   `config.sweep_sets_aside_disturbed`), the warm-up's ramp (`config.warmup_ramped`), the
+//!   latency the connection pool was sized for (`config.pool_latency_ms`; 20 ms before) and
+//!   the run's measuring time ([`RunData::measuring_secs`]).
 //! - version 5 added the sweep's refinement and re-tests: each sweep window says which step
 //!   and attempt it was ([`Measurement::sweep_step`]: grid or refinement, attempt 1, 2, ...),
 //!   `config.sweep_attempts` and `config.sweep_resolution` say how steps were decided and how
@@ -47,8 +51,8 @@ use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer}
 use serde::{Deserialize, Serialize};
 
 use crate::analyse::{
-    CapacityInterval, CapacityRatio, Objective, Percentiles, QuantileInterval, Resolution, Spread, StepAttempts,
-    StepVerdict, SweepStage,
+    AttemptFate, CapacityInterval, CapacityRatio, Objective, Percentiles, QuantileInterval, Resolution, Spread,
+    StepAttempts, StepVerdict, SweepStage,
 };
 use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
@@ -161,6 +165,10 @@ pub struct RunConfig {
     /// ran at the full rate from the start).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warmup_ramped: Option<bool>,
+    /// The latency an open loop's pre-opened connection pool was sized for, ms (`--pool-latency`;
+    /// schema 6, `None` before: 20 ms in runs that pre-opened a pool at all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_latency_ms: Option<f64>,
     pub duration_secs: f64,
     /// `None`: the default, 1,024 or 40 ms of the offered rate when that is more.
     pub max_in_flight: Option<usize>,
@@ -184,7 +192,7 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_attempts: Option<u32>,
     /// Whether a failed attempt disturbed from outside the run was set aside and its step run
-    /// again (`--keep-disturbed` turns it off; schema 6, `None` before: never).
+    /// again (`--set-aside-disturbed`; schema 6, `None` before: never).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sweep_sets_aside_disturbed: Option<bool>,
     /// How far the sweep refined between its highest passing and lowest failing rate
@@ -627,9 +635,6 @@ impl RunData {
         let attempts = self.config.sweep_attempts.unwrap_or(1);
         let mut steps: Vec<(DecidedStep, StepAttempts)> = Vec::new();
         for m in self.sweep_measurements() {
-            if m.sweep_step.is_some_and(|step| step.disturbed) {
-                continue;
-            }
             let verdict = m.verdict(objective, self.config.degraded_ok)?;
             let rate = m.offered_rate.unwrap_or(0.0);
             let same = |s: &&mut (DecidedStep, StepAttempts)| {
@@ -647,12 +652,17 @@ impl RunData {
                         attempts: Vec::new(),
                         passed: None,
                     };
-                    steps.push((step, StepAttempts::new(attempts)));
+                    let rule = StepAttempts::new(attempts)
+                        .setting_aside_disturbed(self.config.sweep_sets_aside_disturbed == Some(true));
+                    steps.push((step, rule));
                     steps.last_mut().expect("just pushed")
                 }
             };
-            step.0.attempts.push(verdict);
-            step.1.passed.push(verdict.sustainable);
+            // The same rule the sweep applied as it ran, on the flag it stored.
+            let disturbed = m.sweep_step.is_some_and(|s| s.disturbed);
+            if step.1.record(verdict.sustainable, disturbed) == AttemptFate::Counted {
+                step.0.attempts.push(verdict);
+            }
             step.0.passed = step.1.decision();
         }
         Ok(steps.into_iter().map(|(step, _)| step).collect())
@@ -1013,6 +1023,10 @@ pub struct RunData {
     /// measurements when written, see [`RunData::capacity_summary`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// Wall-clock seconds from the start of the first system measured to the stop of the last,
+    /// its checks included, building not (schema 6; `None` before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measuring_secs: Option<f64>,
 }
 
 impl RunData {
@@ -1212,7 +1226,15 @@ mod tests {
             "the checkout's 503s in their second"
         );
         assert!(!m.timeline[1].endpoints.as_ref().expect("recorded").contains_key("search"));
-        assert!(!json.contains("\"failures\": {}\n"), "no empty failure maps per endpoint");
+        let value: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+        let empty_failure_maps = value["timeline"]
+            .as_array()
+            .expect("seconds")
+            .iter()
+            .flat_map(|second| second["endpoints"].as_object().into_iter().flat_map(|e| e.values()))
+            .filter(|endpoint| endpoint.get("failures").is_some_and(|f| f.as_object().is_some_and(|f| f.is_empty())))
+            .count();
+        assert_eq!(empty_failure_maps, 0, "no empty failure maps per endpoint");
     }
 
     #[test]

@@ -531,15 +531,16 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// Warnings a reader must see next to the numbers.
-/// The sweep's failed attempts by how they failed ([`FailureShape`]), and for each stall what
-/// happened in the generator and on the cores while it lasted: the evidence a reader needs to
-/// tell a stall from a capacity limit.
+/// The sweep's failed attempts by how they failed ([`FailureShape`]), and for each one that
+/// recovered what the generator and the cores did while it missed: the evidence a reader needs
+/// to tell a passing accident from a capacity limit. Attempts set aside as disturbed are left
+/// out (the step table lists them).
 fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective) -> anyhow::Result<()> {
     let degraded_ok = run.config.degraded_ok;
     let mut failed = Vec::new();
     for m in run.sweep_measurements() {
-        if !m.verdict(objective, degraded_ok)?.sustainable {
+        let set_aside = m.sweep_step.is_some_and(|s| s.disturbed);
+        if !set_aside && !m.verdict(objective, degraded_ok)?.sustainable {
             failed.push((m, failure_shape(m, objective, degraded_ok)?));
         }
     }
@@ -548,10 +549,14 @@ fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective
     }
     let _ = writeln!(
         md,
-        "\n### How the failed attempts failed\n\nEach second of a failed attempt is judged alone (its p99 of every request due in it, and its errors, against the objective). *Overload*: the window ended on a second that missed, so the backlog was still there at its end, as it is past capacity. *Stall*: seconds missed and the ones after did not, so the system drained the backlog within the window: a pause (of the VM, the generator, a database checkpoint) rather than a rate it cannot sustain. *Spread*: no second missed alone. A step decided by stalls says less about capacity than its verdict suggests; its timeline (`timelines/`) shows the stall.\n\n| architecture | overload | stall | spread |\n|---|---|---|---|"
+        "\n### How the failed attempts failed\n\nEach second of a failed attempt (numbered from 0, as in `timelines/`) is judged alone: it misses when its p99 of every request exceeds the objective, or it alone holds more failures than the whole window's error budget allows. *Overload*: every second from some point to the window's end missed, so the backlog was there at its end, as past capacity. *Recovered*: seconds missed and the window ended on seconds that met the objective, so the system drained its backlog; near capacity a burst of the Poisson schedule does that as well as a pause of the machine, so the shape names no cause: the columns below are the evidence. *Spread*: no second missed alone. Attempts set aside as disturbed are not counted here.\n\n| architecture | overload | recovered | spread |\n|---|---|---|---|"
     );
-    let mut architectures: Vec<&str> = failed.iter().map(|(m, _)| m.architecture.as_str()).collect();
-    architectures.dedup();
+    let mut architectures: Vec<&str> = Vec::new();
+    for (m, _) in &failed {
+        if !architectures.contains(&m.architecture.as_str()) {
+            architectures.push(&m.architecture);
+        }
+    }
     for architecture in architectures {
         let count = |wanted: fn(&Option<FailureShape>) -> bool| {
             failed.iter().filter(|(m, shape)| m.architecture == architecture && wanted(shape)).count()
@@ -560,25 +565,25 @@ fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective
             md,
             "| {architecture} | {} | {} | {} |",
             count(|s| matches!(s, Some(FailureShape::Overload { .. }))),
-            count(|s| matches!(s, Some(FailureShape::Stall { .. }))),
+            count(|s| s.is_some_and(|s| s.recovered())),
             count(|s| matches!(s, Some(FailureShape::Spread) | None))
         );
     }
-    let stalls: Vec<_> = failed
+    let recovered: Vec<_> = failed
         .iter()
         .filter_map(|(m, shape)| match shape {
-            Some(FailureShape::Stall { first_bad, last_bad, .. }) => Some((m, *first_bad, *last_bad, shape)),
+            Some(FailureShape::Recovered { first_bad, last_bad, .. }) => Some((m, *first_bad, *last_bad, shape)),
             _ => None,
         })
         .collect();
-    if stalls.is_empty() {
+    if recovered.is_empty() {
         return Ok(());
     }
     let _ = writeln!(
         md,
-        "\nThe stalls, with what the generator and the cores did meanwhile (lag: the generator's worst per-second lag p99 in the stalled seconds; connections: opened by the generator in them; CPU outside the run and steal: over the whole window, as shares of a core, on the generator's / the system's cores). A generator lag of the stall's size means the generator itself stopped (descheduled: look at the outside CPU on its core), so the latencies of those seconds are the generator's, not the system's.\n\n| architecture | offered req/s | attempt | stall | first second? | generator lag p99 | connections opened | outside CPU (generator / system) | max steal (generator / system) |\n|---|---|---|---|---|---|---|---|---|"
+        "\nThe failures that recovered, with what happened meanwhile. Lag: the generator's worst per-second lag p99 (due to last byte written) in the seconds that missed; it includes connecting and waiting for the socket to take the bytes, so a server too busy to accept or read shows up in it too, not only a generator that stopped. Connections: opened by the generator in those seconds (the pool opened before the window ran out). CPU outside the run and steal: over the whole window, as shares of a core, on the generator's / the system's cores (outside the run: anything but the run's processes, the kernel's work for the run included).\n\n| architecture | repetition | offered req/s | attempt | shape | from the first second? | generator lag p99 | connections opened | CPU outside the run (generator / system) | max steal (generator / system) |\n|---|---|---|---|---|---|---|---|---|---|"
     );
-    for (m, first_bad, last_bad, shape) in stalls {
+    for (m, first_bad, last_bad, shape) in recovered {
         let lags = m.lag_per_second()?;
         let lag = lags[first_bad..=last_bad]
             .iter()
@@ -593,8 +598,9 @@ fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective
         };
         let _ = writeln!(
             md,
-            "| {} | {:.0} | {} | {} | {} | {lag} | {} | {} | {} |",
+            "| {} | {} | {:.0} | {} | {} | {} | {lag} | {} | {} | {} |",
             m.architecture,
+            m.repetition,
             m.offered_rate.unwrap_or(0.0),
             m.sweep_step.map_or(1, |s| s.attempt),
             shape.map_or_else(String::new, |s| s.describe()),
@@ -607,6 +613,7 @@ fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective
     Ok(())
 }
 
+/// Warnings a reader must see next to the numbers.
 pub fn warnings(m: &Measurement) -> anyhow::Result<Vec<String>> {
     // A sweep has many windows per architecture: say which one.
     let window = match (m.phase.as_str(), m.offered_rate) {
@@ -707,8 +714,8 @@ fn generator_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
         md,
         "Lag: from each request's due time to its last byte written to the socket; a window warns when its p99 exceeds {} (seconds over: seconds of the window whose own p99 did). Connections: opened before the schedule started (the expected in-flight count: rate × {} ms, at least {}, at most the in-flight limit), opened during the measured window (each one's connect inside a request's latency), and the most open at once. n/a: not recorded by the run.\n",
         human_micros(LAG_WARNING_US),
-        // The pool was sized for 20 ms of latency until schema 6.
-        if run.schema_version >= 6 { crate::drive::OpenLoop::POOL_EXPECTED_LATENCY.as_millis() } else { 20 },
+        // Runs that did not record it sized the pool for 20 ms.
+        run.config.pool_latency_ms.unwrap_or(20.0),
         crate::drive::OpenLoop::MIN_POOL
     );
     let _ = writeln!(
@@ -858,6 +865,7 @@ pub fn environment_rows(f: &data::Fingerprint, build: &str) -> String {
     };
     let _ = writeln!(md, "| binaries (SHA-256) | {binaries} |");
     let _ = writeln!(md, "| started | {} |", f.started_at);
+
     md
 }
 
@@ -930,16 +938,31 @@ fn capacity_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
     };
     let set_aside = if run.config.sweep_sets_aside_disturbed == Some(true) {
         format!(
-            " A failed attempt during which processes outside the run took more than {:.0}% of a core on the run's cores, or the hypervisor stole as much, was set aside (listed, marked, not counted) and the step run again, at most {} times per step.",
+            " A failed attempt during which more than {:.0}% of a core on the run's cores went to anything but the run's processes (the kernel's work for the run included), or was stolen by the hypervisor, was set aside (listed, marked, not counted) and run again with the same schedule, at most {} times per step; a pass under interference stands, so this rule can only help a step pass.",
             INTERFERENCE_WARNING_SHARE * 100.0,
             capacity.attempts
         )
     } else {
         String::new()
     };
+    // How far above capacity a rate can be and still pass: past capacity c, at rate r the
+    // backlog's delay grows by (r/c - 1) seconds per second at the full rate, so it reaches the
+    // objective only after objective / (r/c - 1) seconds.
+    let detection = match (run.config.objective, run.config.sweep_warmup_secs, run.config.sweep_duration_secs) {
+        (Some(objective), Some(warmup), Some(window)) if window > 0.0 => {
+            let full_rate_warmup = if run.config.warmup_ramped == Some(true) { warmup / 2.0 } else { warmup };
+            let limit = objective.p99_us as f64 / 1e6 / (full_rate_warmup + window);
+            format!(
+                " A rate above capacity passes when its backlog has not delayed requests past the objective by the window's end: with {full_rate_warmup} s at the full rate before the {window} s window, a rate up to about {:.1}% above capacity can pass (the objective over those {} s), so each capacity's upper end is uncertain by about that much besides the resolution.",
+                limit * 100.0,
+                full_rate_warmup + window
+            )
+        }
+        _ => String::new(),
+    };
     let _ = writeln!(
         md,
-        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}.{set_aside} Over repetitions the interval spans every repetition's. Overlapping intervals mean no difference can be claimed. Intervals that do not overlap show a difference only as far as they hold the variation between runs: with one repetition they bracket this run's search alone (earlier runs of the same command have differed by more than that), so use `--repeat`. The ratio's interval divides the intervals' ends.\n"
+        "Capacity is an interval, [highest rate that passed with every lower rate passing too, lowest rate above it that failed): {refinement}; {retest}.{set_aside}{detection} Over repetitions the interval spans every repetition's. Overlapping intervals mean no difference can be claimed. Intervals that do not overlap show a difference only as far as they hold the variation between runs: with one repetition they bracket this run's search alone (earlier runs of the same command have differed by more than that), so use `--repeat`. The ratio's interval divides the intervals' ends.\n"
     );
     let _ = writeln!(
         md,
@@ -974,6 +997,14 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(md, "Produced by `{}`.\n", c.command_line.join(" "));
     let _ = writeln!(md, "## Environment\n");
     md.push_str(&environment_rows(f, &f.build_profile));
+    if let Some(secs) = run.measuring_secs {
+        let _ = writeln!(
+            md,
+            "| took | {} min {:02} s (from the first system's start to the last one's stop, checks included; building not) |",
+            (secs / 60.0).floor() as u64,
+            (secs % 60.0).floor() as u64
+        );
+    }
     let _ = writeln!(md, "| core layout | {} |", c.core_layout);
     let _ = writeln!(md, "| database | {} |", c.database);
     let load = match (c.rate, c.users) {

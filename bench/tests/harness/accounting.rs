@@ -120,7 +120,7 @@ fn every_sweep_step_runs_on_a_system_of_its_own() {
     // check per step shows a system per step.
     let steps_run = run_against_stand_ins(
         concat!(
-            "sweep --arch monolith --mix health --no-pin --keep-disturbed --p99-objective 10s ",
+            "sweep --arch monolith --mix health --no-pin --p99-objective 10s ",
             "--sweep-rates 20,40 --sweep-warmup 0s --sweep-duration 1s"
         ),
         "steps",

@@ -103,6 +103,7 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
             think_time_ms: None,
             warmup_secs: 0.0,
             warmup_ramped: None,
+            pool_latency_ms: None,
             duration_secs: 10.0,
             max_in_flight: Some(64),
             request_timeout_ms: 1000,
@@ -127,6 +128,7 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
         },
         measurements,
         capacity: None,
+        measuring_secs: Some(227.4),
     }
 }
 
@@ -310,7 +312,7 @@ fn a_p99_threshold_judges_every_request_not_only_the_survivors() {
     // request's p99 did not: none is sustainable.
     assert!(
         report.contains(
-            "| monolith | 1 | 100 | grid | 1 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | [1.0 ms, ∞) | no: overload: 1 of 1 s missed, from second 1 to the end | failed (1 of 1 attempts) |"
+            "| monolith | 1 | 100 | grid | 1 | 97.0 | 3.000% | 0.000% | 1.0 ms | 1.0 ms | 5.00 s | [1.0 ms, ∞) | no: overload: every second from 0 to the end missed (1 of 1 missed) | failed (1 of 1 attempts) |"
         ),
         "{report}"
     );
@@ -386,9 +388,13 @@ fn a_failed_attempt_disturbed_from_outside_the_run_is_listed_but_not_counted() {
     let report = std::fs::read_to_string(dir.path().join("report.md")).expect("a report");
     assert!(report.contains("set aside: disturbed from outside the run, not counted"), "{report}");
     assert!(report.contains("was set aside (listed, marked, not counted)"), "{report}");
-    assert!(report.contains("### How the failed attempts failed"), "{report}");
+    assert!(!report.contains("### How the failed attempts failed"), "a set-aside failure is not counted there either");
 
     // The same attempt, not marked: it decides the step (one attempt allowed), which fails.
     let counted = build(false);
     assert_eq!(monolith_repetition_1(&counted), CapacityInterval { low: 100.0, high: Some(200.0) });
+    splitbench::report::write_run(dir.path(), &counted).expect("the run is written");
+    let report = std::fs::read_to_string(dir.path().join("report.md")).expect("a report");
+    assert!(report.contains("### How the failed attempts failed"), "{report}");
+    assert!(report.contains("| monolith | 1 | 0 | 0 |"), "one overload, counted once: {report}");
 }

@@ -2,8 +2,7 @@
 //! between the highest passing and the lowest failing rate, and the capacity interval in
 //! run.json and report.md. Which steps pass is arranged, not measured: at most one request in
 //! flight makes a step whose Poisson arrivals come microseconds apart overflow (far beyond the
-//! error budget), while 20 requests/s against a server that does no work do not. `--keep-disturbed`:
-//! the tests running beside it would otherwise get failing attempts set aside and re-run.
+//! error budget), while 20 requests/s against a server that does no work do not.
 
 use splitbench::analyse::{CapacityInterval, Resolution, SweepStage};
 
@@ -14,7 +13,7 @@ fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the
     // One refinement step: [20, 20,000) is wider than 15,000 req/s, either half is not.
     let refined = run_against_stand_ins(
         concat!(
-            "sweep --arch monolith --mix health --no-pin --max-in-flight 1 --keep-disturbed ",
+            "sweep --arch monolith --mix health --no-pin --max-in-flight 1 ",
             "--sweep-rates 20,20000 --sweep-warmup 0s --sweep-duration 1s ",
             "--sweep-resolution 15000 --p99-objective 10s"
         ),

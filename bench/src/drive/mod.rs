@@ -76,9 +76,12 @@ impl OpenLoop {
     /// [`OpenLoop::MIN_POOL`] (bursts of a Poisson schedule) and at most `max_in_flight` (no
     /// more requests can be in flight, so no more connections can be in use). A request that
     /// finds every connection busy still opens one, and it is counted per second. Sized for
-    /// 20 ms (before), the pool ran out near capacity: the generator then opened hundreds of
-    /// connections within a second, each connect queued on the server's busy core, and such
-    /// seconds missed the objective (results/20261127-pool-latency-ab compares the two sizes).
+    /// 20 ms (before), the pool ran out near capacity and the generator opened hundreds of
+    /// connections within a second, their connects inside those requests' latency. Whether
+    /// that decides a step was measured (results/20261127-pool-latency-{20,100}ms-microservices-2500,
+    /// six attempts each at 2,500 requests/s): 1 of 6 failed with 20 ms (its missed second held
+    /// 263 new connections), 2 of 6 with 100 ms (no new connection in the missed second); it
+    /// does not, at that size of sample. The larger pool keeps connects out of the latencies.
     pub fn pool_size(&self) -> usize {
         let expected = (self.rate * self.pool_latency.as_secs_f64()).ceil() as usize;
         expected.max(Self::MIN_POOL).min(self.max_in_flight)

@@ -129,6 +129,11 @@ fn every_sweep_step_runs_on_a_system_of_its_own() {
     let steps: Vec<_> = run.measurements.iter().filter(|m| m.phase == "sweep").collect();
     assert_eq!(steps.len(), 2, "both steps measured");
     assert!(steps.iter().all(|m| m.consistency.is_some()), "each step's own system was checked");
+    assert!(
+        steps.iter().all(|m| m.connections_preopened == Some(splitbench::drive::OpenLoop::MIN_POOL as u64)),
+        "the pool opened before each window is counted: {:?}",
+        steps.iter().map(|m| m.connections_preopened).collect::<Vec<_>>()
+    );
     let merged = splitbench::report::data::merged_checks(run);
     assert_eq!(merged.len(), 1, "one sweep, reported as one column");
     assert_eq!(merged[0].2, 2, "of two systems");

@@ -531,6 +531,21 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
+/// The sweep's windows grouped by architecture (in the order first swept), then repetition,
+/// each group in the order measured: the architectures' searches advance in turns, so
+/// run.json holds their windows interleaved.
+fn sweep_by_architecture(run: &RunData) -> Vec<&Measurement> {
+    let mut order: Vec<&str> = Vec::new();
+    for m in run.sweep_measurements() {
+        if !order.contains(&m.architecture.as_str()) {
+            order.push(&m.architecture);
+        }
+    }
+    let mut windows: Vec<&Measurement> = run.sweep_measurements().collect();
+    windows.sort_by_key(|m| (order.iter().position(|a| *a == m.architecture), m.repetition));
+    windows
+}
+
 /// The sweep's failed attempts by how they failed ([`FailureShape`]), and for each one that
 /// recovered what the generator and the cores did while it missed: the evidence a reader needs
 /// to tell a passing accident from a capacity limit. Attempts set aside as disturbed are left
@@ -1214,7 +1229,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                 md,
                 "\n| architecture | repetition | offered req/s | step | attempt | achieved req/s | errors | degraded | p50 | p99 | p99 (all requests) | its 95% interval | attempt passed | step decided |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
             );
-            for m in run.sweep_measurements() {
+            for m in sweep_by_architecture(run) {
                 let p = m.total_percentiles()?;
                 let offered = m.offered_rate.unwrap_or(0.0);
                 let verdict = m.verdict(objective, c.degraded_ok)?;
@@ -1266,7 +1281,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
                 md,
                 "\n### Cost per request at each step\n\nCPU time and context switches of the system under test per answered request (complete or degraded), and each process's share of the CPU.\n\n| architecture | repetition | offered req/s | CPU µs per request | context switches per request | CPU µs per request by process |\n|---|---|---|---|---|---|"
             );
-            for m in run.sweep_measurements() {
+            for m in sweep_by_architecture(run) {
                 let by_process: Vec<String> = m
                     .processes
                     .iter()

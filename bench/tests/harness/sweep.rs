@@ -63,3 +63,30 @@ fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the
     assert!(report.contains(&format!("| monolith | {} | 1 |", interval.describe())), "{report}");
     assert!(report.contains("| 20000 | grid | 2 |") && report.contains("| 10010 | refinement | 1 |"), "{report}");
 }
+
+#[test]
+fn the_architectures_sweeps_advance_in_turns() {
+    let both = run_against_stand_ins(
+        concat!(
+            "sweep --arch both --mix health --no-pin --p99-objective 10s ",
+            "--sweep-rates 20,40 --sweep-warmup 0s --sweep-duration 1s"
+        ),
+        "turns",
+    );
+    let order: Vec<(String, Option<f64>)> =
+        both.run.sweep_measurements().map(|m| (m.architecture.clone(), m.offered_rate)).collect();
+    let expected: Vec<(String, Option<f64>)> =
+        [("monolith", 20.0), ("microservices", 20.0), ("monolith", 40.0), ("microservices", 40.0)]
+            .map(|(a, r)| (a.to_string(), Some(r)))
+            .into();
+    assert_eq!(order, expected, "a step of each in turn, not one sweep after the other");
+    // The report still lists each architecture's steps together (the step table's rows name
+    // their stage).
+    let report = both.report();
+    let step_rows: Vec<&str> = report
+        .lines()
+        .filter(|l| l.contains(" | grid | "))
+        .map(|l| l.split(" | ").next().unwrap_or_default().trim_start_matches("| "))
+        .collect();
+    assert_eq!(step_rows, ["monolith", "monolith", "microservices", "microservices"], "{report}");
+}

@@ -398,3 +398,26 @@ fn a_failed_attempt_disturbed_from_outside_the_run_is_listed_but_not_counted() {
     assert!(report.contains("### How the failed attempts failed"), "{report}");
     assert!(report.contains("| monolith | 1 | 0 | 0 |"), "one overload, counted once: {report}");
 }
+
+#[test]
+fn the_cpu_per_request_of_both_at_the_highest_rate_both_passed_is_reported() {
+    // Every request ok: both architectures pass 100 and 200 req/s in both repetitions; the
+    // monolith's process costs 1.5 CPU s and the microservices' 1.5 too, over 1,000 answers.
+    let mut run = synthetic_run_with(|_| Verdict::Ok);
+    // The microservices' step at 200 req/s of repetition 2 costs twice as much.
+    for m in run.measurements.iter_mut() {
+        if m.phase == "sweep" && m.architecture == "microservices" && m.repetition == 2 && m.offered_rate == Some(200.0)
+        {
+            m.processes[0].cpu_seconds = 3.0;
+        }
+    }
+    let dir = tempfile::tempdir().expect("a temp dir");
+    splitbench::report::write_run(dir.path(), &run).expect("the run is written");
+    let report = std::fs::read_to_string(dir.path().join("report.md")).expect("a report");
+    assert!(
+        report.contains(
+            "repetition 1, 200 req/s: monolith 1500 µs, microservices 1500 µs, ratio 1.00; repetition 2, 200 req/s: monolith 1500 µs, microservices 3000 µs, ratio 2.00."
+        ),
+        "{report}"
+    );
+}

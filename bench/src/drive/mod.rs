@@ -236,6 +236,14 @@ async fn wait_until(deadline: Instant) {
     }
 }
 
+/// Opens the pool up to `size` connections and records the connections waiting in it as
+/// opened before the schedule: counted as the pool the schedule starts with, whoever opened it
+/// (the harness opens it earlier, so its resource samples line up with the schedule).
+async fn ready_pool(client: &LoadClient, size: usize, recorder: &Mutex<Recorder>) {
+    client.open_pool(size).await;
+    recorder.lock().expect("recorder lock").connections_preopened += client.idle_connections() as u64;
+}
+
 /// Runs an open-loop load of `workload` against `base_url` for `window` on the schedule drawn
 /// from `schedule_seed`, recording into `recorder` (and confirmed orders into `acknowledged`),
 /// and returns a copy of the recording.
@@ -259,8 +267,7 @@ pub async fn run_open_loop(
     // starts from the steady state at that rate rather than from the ramp's end.
     let schedule = OpenLoopSchedule::new(pace.rate, pace.arrivals, schedule_seed)?.ramped(window.warmup / 2);
     // The pool, before the schedule (and so before the warm-up and the measured window).
-    let preopened = client.open_pool(pace.pool_size()).await;
-    recorder.lock().expect("recorder lock").connections_preopened += preopened as u64;
+    ready_pool(&client, pace.pool_size(), &recorder).await;
     let connections = ConnectionSampler::new(&client);
     const DISPATCH_BATCH: u32 = 16;
     let mut dispatched_without_yield = 0;
@@ -348,8 +355,7 @@ pub async fn run_closed_loop(
 ) -> anyhow::Result<Recorder> {
     let workload = Arc::new(Mutex::new(workload));
     // One connection per user, opened before the window.
-    let preopened = client.open_pool(users.users).await;
-    recorder.lock().expect("recorder lock").connections_preopened += preopened as u64;
+    ready_pool(&client, users.users, &recorder).await;
     let connections = ConnectionSampler::new(&client);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(users.users);

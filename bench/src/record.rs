@@ -139,83 +139,21 @@ pub struct Outcome {
     pub verdict: Verdict,
 }
 
-/// Everything recorded for one endpoint over the measured window.
+/// How a set of requests ended and how long they took (from due): one endpoint's requests over
+/// the window ([`EndpointRecord`]) or over one second ([`SecondRecord::endpoints`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct EndpointRecord {
+pub struct Verdicts {
+    pub ok: u64,
+    pub degraded: u64,
+    /// Failed requests by kind ([`Failure::name`]).
+    pub failures: BTreeMap<String, u64>,
     /// Latency of the ok answers (successes only).
     pub latency: Histogram<u64>,
     /// Latency of every request, whatever its verdict.
     pub all_latency: Histogram<u64>,
-    /// Service time of the ok answers.
-    pub service_time: Histogram<u64>,
-    pub ok: u64,
-    pub degraded: u64,
-    pub failures: BTreeMap<String, u64>,
 }
 
-impl Default for EndpointRecord {
-    fn default() -> Self {
-        Self {
-            latency: latency_histogram(),
-            all_latency: latency_histogram(),
-            service_time: latency_histogram(),
-            ok: 0,
-            degraded: 0,
-            failures: BTreeMap::new(),
-        }
-    }
-}
-
-impl EndpointRecord {
-    pub fn failed(&self) -> u64 {
-        self.failures.values().sum()
-    }
-
-    fn record(&mut self, outcome: &Outcome) {
-        record_duration(&mut self.all_latency, outcome.latency);
-        match outcome.verdict {
-            Verdict::Ok => {
-                self.ok += 1;
-                record_duration(&mut self.latency, outcome.latency);
-                record_duration(&mut self.service_time, outcome.service_time);
-            }
-            Verdict::Degraded => self.degraded += 1,
-            Verdict::Failed(failure) => *self.failures.entry(failure.name()).or_default() += 1,
-        }
-    }
-
-    fn merge(&mut self, other: &EndpointRecord) {
-        self.latency.add(&other.latency).expect("histograms with equal bounds merge");
-        self.all_latency.add(&other.all_latency).expect("histograms with equal bounds merge");
-        self.service_time.add(&other.service_time).expect("histograms with equal bounds merge");
-        self.ok += other.ok;
-        self.degraded += other.degraded;
-        add_failures(&mut self.failures, &other.failures);
-    }
-}
-
-/// Adds failure counts by kind into `total`.
-fn add_failures(total: &mut BTreeMap<String, u64>, more: &BTreeMap<String, u64>) {
-    for (kind, n) in more {
-        *total.entry(kind.clone()).or_default() += n;
-    }
-}
-
-/// One endpoint's requests due in one second: how they ended and how long they took. The
-/// service time is kept over the window only ([`EndpointRecord`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SecondEndpointRecord {
-    pub ok: u64,
-    pub degraded: u64,
-    /// Failed requests by kind, named as over the window ([`Failure::name`]).
-    pub failures: BTreeMap<String, u64>,
-    /// Latency (from due) of the ok answers.
-    pub latency: Histogram<u64>,
-    /// Latency (from due) of every request, whatever its verdict.
-    pub all_latency: Histogram<u64>,
-}
-
-impl Default for SecondEndpointRecord {
+impl Default for Verdicts {
     fn default() -> Self {
         Self {
             ok: 0,
@@ -227,12 +165,12 @@ impl Default for SecondEndpointRecord {
     }
 }
 
-impl SecondEndpointRecord {
+impl Verdicts {
     pub fn failed(&self) -> u64 {
         self.failures.values().sum()
     }
 
-    /// Requests of this endpoint due in this second that ended, one way or another.
+    /// Requests that ended, one way or another.
     pub fn requests(&self) -> u64 {
         self.ok + self.degraded + self.failed()
     }
@@ -250,13 +188,58 @@ impl SecondEndpointRecord {
         }
     }
 
-    fn merge(&mut self, other: &SecondEndpointRecord) {
+    fn merge(&mut self, other: &Verdicts) {
         self.ok += other.ok;
         self.degraded += other.degraded;
         add_failures(&mut self.failures, &other.failures);
-        self.latency.add(&other.latency).expect("equal bounds");
-        self.all_latency.add(&other.all_latency).expect("equal bounds");
+        self.latency.add(&other.latency).expect("histograms with equal bounds merge");
+        self.all_latency.add(&other.all_latency).expect("histograms with equal bounds merge");
     }
+}
+
+/// Everything recorded for one endpoint over the measured window: its verdicts, and the
+/// service time of its ok answers (kept over the window only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointRecord {
+    pub verdicts: Verdicts,
+    /// Service time of the ok answers.
+    pub service_time: Histogram<u64>,
+}
+
+impl Default for EndpointRecord {
+    fn default() -> Self {
+        Self { verdicts: Verdicts::default(), service_time: latency_histogram() }
+    }
+}
+
+impl EndpointRecord {
+    fn record(&mut self, outcome: &Outcome) {
+        self.verdicts.record(outcome);
+        if outcome.verdict == Verdict::Ok {
+            record_duration(&mut self.service_time, outcome.service_time);
+        }
+    }
+
+    fn merge(&mut self, other: &EndpointRecord) {
+        self.verdicts.merge(&other.verdicts);
+        self.service_time.add(&other.service_time).expect("histograms with equal bounds merge");
+    }
+}
+
+/// Adds failure counts by kind into `total`.
+fn add_failures(total: &mut BTreeMap<String, u64>, more: &BTreeMap<String, u64>) {
+    for (kind, n) in more {
+        *total.entry(kind.clone()).or_default() += n;
+    }
+}
+
+/// The failures by kind of several sets of verdicts, summed.
+fn summed_failures<'a>(verdicts: impl IntoIterator<Item = &'a Verdicts>) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    for v in verdicts {
+        add_failures(&mut all, &v.failures);
+    }
+    all
 }
 
 /// One second of the measured window, by due time.
@@ -271,7 +254,7 @@ pub struct SecondRecord {
     pub failed: u64,
     /// Per endpoint that had a request due in this second: its verdicts, failures by kind and
     /// latencies (from due).
-    pub endpoints: BTreeMap<Endpoint, SecondEndpointRecord>,
+    pub endpoints: BTreeMap<Endpoint, Verdicts>,
     /// The generator's lag at send (due to last byte written) of the requests due in this
     /// second that were written.
     pub generator_lag: Histogram<u64>,
@@ -325,11 +308,7 @@ impl SecondRecord {
 
     /// The failed requests due in this second by kind, every endpoint's summed.
     pub fn failures(&self) -> BTreeMap<String, u64> {
-        let mut all = BTreeMap::new();
-        for record in self.endpoints.values() {
-            add_failures(&mut all, &record.failures);
-        }
-        all
+        summed_failures(self.endpoints.values())
     }
 
     /// The ok answers' latency, all endpoints of this second merged.
@@ -444,33 +423,29 @@ impl Recorder {
 
     /// Successful (ok) requests' latency over all endpoints.
     pub fn total_latency(&self) -> Histogram<u64> {
-        merged(self.endpoints.values().map(|r| &r.latency))
+        merged(self.endpoints.values().map(|r| &r.verdicts.latency))
     }
 
     /// Every request's latency over all endpoints.
     pub fn total_all_latency(&self) -> Histogram<u64> {
-        merged(self.endpoints.values().map(|r| &r.all_latency))
+        merged(self.endpoints.values().map(|r| &r.verdicts.all_latency))
     }
 
     pub fn ok(&self) -> u64 {
-        self.endpoints.values().map(|r| r.ok).sum()
+        self.endpoints.values().map(|r| r.verdicts.ok).sum()
     }
 
     pub fn degraded(&self) -> u64 {
-        self.endpoints.values().map(|r| r.degraded).sum()
+        self.endpoints.values().map(|r| r.verdicts.degraded).sum()
     }
 
     pub fn failed(&self) -> u64 {
-        self.endpoints.values().map(EndpointRecord::failed).sum()
+        self.endpoints.values().map(|r| r.verdicts.failed()).sum()
     }
 
     /// Failed requests by kind over the window, every endpoint's summed.
     pub fn failures(&self) -> BTreeMap<String, u64> {
-        let mut all = BTreeMap::new();
-        for record in self.endpoints.values() {
-            add_failures(&mut all, &record.failures);
-        }
-        all
+        summed_failures(self.endpoints.values().map(|r| &r.verdicts))
     }
 
     pub fn due(&self) -> u64 {
@@ -512,7 +487,7 @@ mod tests {
         recorder.record(&outcome(Endpoint::Checkout, 2_200, 1_000, Verdict::Failed(Failure::Overflow)));
         assert_eq!(recorder.seconds.len(), 3);
         assert_eq!((recorder.seconds[0].ok, recorder.seconds[2].failed), (1, 2));
-        let record = &recorder.endpoints[&Endpoint::Checkout];
+        let record = &recorder.endpoints[&Endpoint::Checkout].verdicts;
         assert_eq!(record.failures["status_503"], 1);
         assert_eq!(record.failures["overflow"], 1);
         assert_eq!(record.latency.len(), 1, "the successes-only histogram holds the ok answer alone");
@@ -527,10 +502,11 @@ mod tests {
         recorder.record(&outcome(Endpoint::ProductPage, 1_200, 950, Verdict::Degraded));
         assert_eq!((recorder.ok(), recorder.degraded(), recorder.failed()), (1, 2, 0));
         let record = &recorder.endpoints[&Endpoint::ProductPage];
-        assert_eq!((record.ok, record.degraded), (1, 2));
-        assert!(record.failures.is_empty(), "a degraded answer is not a failure either");
-        assert_eq!((record.latency.len(), record.service_time.len()), (1, 1), "not among the successes");
-        assert_eq!(record.all_latency.len(), 3, "but among all requests");
+        let verdicts = &record.verdicts;
+        assert_eq!((verdicts.ok, verdicts.degraded), (1, 2));
+        assert!(verdicts.failures.is_empty(), "a degraded answer is not a failure either");
+        assert_eq!((verdicts.latency.len(), record.service_time.len()), (1, 1), "not among the successes");
+        assert_eq!(verdicts.all_latency.len(), 3, "but among all requests");
         let second = &recorder.seconds[1];
         assert_eq!((second.ok, second.degraded, second.failed), (0, 2, 0));
         assert_eq!((second.merged_latency().len(), second.merged_all_latency().len()), (0, 2));
@@ -568,7 +544,7 @@ mod tests {
         slow.record(&outcome(Endpoint::ProductPage, 60, 200_000, Verdict::Degraded));
         let mut merged = fast.clone();
         merged.merge(&slow);
-        let latency = &merged.endpoints[&Endpoint::ProductPage].latency;
+        let latency = &merged.endpoints[&Endpoint::ProductPage].verdicts.latency;
         assert_eq!(latency.len(), 100);
         assert_eq!(latency.value_at_quantile(0.99), latency.highest_equivalent(100));
         assert_eq!(latency.max(), latency.highest_equivalent(100_000));
@@ -630,7 +606,7 @@ mod tests {
         let mut all_latency: BTreeMap<Endpoint, Histogram<u64>> = BTreeMap::new();
         for second in &recorder.seconds {
             add_failures(&mut by_kind, &second.failures());
-            let sum = |pick: fn(&SecondEndpointRecord) -> u64| second.endpoints.values().map(pick).sum::<u64>();
+            let sum = |pick: fn(&Verdicts) -> u64| second.endpoints.values().map(pick).sum::<u64>();
             assert_eq!(
                 (second.ok, second.degraded, second.failed),
                 (sum(|e| e.ok), sum(|e| e.degraded), sum(|e| e.failed()))
@@ -648,8 +624,8 @@ mod tests {
         assert_eq!(by_kind.len(), 5, "every kind occurred: {by_kind:?}");
         assert_eq!(by_kind.values().sum::<u64>(), recorder.failed());
         for (endpoint, record) in &recorder.endpoints {
-            assert_eq!(by_endpoint[endpoint], record.failures, "{endpoint:?}");
-            assert_eq!(all_latency[endpoint], record.all_latency, "{endpoint:?}");
+            assert_eq!(by_endpoint[endpoint], record.verdicts.failures, "{endpoint:?}");
+            assert_eq!(all_latency[endpoint], record.verdicts.all_latency, "{endpoint:?}");
         }
     }
 
@@ -680,7 +656,7 @@ mod tests {
     fn latencies_beyond_the_bound_are_clamped_not_lost() {
         let mut recorder = Recorder::new(Duration::ZERO);
         recorder.record(&outcome(Endpoint::Health, 0, MAX_LATENCY_US * 10, Verdict::Ok));
-        assert_eq!(recorder.endpoints[&Endpoint::Health].latency.len(), 1);
+        assert_eq!(recorder.endpoints[&Endpoint::Health].verdicts.latency.len(), 1);
     }
 
     #[test]

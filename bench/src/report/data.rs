@@ -56,7 +56,7 @@ use crate::analyse::{
 };
 use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
-use crate::record::{Recorder, SecondEndpointRecord, SecondRecord, latency_histogram};
+use crate::record::{Recorder, SecondRecord, Verdicts, latency_histogram};
 
 pub const SCHEMA_VERSION: u32 = 6;
 
@@ -434,7 +434,7 @@ pub struct SecondEndpointData {
 }
 
 impl SecondEndpointData {
-    fn from_record(record: &SecondEndpointRecord) -> Self {
+    fn from_record(record: &Verdicts) -> Self {
         let every_request_ok = record.degraded == 0 && record.failed() == 0;
         Self {
             ok: record.ok,
@@ -749,11 +749,11 @@ impl Measurement {
                 (
                     endpoint.name().to_string(),
                     EndpointData {
-                        ok: record.ok,
-                        degraded: record.degraded,
-                        failures: record.failures.clone(),
-                        latency: EncodedHistogram::encode(&record.latency),
-                        all_latency: Some(EncodedHistogram::encode(&record.all_latency)),
+                        ok: record.verdicts.ok,
+                        degraded: record.verdicts.degraded,
+                        failures: record.verdicts.failures.clone(),
+                        latency: EncodedHistogram::encode(&record.verdicts.latency),
+                        all_latency: Some(EncodedHistogram::encode(&record.verdicts.all_latency)),
                         service_time: EncodedHistogram::encode(&record.service_time),
                     },
                 )

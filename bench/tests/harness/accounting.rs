@@ -44,7 +44,7 @@ async fn product_pages_missing_a_part_are_recorded_as_degraded_not_ok() {
     shop.stop_process("reviews").await;
     let partial = one_second_of(&shop.base_url, "product-page", scale, timeout, 64).await;
     assert_eq!((partial.due(), partial.ok(), partial.degraded(), partial.failed()), (20, 0, 20, 0));
-    let pages = &partial.endpoints[&splitbench::record::Endpoint::ProductPage];
+    let pages = &partial.endpoints[&splitbench::record::Endpoint::ProductPage].verdicts;
     assert_eq!((pages.latency.len(), pages.all_latency.len()), (0, 20), "in every request's latency only");
     assert_eq!(partial.seconds[0].degraded, 20, "and per second");
     shop.stop().await;
@@ -64,7 +64,7 @@ async fn a_timed_out_request_is_in_the_all_requests_latency_at_its_timeout() {
     let timeout = Duration::from_millis(300);
     // One request in flight at most: the first waits for its timeout, most others overflow.
     let recorder = one_second_of(&base_url, "health", Scale { products: 1, categories: 1 }, timeout, 1).await;
-    let endpoint = &recorder.endpoints[&splitbench::record::Endpoint::Health];
+    let endpoint = &recorder.endpoints[&splitbench::record::Endpoint::Health].verdicts;
     let (timeouts, overflows) = (endpoint.failures.get("timeout").copied(), endpoint.failures.get("overflow").copied());
     assert!(timeouts.is_some_and(|n| n >= 1) && overflows.is_some_and(|n| n >= 1), "{:?}", endpoint.failures);
     assert_eq!((recorder.due(), recorder.failed(), recorder.ok()), (20, 20, 0));

@@ -531,16 +531,22 @@ fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
-/// The sweep's windows grouped by architecture (in the order first swept), then repetition,
-/// each group in the order measured: the architectures' searches advance in turns, so
-/// run.json holds their windows interleaved.
-fn sweep_by_architecture(run: &RunData) -> Vec<&Measurement> {
+/// The architectures of `windows`, each once, in the order they first appear.
+fn architectures_in_order<'a>(windows: impl IntoIterator<Item = &'a Measurement>) -> Vec<&'a str> {
     let mut order: Vec<&str> = Vec::new();
-    for m in run.sweep_measurements() {
+    for m in windows {
         if !order.contains(&m.architecture.as_str()) {
             order.push(&m.architecture);
         }
     }
+    order
+}
+
+/// The sweep's windows grouped by architecture (in the order first swept), then repetition,
+/// each group in the order measured: the architectures' searches advance in turns, so
+/// run.json holds their windows interleaved.
+fn sweep_by_architecture(run: &RunData) -> Vec<&Measurement> {
+    let order = architectures_in_order(run.sweep_measurements());
     let mut windows: Vec<&Measurement> = run.sweep_measurements().collect();
     windows.sort_by_key(|m| (order.iter().position(|a| *a == m.architecture), m.repetition));
     windows
@@ -566,13 +572,7 @@ fn failed_attempts_section(md: &mut String, run: &RunData, objective: &Objective
         md,
         "\n### How the failed attempts failed\n\nEach second of a failed attempt (numbered from 0, as in `timelines/`) is judged alone: it misses when its p99 of every request exceeds the objective, or it alone holds more failures than the whole window's error budget allows. *Overload*: every second from some point to the window's end missed, so the backlog was there at its end, as past capacity. *Recovered*: seconds missed and the window ended on seconds that met the objective, so the system drained its backlog; near capacity a burst of the Poisson schedule does that as well as a pause of the machine, so the shape names no cause: the columns below are the evidence. *Spread*: no second missed alone. Attempts set aside as disturbed are not counted here.\n\n| architecture | overload | recovered | spread |\n|---|---|---|---|"
     );
-    let mut architectures: Vec<&str> = Vec::new();
-    for (m, _) in &failed {
-        if !architectures.contains(&m.architecture.as_str()) {
-            architectures.push(&m.architecture);
-        }
-    }
-    for architecture in architectures {
+    for architecture in architectures_in_order(failed.iter().map(|(m, _)| *m)) {
         let count = |wanted: fn(&Option<FailureShape>) -> bool| {
             failed.iter().filter(|(m, shape)| m.architecture == architecture && wanted(shape)).count()
         };

@@ -60,6 +60,10 @@ pub enum Command {
     /// Check the shop's books in its databases (stock, reservations, charges, orders) once it
     /// is quiet; exit 4 if an invariant is violated.
     Check(CheckArgs),
+    /// Fault runs: the same fault aimed at the same module of both architectures under the same
+    /// steady load; what the users saw (per 100 ms), the blast radius, the time to recover, and
+    /// the books afterwards.
+    Faults(FaultsArgs),
     /// Start both architectures in-process and show the same product page from each.
     Demo {
         #[arg(long, default_value_t = 1)]
@@ -75,6 +79,29 @@ pub enum ArchitectureChoice {
     /// Not the shop: a minimal HTTP server that answers every request with 200 (`--mix health`
     /// only), to measure the generator's own ceiling.
     NullServer,
+}
+
+/// `splitbench faults`: the scenarios and their timing, then the flags `run` takes (`--rate`,
+/// `--mix`, `--arch`, `--db`, ...).
+#[derive(Debug, Args)]
+pub struct FaultsArgs {
+    /// A scenario, fault:module; repeat for several. Faults: crash (SIGKILL, restart on the same
+    /// port after --fault-for), hang (SIGSTOP for --fault-for, then SIGCONT). Modules: accounts,
+    /// catalog, inventory, reviews, payments, orders. Default: crash:inventory, hang:inventory,
+    /// crash:catalog, hang:reviews.
+    #[arg(long)]
+    pub scenario: Vec<String>,
+    /// Steady load after the warm-up, before the fault.
+    #[arg(long, default_value = "5s")]
+    pub before: String,
+    /// How long the fault is held.
+    #[arg(long, default_value = "5s")]
+    pub fault_for: String,
+    /// Load after the fault ends, to see whether and when the system recovers.
+    #[arg(long, default_value = "10s")]
+    pub after: String,
+    #[command(flatten)]
+    pub bench: BenchArgs,
 }
 
 /// Flags shared by `compare`, `run` and `sweep`.
@@ -368,22 +395,33 @@ pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabase
             crate::demo::run(&shop::Settings::defaults(), product).await?;
             Ok(Finished::Ok)
         }
+        Command::Faults(args) => faults(args, cores, created_databases).await,
         Command::Compare(args) => bench("compare", args, true, true, cores, created_databases).await,
         Command::Run(args) => bench("run", args, false, true, cores, created_databases).await,
         Command::Sweep(args) => bench("sweep", args, true, false, cores, created_databases).await,
     }
 }
 
-async fn bench(
+/// What every measuring command starts from: the plan its flags give, the launcher, the
+/// fingerprint of the machine and build, and the run's name (its directory is `plan.run_dir`).
+pub(crate) struct Setup {
+    pub plan: Plan,
+    pub launcher: Launcher,
+    pub fingerprint: crate::report::data::Fingerprint,
+    pub run_id: String,
+}
+
+/// Flags to plan: validates them, builds the binaries (unless `--bin-dir`), creates the run's
+/// directory. `sweep` and `main` say whether the command sweeps and runs the head-to-head.
+pub(crate) fn setup(
     kind: &str,
-    args: BenchArgs,
+    args: &BenchArgs,
     sweep: bool,
     main: bool,
-    cores: CoreLayout,
+    cores: &CoreLayout,
     created_databases: CreatedDatabases,
-) -> anyhow::Result<Finished> {
+) -> anyhow::Result<Setup> {
     let mix = Mix::parse(&args.mix)?;
-    let thresholds = parse_thresholds(&args.threshold)?;
     anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
     anyhow::ensure!(args.sweep_rates.iter().all(|r| *r > 0.0 && r.is_finite()), "--sweep-rates must be positive");
     anyhow::ensure!(args.max_in_flight != Some(0), "--max-in-flight must be positive");
@@ -412,7 +450,7 @@ async fn bench(
     shop_settings.seed.users = args.registered_users;
     shop_settings.seed.seed = args.data_seed;
 
-    let mut fingerprint = crate::fingerprint::collect();
+    let fingerprint = crate::fingerprint::collect();
     let run_id =
         args.run_id.clone().unwrap_or_else(|| format!("{}-{kind}", fingerprint.started_at.replace([':', '-'], "")));
     let run_dir = args.out.clone().unwrap_or_else(workspace_results).join(&run_id);
@@ -470,6 +508,21 @@ async fn bench(
         cores: cores.clone(),
     };
     eprintln!("splitbench {kind}: results in {}; {}", run_dir.display(), cores.describe());
+    Ok(Setup { plan, launcher, fingerprint, run_id })
+}
+
+async fn bench(
+    kind: &str,
+    args: BenchArgs,
+    sweep: bool,
+    main: bool,
+    cores: CoreLayout,
+    created_databases: CreatedDatabases,
+) -> anyhow::Result<Finished> {
+    let thresholds = parse_thresholds(&args.threshold)?;
+    let Setup { plan, launcher, mut fingerprint, run_id } = setup(kind, &args, sweep, main, &cores, created_databases)?;
+    let run_dir = plan.run_dir.clone();
+    let think_time = duration(&args.think_time)?;
 
     let measuring = std::time::Instant::now();
     let measurements = crate::experiment::execute(&plan, &launcher).await?;
@@ -477,21 +530,7 @@ async fn bench(
     // Beside the harness: every binary the launcher started, as it was when started.
     fingerprint.binaries.extend(launcher.binaries.list());
 
-    let mut shop_args = shop_settings.to_args();
-    // The per-process values (ports, database URLs, upstream URLs) are the launcher's choice.
-    strip_flags(
-        &mut shop_args,
-        &[
-            "--accounts-url",
-            "--catalog-url",
-            "--inventory-url",
-            "--reviews-url",
-            "--payments-url",
-            "--orders-url",
-            "--token-secret",
-            "--service-token",
-        ],
-    );
+    let shop_args = shop_args_of(&plan);
     let mut run = RunData {
         schema_version: SCHEMA_VERSION,
         run_id,
@@ -503,28 +542,25 @@ async fn bench(
                 (true, Some(_)) => "closed".into(),
                 (true, None) => "open".into(),
             },
-            mix: mix.name.clone(),
-            mix_weights: mix.weights.iter().map(|(e, w)| (e.name().to_string(), *w)).collect(),
+            mix: plan.mix.name.clone(),
+            mix_weights: plan.mix.weights.iter().map(|(e, w)| (e.name().to_string(), *w)).collect(),
             arrivals: format!("{:?}", args.arrivals).to_lowercase(),
             rate: (main && args.users.is_none()).then_some(args.rate),
             users: args.users,
             think_time_ms: args.users.map(|_| think_time.as_millis() as u64),
             warmup_secs: plan.main_window.warmup.as_secs_f64(),
             warmup_ramped: Some(true),
-            pool_latency_ms: Some(pool_latency.as_secs_f64() * 1000.0),
+            pool_latency_ms: Some(plan.pool_latency.as_secs_f64() * 1000.0),
             duration_secs: plan.main_window.duration.as_secs_f64(),
             max_in_flight: args.max_in_flight,
             request_timeout_ms: plan.request_timeout.as_millis() as u64,
             logged_in_users: args.logged_in_users,
             seed: args.seed,
             degraded_ok: args.degraded_ok,
-            database: match &database {
-                DatabaseChoice::Sqlite => "SQLite (a file per process, WAL)".into(),
-                DatabaseChoice::Postgres(url) => format!("PostgreSQL {}", shop::settings::redact_password(url)),
-            },
+            database: database_description(&launcher.database),
             core_layout: cores.describe(),
             shop_settings: shop_args,
-            objective: sweep.then_some(objective),
+            objective: sweep.then_some(plan.objective),
             sweep_rates: plan.sweep_rates.clone(),
             repeat: plan.repeat,
             sweep_attempts: sweep.then_some(plan.sweep_attempts),
@@ -543,6 +579,113 @@ async fn bench(
     println!("\nreport: {}", run_dir.join("report.md").display());
 
     judge(&run, &thresholds, args.degraded_ok)
+}
+
+/// The shop's settings as flags, without the per-process values (ports, database URLs,
+/// upstream URLs: the launcher's choice) and the secrets.
+fn shop_args_of(plan: &Plan) -> Vec<String> {
+    let mut shop_args = plan.shop.to_args();
+    strip_flags(
+        &mut shop_args,
+        &[
+            "--accounts-url",
+            "--catalog-url",
+            "--inventory-url",
+            "--reviews-url",
+            "--payments-url",
+            "--orders-url",
+            "--token-secret",
+            "--service-token",
+        ],
+    );
+    shop_args
+}
+
+fn database_description(database: &DatabaseChoice) -> String {
+    match database {
+        DatabaseChoice::Sqlite => "SQLite (a file per process, WAL)".into(),
+        DatabaseChoice::Postgres(url) => format!("PostgreSQL {}", shop::settings::redact_password(url)),
+    }
+}
+
+/// `splitbench faults`: every scenario on every architecture chosen, one report.
+async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
+    use crate::faults::{FaultTiming, Scenario, report, run};
+    let scenarios = if args.scenario.is_empty() {
+        Scenario::defaults()
+    } else {
+        args.scenario.iter().map(|s| Scenario::parse(s)).collect::<anyhow::Result<Vec<_>>>()?
+    };
+    let timing = FaultTiming {
+        before: duration(&args.before).context("--before")?,
+        during: duration(&args.fault_for).context("--fault-for")?,
+        after: duration(&args.after).context("--after")?,
+    };
+    anyhow::ensure!(!timing.during.is_zero(), "--fault-for must be positive");
+    anyhow::ensure!(!timing.after.is_zero(), "--after must be positive: recovery is measured in it");
+    anyhow::ensure!(args.bench.users.is_none(), "fault runs use the open loop (--rate), not --users");
+    anyhow::ensure!(
+        args.bench.arch != ArchitectureChoice::NullServer,
+        "fault runs need the shop: --arch both, monolith or microservices"
+    );
+    let Setup { plan, launcher, mut fingerprint, run_id } =
+        setup("faults", &args.bench, false, true, &cores, created_databases)?;
+    let measuring = std::time::Instant::now();
+    let mut runs = Vec::new();
+    let total = scenarios.len() * plan.architectures.len();
+    for scenario in &scenarios {
+        for &architecture in &plan.architectures {
+            eprintln!("\n[{}/{total}] {scenario} on the {}", runs.len() + 1, architecture.name());
+            runs.push(run::run_scenario(&plan, &launcher, architecture, scenario, timing, args.bench.rate).await?);
+        }
+    }
+    fingerprint.binaries.extend(launcher.binaries.list());
+    let faults = report::FaultReport {
+        schema_version: report::FAULT_SCHEMA_VERSION,
+        run_id,
+        fingerprint,
+        command_line: std::env::args().collect(),
+        rate: args.bench.rate,
+        mix: plan.mix.name.clone(),
+        timing,
+        objective: plan.objective,
+        degraded_ok: plan.degraded_ok,
+        database: database_description(&launcher.database),
+        core_layout: cores.describe(),
+        shop_settings: shop_args_of(&plan),
+        runs,
+        measuring_secs: measuring.elapsed().as_secs_f64(),
+    };
+    report::write(&plan.run_dir, &faults)?;
+    let mut violations = Vec::new();
+    println!();
+    for run in &faults.runs {
+        let recovered = run
+            .outcome
+            .recovered_ms
+            .map_or_else(|| "did not recover".into(), |ms| format!("recovered after {:.1} s", ms / 1000.0));
+        let blast: Vec<&str> = run.outcome.blast_radius.iter().map(|e| e.name()).collect();
+        println!(
+            "{:<16} {:<14} blast radius: {:<40} {recovered}",
+            run.scenario.to_string(),
+            run.architecture,
+            if blast.is_empty() { "none".to_string() } else { blast.join(", ") }
+        );
+        match run.consistency.as_ref().map(|c| (&c.report, &c.error)) {
+            Some((Some(books), _)) if !books.is_clean() => {
+                violations.push(format!("{} {}: {}", run.scenario, run.architecture, books.summary()));
+            }
+            Some((None, error)) => violations.push(format!(
+                "{} {}: the books could not be checked: {}",
+                run.scenario,
+                run.architecture,
+                error.as_deref().unwrap_or("unknown error")
+            )),
+            _ => {}
+        }
+    }
+    println!("\nreport: {}", plan.run_dir.join("faults.md").display());
+    Ok(if violations.is_empty() { Finished::Ok } else { Finished::Inconsistent { violations, breaches: Vec::new() } })
 }
 
 fn parse_thresholds(specs: &[String]) -> anyhow::Result<Vec<Threshold>> {

@@ -307,7 +307,7 @@ async fn measure(
     Ok(measurement)
 }
 
-async fn start(
+pub(crate) async fn start(
     plan: &Plan,
     launcher: &Launcher,
     architecture: Architecture,
@@ -336,7 +336,7 @@ async fn start(
 /// against the orders the load was told are confirmed. `None` for the null server, which keeps
 /// no books. A check that cannot run is recorded (and makes the command fail once the report
 /// is written) rather than raised here, so the measurements are kept.
-async fn check_books(
+pub(crate) async fn check_books(
     plan: &Plan,
     sut: &SystemUnderTest,
     acknowledged: &AcknowledgedOrders,

@@ -9,6 +9,8 @@
 //! - [`report`]: raw data, `report.md`, SVG plots; [`experiment`] ties a run together and
 //!   [`cli`] maps flags to it.
 //!
+//! [`faults`] runs fault scenarios (crash, hang) against both architectures and reports what
+//! users saw.
 //! [`check`] audits the shop's books in its databases after a run (and as `splitbench check`).
 //! [`topology`] starts an architecture inside this process instead (tests, criterion
 //! benches, the demo). The binary (`src/main.rs`) only parses flags and calls [`cli::run`].
@@ -20,6 +22,7 @@ pub mod criterion_report;
 pub mod demo;
 pub mod drive;
 pub mod experiment;
+pub mod faults;
 pub mod fingerprint;
 pub mod launch;
 pub mod record;

@@ -188,7 +188,9 @@ impl Verdicts {
         }
     }
 
-    fn merge(&mut self, other: &Verdicts) {
+    /// Adds `other`'s counts and latencies (a second's into the window's, a fault run's slices
+    /// into their phase's).
+    pub(crate) fn merge(&mut self, other: &Verdicts) {
         self.ok += other.ok;
         self.degraded += other.degraded;
         add_failures(&mut self.failures, &other.failures);
@@ -335,6 +337,8 @@ fn merged<'a>(histograms: impl IntoIterator<Item = &'a Histogram<u64>>) -> Histo
 #[derive(Debug, Clone)]
 pub struct Recorder {
     warmup: Duration,
+    /// The length of each of `seconds`: one second, unless made [`Recorder::with_slices`].
+    slice: Duration,
     pub endpoints: BTreeMap<Endpoint, EndpointRecord>,
     pub seconds: Vec<SecondRecord>,
     /// How late the generator wrote requests relative to their due time (due to last byte
@@ -346,8 +350,16 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn new(warmup: Duration) -> Self {
+        Self::with_slices(warmup, Duration::from_secs(1))
+    }
+
+    /// A recorder whose `seconds` are slices of `slice` each (a fault run keeps 100 ms ones, to
+    /// see a crash and a restart at that resolution).
+    pub fn with_slices(warmup: Duration, slice: Duration) -> Self {
+        assert!(!slice.is_zero(), "a slice has a length");
         Self {
             warmup,
+            slice,
             endpoints: BTreeMap::new(),
             seconds: Vec::new(),
             generator_lag: latency_histogram(),
@@ -355,10 +367,10 @@ impl Recorder {
         }
     }
 
-    /// The second of the measured window `due` falls in; `None` during the warm-up.
+    /// The second (slice) of the measured window `due` falls in; `None` during the warm-up.
     fn second_of(&mut self, due: Duration) -> Option<&mut SecondRecord> {
         let since = due.checked_sub(self.warmup)?;
-        let index = since.as_secs() as usize;
+        let index = (since.as_nanos() / self.slice.as_nanos()) as usize;
         if self.seconds.len() <= index {
             self.seconds.resize_with(index + 1, SecondRecord::default);
         }

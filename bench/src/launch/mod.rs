@@ -199,6 +199,11 @@ pub struct ChildProcess {
     pub pid: u32,
     pub port: u16,
     pub log: PathBuf,
+    /// The settings it was started with, its port fixed: a restart (a fault run's crash) brings
+    /// it back where its callers expect it, on its own database.
+    settings: Settings,
+    /// How many times it was started again.
+    restarts: u32,
     child: Child,
 }
 
@@ -241,23 +246,23 @@ impl Launcher {
                 let url = self.database_url(architecture, "monolith", &databases).await?;
                 sut.database_urls.insert("monolith", url.clone());
                 settings.database.database_url = Some(url);
-                sut.processes.push(self.spawn("monolith", &settings, &logs).await?);
+                sut.processes.push(self.spawn("monolith", &settings, logs.path_of("monolith")).await?);
             }
             Architecture::Microservices => {
                 for service in Service::MODULES {
                     let url = self.database_url(architecture, service.name(), &databases).await?;
                     sut.database_urls.insert(service.name(), url.clone());
                     settings.database.database_url = Some(url);
-                    let process = self.spawn(service.name(), &settings, &logs).await?;
+                    let process = self.spawn(service.name(), &settings, logs.path_of(service.name())).await?;
                     let url = format!("http://127.0.0.1:{}", process.port);
                     service.point_upstream(&mut settings.upstreams, url);
                     sut.processes.push(process);
                 }
                 settings.database.database_url = None;
-                sut.processes.push(self.spawn("gateway", &settings, &logs).await?);
+                sut.processes.push(self.spawn("gateway", &settings, logs.path_of("gateway")).await?);
             }
             Architecture::NullServer => {
-                sut.processes.push(self.spawn("null-server", &settings, &logs).await?);
+                sut.processes.push(self.spawn("null-server", &settings, logs.path_of("null-server")).await?);
             }
         }
         let public = sut.processes.last().context("at least one process")?;
@@ -290,7 +295,7 @@ impl Launcher {
         }
     }
 
-    async fn spawn(&self, name: &'static str, settings: &Settings, logs: &LogNames) -> anyhow::Result<ChildProcess> {
+    async fn spawn(&self, name: &'static str, settings: &Settings, log_path: PathBuf) -> anyhow::Result<ChildProcess> {
         let binary = self.bin_dir.join(name);
         anyhow::ensure!(binary.is_file(), "{} does not exist (build it, or pass --bin-dir)", binary.display());
         self.binaries.record(name, &binary)?;
@@ -302,7 +307,6 @@ impl Launcher {
             taskset.arg("-c").arg(cores.join(",")).arg(&binary);
             taskset
         };
-        let log_path = logs.path_of(name);
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         command
             .args(settings.to_args())
@@ -343,29 +347,57 @@ impl Launcher {
                 }
             }
         });
-        Ok(ChildProcess { name, pid, port, log: log_path, child })
+        let mut settings = settings.clone();
+        settings.server.port = Some(port);
+        Ok(ChildProcess { name, pid, port, log: log_path, settings, restarts: 0, child })
+    }
+
+    /// Starts `sut`'s process `name` again, after it died: the same binary, settings, port and
+    /// database, its output in a log of its own (`...-restart1.log`); returns once it is ready.
+    pub async fn restart(&self, sut: &mut SystemUnderTest, name: &str) -> anyhow::Result<()> {
+        let index = sut.index_of(name)?;
+        let old = &sut.processes[index];
+        let restarts = old.restarts + 1;
+        let log = old.log.with_file_name(format!(
+            "{}-restart{restarts}.log",
+            old.log.file_stem().and_then(|s| s.to_str()).unwrap_or(name)
+        ));
+        let mut process = self.spawn(old.name, &old.settings.clone(), log).await?;
+        process.restarts = restarts;
+        sut.processes[index] = process;
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
+        self.wait_until_ready_one(&client, &sut.processes[index], Instant::now() + self.ready_timeout).await
     }
 
     async fn wait_until_ready(&self, sut: &SystemUnderTest) -> anyhow::Result<()> {
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         let deadline = Instant::now() + self.ready_timeout;
         for process in &sut.processes {
-            let url = format!("http://127.0.0.1:{}/ready", process.port);
-            loop {
-                if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
-                    break;
-                }
-                anyhow::ensure!(
-                    Instant::now() < deadline,
-                    "{} was not ready within {:?}; see {}",
-                    process.name,
-                    self.ready_timeout,
-                    process.log.display()
-                );
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            self.wait_until_ready_one(&client, process, deadline).await?;
         }
         Ok(())
+    }
+
+    async fn wait_until_ready_one(
+        &self,
+        client: &reqwest::Client,
+        process: &ChildProcess,
+        deadline: Instant,
+    ) -> anyhow::Result<()> {
+        let url = format!("http://127.0.0.1:{}/ready", process.port);
+        loop {
+            if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "{} was not ready within {:?}; see {}",
+                process.name,
+                self.ready_timeout,
+                process.log.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -382,9 +414,34 @@ impl SystemUnderTest {
         self.processes.iter().filter_map(|p| procstat::sample(Some(p.pid)).ok().map(|s| (p.name, s))).collect()
     }
 
-    /// Stops every process: SIGTERM, up to 5 s to finish, then SIGKILL.
+    fn index_of(&self, name: &str) -> anyhow::Result<usize> {
+        self.processes
+            .iter()
+            .position(|p| p.name == name)
+            .with_context(|| format!("no process {name} in the {}", self.architecture.name()))
+    }
+
+    /// Sends `signal` to the process `name` (a fault run's SIGSTOP and SIGCONT).
+    pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
+        let pid = self.processes[self.index_of(name)?].pid;
+        kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("sending {signal} to {name}"))
+    }
+
+    /// Kills the process `name` with SIGKILL (no chance to clean up, as a crash) and waits until
+    /// it is gone, so its port is free for [`Launcher::restart`].
+    pub async fn kill_process(&mut self, name: &str) -> anyhow::Result<()> {
+        let index = self.index_of(name)?;
+        let process = &mut self.processes[index];
+        process.child.start_kill().with_context(|| format!("killing {name}"))?;
+        process.child.wait().await.with_context(|| format!("waiting for {name} to die"))?;
+        Ok(())
+    }
+
+    /// Stops every process: SIGTERM, up to 5 s to finish, then SIGKILL. A frozen process
+    /// (a fault run's SIGSTOP) is thawed first, or it could not act on SIGTERM.
     pub async fn stop(mut self) {
         for process in &self.processes {
+            let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGCONT);
             let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGTERM);
         }
         for process in &mut self.processes {

@@ -6,6 +6,7 @@ mod accounting;
 mod cleanup;
 mod consistency;
 mod environment;
+mod faults;
 mod generator_client;
 mod plots;
 mod report;

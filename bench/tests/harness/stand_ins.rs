@@ -23,6 +23,18 @@ impl StandInRun {
 /// Runs `splitbench <args> --run-id <run_id>` against stand-ins and reads its run.json; `args`
 /// are split at whitespace.
 pub fn run_against_stand_ins(args: &str, run_id: &str) -> StandInRun {
+    let (out, dir, output) = run_splitbench_against_stand_ins(args, run_id);
+    let run = RunData::read(&dir.join("run.json"))
+        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
+    StandInRun { _out: out, dir, run }
+}
+
+/// Runs `splitbench <args> --run-id <run_id>` against stand-ins: its output directory (removed
+/// when the first value drops), the run's directory in it, and what it printed.
+pub fn run_splitbench_against_stand_ins(
+    args: &str,
+    run_id: &str,
+) -> (tempfile::TempDir, PathBuf, std::process::Output) {
     let bin_dir = tempfile::tempdir().expect("a temp dir");
     let null_server = env!("CARGO_BIN_EXE_null-server");
     for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
@@ -39,7 +51,5 @@ pub fn run_against_stand_ins(args: &str, run_id: &str) -> StandInRun {
         .output()
         .expect("splitbench runs");
     let dir = out.path().join(run_id);
-    let run = RunData::read(&dir.join("run.json"))
-        .unwrap_or_else(|err| panic!("{err:#}: {}", String::from_utf8_lossy(&output.stderr)));
-    StandInRun { _out: out, dir, run }
+    (out, dir, output)
 }

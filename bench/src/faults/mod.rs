@@ -1,0 +1,177 @@
+//! Fault runs (`splitbench faults`): the same fault, aimed at the same module of both
+//! architectures under the same steady open-loop load, and what the users saw.
+//!
+//! A scenario names a fault and a module (`crash:inventory`). The fault hits the process that
+//! hosts the module: in the microservices that module's service, in the monolith the one
+//! process that hosts everything, so the monolith's row shows what sharing a process costs.
+//!
+//! - **crash**: SIGKILL (no clean-up, as a crash), then the process is started again on the same
+//!   port and database once the fault's time is up; the fault ends when it is ready again.
+//! - **hang**: SIGSTOP for the fault's time, then SIGCONT: the process keeps its connections
+//!   and answers nothing, the way a stalled process (a long GC pause, a frozen VM) looks.
+//!
+//! The window is recorded in 100 ms slices ([`crate::record::Recorder::with_slices`]) and split
+//! into phases at the moments the fault began and ended ([`analysis`]); each run ends with the
+//! consistency check of the books, so a fault that lost or created an order shows.
+//! Still to come (issue "Fault-injection runs"): slow and failing calls at the module seam,
+//! network faults through a proxy, CPU starvation, database outages, and the resilience
+//! profiles (retries, breakers, bulkheads) to compare.
+
+pub mod analysis;
+pub mod report;
+pub mod run;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::Endpoint;
+use crate::topology::Architecture;
+
+/// The shop's modules, as a fault names them.
+pub const MODULES: [&str; 6] = ["accounts", "catalog", "inventory", "reviews", "payments", "orders"];
+
+/// What happens to the process hosting the module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// SIGKILL, then a restart on the same port and database.
+    Crash,
+    /// SIGSTOP, then SIGCONT.
+    Hang,
+}
+
+impl FaultKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Crash => "crash",
+            Self::Hang => "hang",
+        }
+    }
+}
+
+/// One fault aimed at one module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub fault: FaultKind,
+    pub module: String,
+}
+
+impl Scenario {
+    /// Parses `crash:inventory` or `hang:reviews`.
+    pub fn parse(spec: &str) -> anyhow::Result<Self> {
+        let (fault, module) = spec
+            .split_once(':')
+            .ok_or_else(|| anyhow::anyhow!("a scenario is fault:module, e.g. crash:inventory; got '{spec}'"))?;
+        let fault = match fault.trim() {
+            "crash" => FaultKind::Crash,
+            "hang" => FaultKind::Hang,
+            other => anyhow::bail!("unknown fault '{other}' (known: crash, hang)"),
+        };
+        let module = module.trim();
+        anyhow::ensure!(MODULES.contains(&module), "unknown module '{module}' (known: {})", MODULES.join(", "));
+        Ok(Self { fault, module: module.to_string() })
+    }
+
+    /// The scenarios `splitbench faults` runs without `--scenario`.
+    pub fn defaults() -> Vec<Self> {
+        ["crash:inventory", "hang:inventory", "crash:catalog", "hang:reviews"]
+            .iter()
+            .map(|s| Self::parse(s).expect("the default scenarios parse"))
+            .collect()
+    }
+
+    /// The process the fault hits in `architecture`.
+    pub fn process(&self, architecture: Architecture) -> &str {
+        match architecture {
+            Architecture::Microservices => &self.module,
+            Architecture::Monolith | Architecture::NullServer => architecture.name(),
+        }
+    }
+
+    /// `crash-inventory`, for file names.
+    pub fn slug(&self) -> String {
+        format!("{}-{}", self.fault.name(), self.module)
+    }
+}
+
+impl fmt::Display for Scenario {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.fault.name(), self.module)
+    }
+}
+
+/// The modules an endpoint needs for a complete answer. An endpoint that does not need the
+/// faulted module and still missed its objective is in the fault's blast radius.
+pub fn modules_needed(endpoint: Endpoint) -> &'static [&'static str] {
+    match endpoint {
+        // Inventory and reviews are optional parts (a degraded page without them), but a
+        // complete page needs them.
+        Endpoint::ProductPage => &["catalog", "inventory", "reviews"],
+        Endpoint::Search | Endpoint::CategoryListing => &["catalog"],
+        Endpoint::ReviewsRead => &["reviews"],
+        // A review is accepted only for a product the catalog knows.
+        Endpoint::ReviewWrite => &["reviews", "catalog"],
+        Endpoint::Login => &["accounts"],
+        Endpoint::Checkout => &["orders", "catalog", "inventory", "payments"],
+        Endpoint::OrderHistory => &["orders"],
+        Endpoint::Health => &[],
+    }
+}
+
+/// When the fault starts and how long each phase lasts, from the start of the measured window.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaultTiming {
+    /// Steady load before the fault.
+    pub before: Duration,
+    /// How long the fault is held (a crashed process is restarted after this).
+    pub during: Duration,
+    /// Load after the fault ends, to see whether and when the system recovers.
+    pub after: Duration,
+}
+
+impl FaultTiming {
+    /// The measured window: all three phases.
+    pub fn window(&self) -> Duration {
+        self.before + self.during + self.after
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenarios_parse_and_bad_ones_are_clear_errors() {
+        let s = Scenario::parse("crash:inventory").expect("valid");
+        assert_eq!((s.fault, s.module.as_str()), (FaultKind::Crash, "inventory"));
+        assert_eq!(s.to_string(), "crash:inventory");
+        assert_eq!(Scenario::parse(" hang : reviews ").expect("valid").slug(), "hang-reviews");
+        let no_colon = Scenario::parse("crash").expect_err("no colon").to_string();
+        assert!(no_colon.contains("fault:module"), "{no_colon}");
+        let fault = Scenario::parse("melt:inventory").expect_err("unknown fault").to_string();
+        assert!(fault.contains("unknown fault 'melt'"), "{fault}");
+        let module = Scenario::parse("crash:gateway").expect_err("unknown module").to_string();
+        assert!(module.contains("unknown module 'gateway'"), "{module}");
+    }
+
+    #[test]
+    fn the_fault_hits_the_module_service_or_the_whole_monolith() {
+        let s = Scenario::parse("hang:payments").expect("valid");
+        assert_eq!(s.process(Architecture::Microservices), "payments");
+        assert_eq!(s.process(Architecture::Monolith), "monolith");
+    }
+
+    #[test]
+    fn every_module_is_needed_by_some_endpoint() {
+        for module in MODULES {
+            assert!(
+                Endpoint::ALL.iter().any(|e| modules_needed(*e).contains(&module)),
+                "{module} is needed by no endpoint"
+            );
+        }
+        assert!(modules_needed(Endpoint::Search).contains(&"catalog"));
+        assert!(!modules_needed(Endpoint::Search).contains(&"inventory"));
+    }
+}

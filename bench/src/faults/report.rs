@@ -1,0 +1,265 @@
+//! A fault run's results directory: `faults.json` (everything measured), `faults.md` (the
+//! matrix, then per scenario the phases per endpoint, blast radius, recovery and the books),
+//! `timelines/<scenario>-<architecture>.csv` (100 ms slices) and `<scenario>.svg` (both
+//! architectures over time, the fault's window marked).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::analysis::Phase;
+use super::run::FaultRun;
+use super::{FaultTiming, Scenario};
+use crate::analyse::{Objective, human_micros};
+use crate::report::data::Fingerprint;
+use crate::report::svg;
+
+/// Everything `splitbench faults` measured, as `faults.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FaultReport {
+    pub schema_version: u32,
+    pub run_id: String,
+    pub fingerprint: Fingerprint,
+    pub command_line: Vec<String>,
+    pub rate: f64,
+    pub mix: String,
+    pub timing: FaultTiming,
+    pub objective: Objective,
+    pub degraded_ok: bool,
+    pub database: String,
+    pub core_layout: String,
+    pub shop_settings: Vec<String>,
+    pub runs: Vec<FaultRun>,
+    pub measuring_secs: f64,
+}
+
+pub const FAULT_SCHEMA_VERSION: u32 = 1;
+
+/// Writes the whole directory.
+pub fn write(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
+    let json = serde_json::to_string_pretty(report)?;
+    std::fs::write(dir.join("faults.json"), json).context("writing faults.json")?;
+    std::fs::create_dir_all(dir.join("timelines"))?;
+    for run in &report.runs {
+        let file = dir.join("timelines").join(format!("{}-{}.csv", run.scenario.slug(), run.architecture));
+        std::fs::write(&file, timeline_csv(run)).with_context(|| format!("writing {}", file.display()))?;
+    }
+    for scenario in scenarios(report) {
+        let runs: Vec<&FaultRun> = report.runs.iter().filter(|r| r.scenario == scenario).collect();
+        std::fs::write(dir.join(format!("{}.svg", scenario.slug())), timeline_svg(&scenario, &runs))?;
+    }
+    std::fs::write(dir.join("faults.md"), markdown(report)).context("writing faults.md")?;
+    Ok(())
+}
+
+/// The scenarios in the order run.
+fn scenarios(report: &FaultReport) -> Vec<Scenario> {
+    let mut seen: Vec<Scenario> = Vec::new();
+    for run in &report.runs {
+        if !seen.contains(&run.scenario) {
+            seen.push(run.scenario.clone());
+        }
+    }
+    seen
+}
+
+fn timeline_csv(run: &FaultRun) -> String {
+    let mut csv = String::from("slice_start_ms,phase,requests,ok,degraded,failed,p99_us\n");
+    for slice in &run.outcome.timeline {
+        let phase = if slice.start_ms + 100.0 <= run.fault.started_ms {
+            Phase::Before
+        } else if slice.start_ms < run.fault.ended_ms {
+            Phase::During
+        } else {
+            Phase::After
+        };
+        let _ = writeln!(
+            csv,
+            "{:.0},{},{},{},{},{},{}",
+            slice.start_ms,
+            phase.name(),
+            slice.requests,
+            slice.ok,
+            slice.degraded,
+            slice.failed,
+            slice.p99_us.map_or_else(String::new, |p| p.to_string())
+        );
+    }
+    csv
+}
+
+/// Success share and p99 per slice, both architectures, the fault's window drawn as a box.
+fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
+    let mut success = Vec::new();
+    let mut p99 = Vec::new();
+    for run in runs {
+        let colour = svg::architecture_colour(&run.architecture);
+        let seconds = |ms: f64| ms / 1000.0;
+        success.push(svg::Series {
+            name: run.architecture.clone(),
+            colour,
+            style: svg::Style::Solid,
+            values: run
+                .outcome
+                .timeline
+                .iter()
+                .filter(|s| s.requests > 0)
+                .map(|s| (seconds(s.start_ms), 100.0 * s.ok as f64 / s.requests as f64))
+                .collect(),
+        });
+        p99.push(svg::Series {
+            name: run.architecture.clone(),
+            colour,
+            style: svg::Style::Solid,
+            values: run
+                .outcome
+                .timeline
+                .iter()
+                .filter_map(|s| s.p99_us.map(|p| (seconds(s.start_ms), p as f64 / 1000.0)))
+                .collect(),
+        });
+        let (start, end) = (seconds(run.fault.started_ms), seconds(run.fault.ended_ms));
+        success.push(svg::Series {
+            name: format!("fault ({})", run.architecture),
+            colour,
+            style: svg::Style::Dashed,
+            values: vec![(start, 0.0), (start, 100.0), (end, 100.0), (end, 0.0)],
+        });
+    }
+    svg::Figure {
+        title: format!("{scenario}: complete answers and p99 per 100 ms"),
+        x_label: "seconds into the measured window".into(),
+        x_scale: svg::Scale::Linear,
+        panels: vec![
+            svg::Panel {
+                y_label: "% complete answers".into(),
+                y_scale: svg::Scale::Linear,
+                series: success,
+                rules: Vec::new(),
+            },
+            svg::Panel {
+                y_label: "p99 ms (log scale)".into(),
+                y_scale: svg::Scale::Log,
+                series: p99,
+                rules: Vec::new(),
+            },
+        ],
+    }
+    .render()
+}
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "did not recover in the window".into(), |v| format!("{:.1} s", v / 1000.0))
+}
+
+fn books(run: &FaultRun) -> String {
+    match &run.consistency {
+        None => "not checked".into(),
+        Some(check) => match (&check.report, &check.error) {
+            (Some(report), _) => report.summary(),
+            (None, Some(error)) => format!("check failed: {error}"),
+            (None, None) => "not checked".into(),
+        },
+    }
+}
+
+fn endpoints_list(endpoints: &[crate::record::Endpoint]) -> String {
+    if endpoints.is_empty() { "none".into() } else { endpoints.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ") }
+}
+
+fn markdown(report: &FaultReport) -> String {
+    let mut md = format!("# splitbench fault report `{}`\n\n", report.run_id);
+    let _ = writeln!(md, "Produced by `{}`.\n", report.command_line.join(" "));
+    md.push_str("## Environment\n\n");
+    md.push_str(&crate::report::environment_rows(&report.fingerprint, &report.fingerprint.build_profile));
+    let t = &report.timing;
+    let _ = writeln!(
+        md,
+        "| took | {:.0} s (systems started, faults, checks and stops; building not) |\n| core layout | {} |\n| database | {} |\n| load | open loop at {} req/s, mix `{}`; after the warm-up, {:.1} s before the fault, {:.1} s of fault, {:.1} s after it; every request's latency from its due time, in 100 ms slices |\n| objective | p99 of every request ≤ {}, failed{} requests ≤ {:.3}% |\n| shop settings (every process) | `{}` |\n",
+        report.measuring_secs,
+        report.core_layout,
+        report.database,
+        report.rate,
+        report.mix,
+        t.before.as_secs_f64(),
+        t.during.as_secs_f64(),
+        t.after.as_secs_f64(),
+        human_micros(report.objective.p99_us),
+        if report.degraded_ok { "" } else { " and degraded" },
+        report.objective.error_budget * 100.0,
+        report.shop_settings.join(" ")
+    );
+    md.push_str(
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). In the microservices the process is the module's service; in the monolith it is the one process, so every endpoint shares the fault. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module. *Recovered*: from the fault's end to the first 100 ms slice from which every later slice met the objective.\n\n",
+    );
+    md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | books |\n|---|---|---|---|---|---|---|---|\n");
+    for run in &report.runs {
+        let (mut ok, mut requests) = (0, 0);
+        let mut p99 = None::<u64>;
+        for phases in run.outcome.phases.values() {
+            if let Some(s) = phases.get(&Phase::During) {
+                ok += s.ok;
+                requests += s.requests;
+                p99 = p99.max(s.p99_us);
+            }
+        }
+        let share = if requests == 0 { "-".into() } else { format!("{:.1}%", 100.0 * ok as f64 / requests as f64) };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {share} | {} | {} | {} | {} | {} |",
+            run.scenario,
+            run.architecture,
+            p99.map_or_else(|| "-".into(), |p| format!("{} (worst endpoint)", human_micros(p))),
+            endpoints_list(&run.outcome.blast_radius),
+            run.outcome.first_success_ms.map_or_else(|| "none".into(), |v| format!("{:.1} s", v / 1000.0)),
+            ms(run.outcome.recovered_ms),
+            books(run)
+        );
+    }
+    for scenario in scenarios(report) {
+        let _ = writeln!(md, "\n## {scenario}\n\n![{scenario}]({}.svg)\n", scenario.slug());
+        for run in report.runs.iter().filter(|r| r.scenario == scenario) {
+            let _ = writeln!(
+                md,
+                "### {}: {} hit from {:.1} s to {:.1} s\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
+                run.architecture,
+                run.process,
+                run.fault.started_ms / 1000.0,
+                run.fault.ended_ms / 1000.0,
+                run.scenario.module,
+                endpoints_list(&run.outcome.breached_needing),
+                endpoints_list(&run.outcome.blast_radius),
+                run.outcome.first_success_ms.map_or_else(|| "none".into(), |v| format!("{:.1} s", v / 1000.0)),
+                ms(run.outcome.recovered_ms),
+                books(run)
+            );
+            md.push_str("| endpoint | needs it | phase | requests | complete | degraded | failed | p50 | p99 | goodput req/s | missed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+            for (endpoint, phases) in &run.outcome.phases {
+                let needs = super::modules_needed(*endpoint).contains(&run.scenario.module.as_str());
+                for phase in Phase::ALL {
+                    let Some(s) = phases.get(&phase) else { continue };
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {:.1} | {} |",
+                        endpoint.name(),
+                        if needs { "yes" } else { "no" },
+                        phase.name(),
+                        s.requests,
+                        s.availability * 100.0,
+                        s.degraded,
+                        s.failed,
+                        s.p50_us.map_or_else(|| "-".into(), human_micros),
+                        s.p99_us.map_or_else(|| "-".into(), human_micros),
+                        s.goodput,
+                        if s.breached { "yes" } else { "no" }
+                    );
+                }
+            }
+            md.push('\n');
+        }
+    }
+    md.push_str("\n## Files\n\n- `faults.json`: everything above, per 100 ms slice and per phase and endpoint.\n- `timelines/<scenario>-<architecture>.csv`: the 100 ms slices.\n- `<scenario>.svg`: the timeline plots.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
+    md
+}

@@ -1,0 +1,120 @@
+//! Running one scenario on one architecture: a fresh system, the steady load, the fault at its
+//! time, the books checked, the system stopped (also when something failed on the way).
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+use super::analysis::{self, FaultOutcome, FaultWindow};
+use super::{FaultKind, FaultTiming, Scenario};
+use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
+use crate::experiment::{self, Plan};
+use crate::launch::{Launcher, SystemUnderTest};
+use crate::record::Recorder;
+use crate::report::data::ConsistencyCheck;
+use crate::topology::Architecture;
+
+/// The timeline's resolution: fine enough to see a restart's second, coarse enough that a
+/// slice at a few hundred requests a second holds a few dozen.
+pub const SLICE: Duration = Duration::from_millis(100);
+
+/// One scenario on one architecture: what was done and what the users saw.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FaultRun {
+    pub architecture: String,
+    pub scenario: Scenario,
+    /// The process the fault hit.
+    pub process: String,
+    pub offered_rate: f64,
+    pub timing: FaultTiming,
+    /// When the fault was in force, as it happened.
+    pub fault: FaultWindow,
+    pub outcome: FaultOutcome,
+    /// The books after the run (`None`: the null server, which keeps none).
+    pub consistency: Option<ConsistencyCheck>,
+}
+
+/// Starts `architecture`, loads it at `rate` with `scenario`'s fault at its time, checks its
+/// books, stops it.
+pub async fn run_scenario(
+    plan: &Plan,
+    launcher: &Launcher,
+    architecture: Architecture,
+    scenario: &Scenario,
+    timing: FaultTiming,
+    rate: f64,
+) -> anyhow::Result<FaultRun> {
+    let (mut sut, sessions) = experiment::start(plan, launcher, architecture).await?;
+    let result = measure(plan, launcher, &mut sut, &sessions, scenario, timing, rate).await;
+    sut.stop().await;
+    result
+}
+
+async fn measure(
+    plan: &Plan,
+    launcher: &Launcher,
+    sut: &mut SystemUnderTest,
+    sessions: &[drive::Session],
+    scenario: &Scenario,
+    timing: FaultTiming,
+    rate: f64,
+) -> anyhow::Result<FaultRun> {
+    let architecture = sut.architecture;
+    let scale =
+        Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
+    // Both architectures of a scenario meet the same schedule and requests.
+    let seeds = RepetitionSeeds::derive(plan.seed, 1);
+    let workload = Workload::new(&plan.mix, scale, sessions.to_vec(), seeds.workload)?;
+    let client = drive::LoadClient::new(&sut.base_url, plan.request_timeout)?;
+    let window = Window { warmup: plan.main_window.warmup, duration: timing.window() };
+    let recorder = Arc::new(Mutex::new(Recorder::with_slices(window.warmup, SLICE)));
+    let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight).with_pool_latency(plan.pool_latency);
+    client.open_pool(pace.pool_size()).await;
+    let acknowledged = AcknowledgedOrders::default();
+    let process = scenario.process(architecture).to_string();
+    let name = architecture.name();
+
+    let started = Instant::now();
+    let load = drive::run_open_loop(client, workload, pace, window, seeds.schedule, recorder, acknowledged.clone());
+    let inject = async {
+        let measured = started + window.warmup;
+        let since_window = |t: Instant| t.saturating_duration_since(measured).as_secs_f64() * 1000.0;
+        tokio::time::sleep_until((measured + timing.before).into()).await;
+        let began = Instant::now();
+        let planned_end = measured + timing.before + timing.during;
+        match scenario.fault {
+            FaultKind::Crash => {
+                sut.kill_process(&process).await?;
+                eprintln!("{name}: {scenario}: killed {process} (SIGKILL)");
+                tokio::time::sleep_until(planned_end.into()).await;
+                launcher.restart(sut, &process).await?;
+                eprintln!("{name}: {scenario}: {process} restarted and ready");
+            }
+            FaultKind::Hang => {
+                sut.signal(&process, Signal::SIGSTOP)?;
+                eprintln!("{name}: {scenario}: froze {process} (SIGSTOP)");
+                tokio::time::sleep_until(planned_end.into()).await;
+                sut.signal(&process, Signal::SIGCONT)?;
+                eprintln!("{name}: {scenario}: thawed {process} (SIGCONT)");
+            }
+        }
+        anyhow::Ok(FaultWindow { started_ms: since_window(began), ended_ms: since_window(Instant::now()) })
+    };
+    let (recorded, fault) = tokio::join!(load, inject);
+    let recorded = recorded?;
+    let fault = fault?;
+    let consistency = experiment::check_books(plan, sut, &acknowledged).await;
+    let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
+    Ok(FaultRun {
+        architecture: name.to_string(),
+        scenario: scenario.clone(),
+        process,
+        offered_rate: rate,
+        timing,
+        fault,
+        outcome,
+        consistency,
+    })
+}

@@ -1,0 +1,84 @@
+//! `splitbench faults` end to end against stand-ins (null servers that answer `/health`): a
+//! crashed process is killed and started again on its port, a frozen one is thawed, and the
+//! report tells the monolith (the fault hits the one process) from the microservices (it hits
+//! one service the `/health` route does not pass through). The freeze lasts 1 s against a
+//! 500 ms objective, so the monolith's miss is the fault's doing, not the machine's.
+
+use splitbench::faults::analysis::Phase;
+use splitbench::faults::report::FaultReport;
+use splitbench::record::Endpoint;
+
+use crate::stand_ins::run_splitbench_against_stand_ins;
+
+#[test]
+fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolith_shares_the_fault() {
+    let (_out, dir, output) = run_splitbench_against_stand_ins(
+        concat!(
+            "faults --arch both --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms ",
+            "--before 1s --fault-for 1s --after 1s --scenario crash:inventory --scenario hang:catalog"
+        ),
+        "faults",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json = std::fs::read_to_string(dir.join("faults.json")).unwrap_or_else(|err| panic!("{err}: {stderr}"));
+    let report: FaultReport = serde_json::from_str(&json).expect("faults.json parses");
+    let runs: Vec<(String, String, String)> =
+        report.runs.iter().map(|r| (r.scenario.to_string(), r.architecture.clone(), r.process.clone())).collect();
+    let expected: Vec<(String, String, String)> = [
+        ("crash:inventory", "monolith", "monolith"),
+        ("crash:inventory", "microservices", "inventory"),
+        ("hang:catalog", "monolith", "monolith"),
+        ("hang:catalog", "microservices", "catalog"),
+    ]
+    .map(|(s, a, p)| (s.to_string(), a.to_string(), p.to_string()))
+    .to_vec();
+    assert_eq!(runs, expected, "every scenario on both architectures, the fault on the hosting process");
+
+    for run in &report.runs {
+        let health = &run.outcome.phases[&Endpoint::Health];
+        let during = &health[&Phase::During];
+        assert!(run.fault.ended_ms > run.fault.started_ms, "the fault lasted: {:?}", run.fault);
+        assert!(health.contains_key(&Phase::After), "load continued after the fault");
+        if run.architecture == "monolith" {
+            // Killed: connections refused; frozen: answers held for up to a second.
+            assert!(during.breached, "{}: the monolith's one process is the fault's: {during:?}", run.scenario);
+            assert_eq!(run.outcome.blast_radius, vec![Endpoint::Health], "/health needs no module");
+        } else {
+            assert!(!during.breached, "{}: the gateway answers /health alone: {during:?}", run.scenario);
+            assert!(run.outcome.blast_radius.is_empty());
+            assert_eq!(during.failed, 0);
+        }
+        assert!(
+            run.outcome.first_success_ms.is_some() || run.outcome.recovered_ms.is_some(),
+            "{} {}: answered again after the fault",
+            run.scenario,
+            run.architecture
+        );
+    }
+    let crashed = &report.runs[0];
+    assert!(crashed.outcome.phases[&Endpoint::Health][&Phase::During].failed > 0, "a killed monolith refuses");
+    assert!(crashed.outcome.recovered_ms.is_some(), "and answers again once restarted: {:?}", crashed.outcome);
+
+    // The restarted processes logged apart, and came back on the port they had.
+    let logs: Vec<String> = std::fs::read_dir(dir.join("logs"))
+        .expect("logs")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    for process in ["monolith", "inventory"] {
+        let restart = logs
+            .iter()
+            .find(|name| name.ends_with(&format!("-{process}-restart1.log")))
+            .unwrap_or_else(|| panic!("no restart log of {process}: {logs:?}"));
+        let first = restart.replace("-restart1", "");
+        let port_in = |file: &str| {
+            let text = std::fs::read_to_string(dir.join("logs").join(file)).expect("a log");
+            splitbench::launch::listening_port(text.lines().next().expect("a first line")).expect("a port")
+        };
+        assert_eq!(port_in(restart), port_in(&first), "{process} restarted on its port");
+    }
+    for file in ["faults.md", "crash-inventory.svg", "hang-catalog.svg", "timelines/crash-inventory-monolith.csv"] {
+        assert!(dir.join(file).is_file(), "{file} written");
+    }
+    let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
+    assert!(md.contains("| crash:inventory | microservices |"), "{md}");
+}

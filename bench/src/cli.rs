@@ -86,11 +86,16 @@ pub enum ArchitectureChoice {
 #[derive(Debug, Args)]
 pub struct FaultsArgs {
     /// A scenario, fault:module; repeat for several. Faults: crash (SIGKILL, restart on the same
-    /// port after --fault-for), hang (SIGSTOP for --fault-for, then SIGCONT). Modules: accounts,
-    /// catalog, inventory, reviews, payments, orders. Default: crash:inventory, hang:inventory,
-    /// crash:catalog, hang:reviews.
+    /// port after --fault-for), hang (SIGSTOP for --fault-for, then SIGCONT), starve (a CPU
+    /// quota of --starve-share; root and cgroup v1), db-outage (the module's database locked
+    /// for writes on SQLite, closed on PostgreSQL). Modules: accounts, catalog, inventory,
+    /// reviews, payments, orders. Default: crash:inventory, hang:inventory, starve:catalog,
+    /// db-outage:orders.
     #[arg(long)]
     pub scenario: Vec<String>,
+    /// starve: the share of one core the process may use, in 10 ms periods (at least 10%).
+    #[arg(long, default_value = "10%")]
+    pub starve_share: String,
     /// Steady load after the warm-up, before the fault.
     #[arg(long, default_value = "5s")]
     pub before: String,
@@ -610,7 +615,8 @@ fn database_description(database: &DatabaseChoice) -> String {
 
 /// `splitbench faults`: every scenario on every architecture chosen, one report.
 async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
-    use crate::faults::{FaultTiming, Scenario, report, run};
+    use crate::faults::inject::FaultParameters;
+    use crate::faults::{FaultKind, FaultTiming, Scenario, report, run};
     let scenarios = if args.scenario.is_empty() {
         Scenario::defaults()
     } else {
@@ -622,6 +628,18 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         after: duration(&args.after).context("--after")?,
     };
     anyhow::ensure!(!timing.during.is_zero(), "--fault-for must be positive");
+    let share = percent(&args.starve_share).context("--starve-share")?;
+    let period_us = FaultParameters::default().cpu_period_us;
+    let parameters =
+        FaultParameters { cpu_period_us: period_us, cpu_quota_us: (share * period_us as f64).round() as u64 };
+    anyhow::ensure!(
+        parameters.cpu_quota_us >= crate::launch::cgroup::MIN_QUOTA_US && share <= 1.0,
+        "--starve-share must be between 10% (the kernel's smallest quota in a 10 ms period) and 100%"
+    );
+    anyhow::ensure!(
+        scenarios.iter().all(|s| s.fault != FaultKind::Starve) || crate::launch::cgroup::CpuQuota::available(),
+        "starve needs root and cgroup v1's cpu controller (/sys/fs/cgroup/cpu); leave it out here"
+    );
     anyhow::ensure!(!timing.after.is_zero(), "--after must be positive: recovery is measured in it");
     anyhow::ensure!(args.bench.users.is_none(), "fault runs use the open loop (--rate), not --users");
     anyhow::ensure!(
@@ -636,7 +654,10 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
     for scenario in &scenarios {
         for &architecture in &plan.architectures {
             eprintln!("\n[{}/{total}] {scenario} on the {}", runs.len() + 1, architecture.name());
-            runs.push(run::run_scenario(&plan, &launcher, architecture, scenario, timing, args.bench.rate).await?);
+            runs.push(
+                run::run_scenario(&plan, &launcher, architecture, scenario, timing, &parameters, args.bench.rate)
+                    .await?,
+            );
         }
     }
     fingerprint.binaries.extend(launcher.binaries.list());
@@ -648,6 +669,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         rate: args.bench.rate,
         mix: plan.mix.name.clone(),
         timing,
+        parameters,
         objective: plan.objective,
         degraded_ok: plan.degraded_ok,
         database: database_description(&launcher.database),

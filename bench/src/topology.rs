@@ -284,6 +284,29 @@ pub(crate) async fn drop_postgres_database(server_url: &str, name: &str) -> anyh
     Ok(())
 }
 
+/// Opens or closes the PostgreSQL database of `database_url` to connections (a fault run's
+/// database outage): closed, it refuses new connections, superusers' too, and its open ones
+/// are terminated, as when its server goes away.
+pub(crate) async fn set_postgres_database_open(database_url: &str, open: bool) -> anyhow::Result<()> {
+    let url = reqwest::Url::parse(database_url).context("parsing the PostgreSQL URL")?;
+    let name = url.path().trim_start_matches('/').to_string();
+    anyhow::ensure!(
+        !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+        "not a database this run created: '{name}'"
+    );
+    let mut conn = admin_connection(&with_database(database_url, "postgres")?).await?;
+    sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS {open}")).execute(&mut conn).await?;
+    if !open {
+        sqlx::query(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ))
+        .execute(&mut conn)
+        .await?;
+    }
+    conn.close().await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

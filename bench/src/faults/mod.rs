@@ -9,15 +9,21 @@
 //!   port and database once the fault's time is up; the fault ends when it is ready again.
 //! - **hang**: SIGSTOP for the fault's time, then SIGCONT: the process keeps its connections
 //!   and answers nothing, the way a stalled process (a long GC pause, a frozen VM) looks.
+//! - **starve**: the process gets a CPU quota far below its need (cgroup v1, 1 ms per 10 ms
+//!   period by default), the trigger Huang et al. (OSDI '22) used for metastable failures.
+//! - **db-outage**: the module's database is unavailable: on SQLite another connection holds
+//!   the write lock (writes wait out their busy timeout and fail, reads in WAL mode go on); on
+//!   PostgreSQL the database refuses connections and its open ones are terminated.
 //!
 //! The window is recorded in 100 ms slices ([`crate::record::Recorder::with_slices`]) and split
 //! into phases at the moments the fault began and ended ([`analysis`]); each run ends with the
 //! consistency check of the books, so a fault that lost or created an order shows.
 //! Still to come (issue "Fault-injection runs"): slow and failing calls at the module seam,
-//! network faults through a proxy, CPU starvation, database outages, and the resilience
-//! profiles (retries, breakers, bulkheads) to compare.
+//! network faults through a proxy, and the resilience profiles (retries, breakers, bulkheads)
+//! to compare.
 
 pub mod analysis;
+pub mod inject;
 pub mod report;
 pub mod run;
 
@@ -40,6 +46,11 @@ pub enum FaultKind {
     Crash,
     /// SIGSTOP, then SIGCONT.
     Hang,
+    /// A CPU quota far below the process's need (cgroup v1, as root), then lifted.
+    Starve,
+    /// The module's database unavailable: SQLite's write lock held by another connection,
+    /// or the PostgreSQL database closed to connections and its connections terminated.
+    DbOutage,
 }
 
 impl FaultKind {
@@ -47,6 +58,8 @@ impl FaultKind {
         match self {
             Self::Crash => "crash",
             Self::Hang => "hang",
+            Self::Starve => "starve",
+            Self::DbOutage => "db-outage",
         }
     }
 }
@@ -67,7 +80,9 @@ impl Scenario {
         let fault = match fault.trim() {
             "crash" => FaultKind::Crash,
             "hang" => FaultKind::Hang,
-            other => anyhow::bail!("unknown fault '{other}' (known: crash, hang)"),
+            "starve" => FaultKind::Starve,
+            "db-outage" => FaultKind::DbOutage,
+            other => anyhow::bail!("unknown fault '{other}' (known: crash, hang, starve, db-outage)"),
         };
         let module = module.trim();
         anyhow::ensure!(MODULES.contains(&module), "unknown module '{module}' (known: {})", MODULES.join(", "));
@@ -76,7 +91,7 @@ impl Scenario {
 
     /// The scenarios `splitbench faults` runs without `--scenario`.
     pub fn defaults() -> Vec<Self> {
-        ["crash:inventory", "hang:inventory", "crash:catalog", "hang:reviews"]
+        ["crash:inventory", "hang:inventory", "starve:catalog", "db-outage:orders"]
             .iter()
             .map(|s| Self::parse(s).expect("the default scenarios parse"))
             .collect()
@@ -148,6 +163,8 @@ mod tests {
         assert_eq!((s.fault, s.module.as_str()), (FaultKind::Crash, "inventory"));
         assert_eq!(s.to_string(), "crash:inventory");
         assert_eq!(Scenario::parse(" hang : reviews ").expect("valid").slug(), "hang-reviews");
+        assert_eq!(Scenario::parse("db-outage:orders").expect("valid").fault, FaultKind::DbOutage);
+        assert_eq!(Scenario::parse("starve:catalog").expect("valid").slug(), "starve-catalog");
         let no_colon = Scenario::parse("crash").expect_err("no colon").to_string();
         assert!(no_colon.contains("fault:module"), "{no_colon}");
         let fault = Scenario::parse("melt:inventory").expect_err("unknown fault").to_string();

@@ -10,6 +10,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::Phase;
+use super::inject::FaultParameters;
 use super::run::FaultRun;
 use super::{FaultTiming, Scenario};
 use crate::analyse::{Objective, human_micros};
@@ -26,6 +27,7 @@ pub struct FaultReport {
     pub rate: f64,
     pub mix: String,
     pub timing: FaultTiming,
+    pub parameters: FaultParameters,
     pub objective: Objective,
     pub degraded_ok: bool,
     pub database: String,
@@ -165,6 +167,28 @@ fn books(run: &FaultRun) -> String {
     }
 }
 
+/// What the injector read back while the fault was on.
+fn evidence(run: &FaultRun) -> Option<String> {
+    let e = &run.evidence;
+    let mut parts = Vec::new();
+    if let Some((period, quota)) = e.cpu_limit {
+        let quota = quota.map_or_else(|| "no limit".to_string(), |q| format!("{q} µs"));
+        parts.push(format!("the cgroup's quota read back as {quota} per {period} µs period"));
+    }
+    if let Some(t) = e.throttling {
+        parts.push(format!(
+            "throttled in {} of {} periods, {:.2} s spent waiting for the next one",
+            t.throttled_periods,
+            t.periods,
+            t.throttled_ns as f64 / 1e9
+        ));
+    }
+    if let Some(database) = &e.database {
+        parts.push(database.clone());
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 fn endpoints_list(endpoints: &[crate::record::Endpoint]) -> String {
     if endpoints.is_empty() { "none".into() } else { endpoints.iter().map(|e| e.name()).collect::<Vec<_>>().join(", ") }
 }
@@ -191,9 +215,10 @@ fn markdown(report: &FaultReport) -> String {
         report.objective.error_budget * 100.0,
         report.shop_settings.join(" ")
     );
-    md.push_str(
-        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). In the microservices the process is the module's service; in the monolith it is the one process, so every endpoint shares the fault. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module. *Recovered*: from the fault's end to the first 100 ms slice from which every later slice met the objective.\n\n",
-    );
+    let (quota, period) = (report.parameters.cpu_quota_us, report.parameters.cpu_period_us);
+    md.push_str(&format!(
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period (a short period, as container runtimes set it), then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail while its reads go on (WAL); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process, so every endpoint shares the fault. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module. *Recovered*: from the fault's end to the first 100 ms slice from which every later slice met the objective.\n\n",
+    ));
     md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | books |\n|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
         let (mut ok, mut requests) = (0, 0);
@@ -235,6 +260,9 @@ fn markdown(report: &FaultReport) -> String {
                 ms(run.outcome.recovered_ms),
                 books(run)
             );
+            if let Some(evidence) = evidence(run) {
+                let _ = writeln!(md, "Evidence the fault took hold: {evidence}.\n");
+            }
             md.push_str("| endpoint | needs it | phase | requests | complete | degraded | failed | p50 | p99 | goodput req/s | missed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
             for (endpoint, phases) in &run.outcome.phases {
                 let needs = super::modules_needed(*endpoint).contains(&run.scenario.module.as_str());

@@ -4,11 +4,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::{self, FaultOutcome, FaultWindow};
-use super::{FaultKind, FaultTiming, Scenario};
+use super::inject::{self, FaultEvidence, FaultParameters};
+use super::{FaultTiming, Scenario};
 use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::experiment::{self, Plan};
 use crate::launch::{Launcher, SystemUnderTest};
@@ -31,6 +31,8 @@ pub struct FaultRun {
     pub timing: FaultTiming,
     /// When the fault was in force, as it happened.
     pub fault: FaultWindow,
+    /// What the injector saw: that the fault took hold.
+    pub evidence: FaultEvidence,
     pub outcome: FaultOutcome,
     /// The books after the run (`None`: the null server, which keeps none).
     pub consistency: Option<ConsistencyCheck>,
@@ -44,14 +46,16 @@ pub async fn run_scenario(
     architecture: Architecture,
     scenario: &Scenario,
     timing: FaultTiming,
+    parameters: &FaultParameters,
     rate: f64,
 ) -> anyhow::Result<FaultRun> {
     let (mut sut, sessions) = experiment::start(plan, launcher, architecture).await?;
-    let result = measure(plan, launcher, &mut sut, &sessions, scenario, timing, rate).await;
+    let result = measure(plan, launcher, &mut sut, &sessions, scenario, timing, parameters, rate).await;
     sut.stop().await;
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn measure(
     plan: &Plan,
     launcher: &Launcher,
@@ -59,6 +63,7 @@ async fn measure(
     sessions: &[drive::Session],
     scenario: &Scenario,
     timing: FaultTiming,
+    parameters: &FaultParameters,
     rate: f64,
 ) -> anyhow::Result<FaultRun> {
     let architecture = sut.architecture;
@@ -83,28 +88,16 @@ async fn measure(
         let since_window = |t: Instant| t.saturating_duration_since(measured).as_secs_f64() * 1000.0;
         tokio::time::sleep_until((measured + timing.before).into()).await;
         let began = Instant::now();
-        let planned_end = measured + timing.before + timing.during;
-        match scenario.fault {
-            FaultKind::Crash => {
-                sut.kill_process(&process).await?;
-                eprintln!("{name}: {scenario}: killed {process} (SIGKILL)");
-                tokio::time::sleep_until(planned_end.into()).await;
-                launcher.restart(sut, &process).await?;
-                eprintln!("{name}: {scenario}: {process} restarted and ready");
-            }
-            FaultKind::Hang => {
-                sut.signal(&process, Signal::SIGSTOP)?;
-                eprintln!("{name}: {scenario}: froze {process} (SIGSTOP)");
-                tokio::time::sleep_until(planned_end.into()).await;
-                sut.signal(&process, Signal::SIGCONT)?;
-                eprintln!("{name}: {scenario}: thawed {process} (SIGCONT)");
-            }
-        }
-        anyhow::Ok(FaultWindow { started_ms: since_window(began), ended_ms: since_window(Instant::now()) })
+        let active = inject::begin(scenario.fault, parameters, sut, &process).await?;
+        eprintln!("{name}: {scenario}: {} {process}", scenario.fault.name());
+        tokio::time::sleep_until((measured + timing.before + timing.during).into()).await;
+        let evidence = inject::end(active, launcher, sut, &process).await?;
+        eprintln!("{name}: {scenario}: {process} back");
+        anyhow::Ok((FaultWindow { started_ms: since_window(began), ended_ms: since_window(Instant::now()) }, evidence))
     };
     let (recorded, fault) = tokio::join!(load, inject);
     let recorded = recorded?;
-    let fault = fault?;
+    let (fault, evidence) = fault?;
     let consistency = experiment::check_books(plan, sut, &acknowledged).await;
     let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
     Ok(FaultRun {
@@ -114,6 +107,7 @@ async fn measure(
         offered_rate: rate,
         timing,
         fault,
+        evidence,
         outcome,
         consistency,
     })

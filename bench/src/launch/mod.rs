@@ -8,6 +8,7 @@
 //! child outlives the harness. Every binary started is hashed first ([`StartedBinaries`]), so
 //! the results say exactly what ran.
 
+pub mod cgroup;
 pub mod procstat;
 
 use std::collections::BTreeMap;
@@ -419,6 +420,11 @@ impl SystemUnderTest {
             .iter()
             .position(|p| p.name == name)
             .with_context(|| format!("no process {name} in the {}", self.architecture.name()))
+    }
+
+    /// The pid of the process `name`.
+    pub fn pid_of(&self, name: &str) -> anyhow::Result<u32> {
+        Ok(self.processes[self.index_of(name)?].pid)
     }
 
     /// Sends `signal` to the process `name` (a fault run's SIGSTOP and SIGCONT).

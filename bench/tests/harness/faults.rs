@@ -10,15 +10,32 @@ use splitbench::record::Endpoint;
 
 use crate::stand_ins::run_splitbench_against_stand_ins;
 
+/// The cpu cgroups splitbench processes made (`splitbench-<pid>-<process>`).
+fn splitbench_groups() -> Vec<String> {
+    std::fs::read_dir("/sys/fs/cgroup/cpu")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with("splitbench-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[test]
 fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolith_shares_the_fault() {
-    let (_out, dir, output) = run_splitbench_against_stand_ins(
+    // Quotas need root and cgroup v1 (CI has both); elsewhere the run leaves starve out.
+    let quotas = splitbench::launch::cgroup::CpuQuota::available();
+    let groups_before = splitbench_groups();
+    let args = format!(
+        "{}{}",
         concat!(
             "faults --arch both --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms ",
             "--before 1s --fault-for 1s --after 1s --scenario crash:inventory --scenario hang:catalog"
         ),
-        "faults",
+        if quotas { " --scenario starve:reviews" } else { "" }
     );
+    let (_out, dir, output) = run_splitbench_against_stand_ins(&args, "faults");
     let stderr = String::from_utf8_lossy(&output.stderr);
     let json = std::fs::read_to_string(dir.join("faults.json")).unwrap_or_else(|err| panic!("{err}: {stderr}"));
     let report: FaultReport = serde_json::from_str(&json).expect("faults.json parses");
@@ -32,9 +49,18 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
     ]
     .map(|(s, a, p)| (s.to_string(), a.to_string(), p.to_string()))
     .to_vec();
-    assert_eq!(runs, expected, "every scenario on both architectures, the fault on the hosting process");
+    assert_eq!(runs[..4], expected, "every scenario on both architectures, the fault on the hosting process");
 
-    for run in &report.runs {
+    if quotas {
+        let starved = &report.runs[4..];
+        assert_eq!(starved.len(), 2);
+        for run in starved {
+            assert_eq!(run.evidence.cpu_limit, Some((10_000, Some(1_000))), "the quota, read back: {run:?}");
+            assert!(run.evidence.throttling.is_some_and(|t| t.periods > 0), "{:?}", run.evidence);
+        }
+        assert_eq!(splitbench_groups(), groups_before, "no group left behind");
+    }
+    for run in report.runs.iter().filter(|r| r.scenario.fault != splitbench::faults::FaultKind::Starve) {
         let health = &run.outcome.phases[&Endpoint::Health];
         let during = &health[&Phase::During];
         assert!(run.fault.ended_ms > run.fault.started_ms, "the fault lasted: {:?}", run.fault);

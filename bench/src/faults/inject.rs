@@ -1,0 +1,217 @@
+//! The injectors: how each fault begins and ends on a started system, and what each leaves as
+//! evidence that it took hold.
+
+use std::str::FromStr;
+
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+use sqlx::ConnectOptions as _;
+use sqlx::Connection;
+
+use super::FaultKind;
+use crate::launch::cgroup::{CpuQuota, Throttling};
+use crate::launch::{Launcher, SystemUnderTest};
+
+/// Settings of the faults that take one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaultParameters {
+    /// `starve`: the CPU period, microseconds (short, as container runtimes set it, so the
+    /// process runs in short bursts rather than being stopped for long stretches).
+    pub cpu_period_us: u64,
+    /// `starve`: the CPU time allowed in each period, microseconds.
+    pub cpu_quota_us: u64,
+}
+
+impl Default for FaultParameters {
+    fn default() -> Self {
+        Self { cpu_period_us: 10_000, cpu_quota_us: 1_000 }
+    }
+}
+
+/// What an injector found while the fault was on: evidence it took hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FaultEvidence {
+    /// `starve`: the period and quota read back from the cgroup.
+    pub cpu_limit: Option<(u64, Option<u64>)>,
+    /// `starve`: the cgroup's throttling over the fault.
+    pub throttling: Option<Throttling>,
+    /// `db-outage`: what was done to the database.
+    pub database: Option<String>,
+}
+
+/// A fault in force, until [`end`].
+pub enum Active {
+    Killed,
+    Frozen,
+    Starved(CpuQuota),
+    /// SQLite: a connection holding the write lock.
+    SqliteLocked(sqlx::AnyConnection, String),
+    /// PostgreSQL: the database closed to connections.
+    PostgresClosed(String),
+}
+
+/// Begins `fault` on `sut`'s process `process`.
+pub async fn begin(
+    fault: FaultKind,
+    parameters: &FaultParameters,
+    sut: &mut SystemUnderTest,
+    process: &str,
+) -> anyhow::Result<Active> {
+    Ok(match fault {
+        FaultKind::Crash => {
+            sut.kill_process(process).await?;
+            Active::Killed
+        }
+        FaultKind::Hang => {
+            sut.signal(process, Signal::SIGSTOP)?;
+            Active::Frozen
+        }
+        FaultKind::Starve => {
+            let group = CpuQuota::create(process)?;
+            group.add_process(sut.pid_of(process)?)?;
+            group.limit(parameters.cpu_period_us, Some(parameters.cpu_quota_us))?;
+            Active::Starved(group)
+        }
+        FaultKind::DbOutage => {
+            let url = sut.database_urls.get(process).with_context(|| format!("{process} has no database"))?;
+            take_database(url).await?
+        }
+    })
+}
+
+/// Ends the fault: restarts, thaws, lifts the quota or reopens the database.
+pub async fn end(
+    active: Active,
+    launcher: &Launcher,
+    sut: &mut SystemUnderTest,
+    process: &str,
+) -> anyhow::Result<FaultEvidence> {
+    let mut evidence = FaultEvidence::default();
+    match active {
+        Active::Killed => launcher.restart(sut, process).await?,
+        Active::Frozen => sut.signal(process, Signal::SIGCONT)?,
+        Active::Starved(group) => {
+            evidence.cpu_limit = Some(group.read_limit()?);
+            evidence.throttling = Some(group.throttling()?);
+            // Dropping the group lifts the quota and hands the process back.
+            drop(group);
+        }
+        database @ (Active::SqliteLocked(..) | Active::PostgresClosed(_)) => {
+            evidence.database = Some(give_back_database(database).await?);
+        }
+    }
+    Ok(evidence)
+}
+
+/// Makes the database at `url` unavailable to its module: SQLite's write lock taken by a
+/// connection of the harness, or the PostgreSQL database closed to connections.
+pub async fn take_database(url: &str) -> anyhow::Result<Active> {
+    if url.starts_with("sqlite:") {
+        sqlx::any::install_default_drivers();
+        let options = sqlx::any::AnyConnectOptions::from_str(url)?.disable_statement_logging();
+        let mut conn = sqlx::AnyConnection::connect_with(&options).await.context("opening the database")?;
+        // Waits (up to 5 s) for a write in progress, then holds the write lock: every write of
+        // the module waits on its busy timeout and fails; in WAL mode its reads go on.
+        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut conn).await?;
+        sqlx::query("BEGIN EXCLUSIVE").execute(&mut conn).await.context("taking the write lock")?;
+        Ok(Active::SqliteLocked(conn, url.to_string()))
+    } else {
+        crate::topology::set_postgres_database_open(url, false).await?;
+        Ok(Active::PostgresClosed(url.to_string()))
+    }
+}
+
+/// Ends [`take_database`]'s outage; says what it was.
+pub async fn give_back_database(active: Active) -> anyhow::Result<String> {
+    match active {
+        Active::SqliteLocked(mut conn, url) => {
+            sqlx::query("ROLLBACK").execute(&mut conn).await?;
+            conn.close().await?;
+            Ok(format!("SQLite write lock held (BEGIN EXCLUSIVE) on {}", url.trim_start_matches("sqlite:")))
+        }
+        Active::PostgresClosed(url) => {
+            crate::topology::set_postgres_database_open(&url, true).await?;
+            Ok(format!(
+                "PostgreSQL database {} closed to connections (ALLOW_CONNECTIONS false), its connections terminated",
+                url.rsplit('/').next().unwrap_or_default()
+            ))
+        }
+        _ => anyhow::bail!("not a database outage"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shop::db::{Database, DatabaseSettings, Schema};
+
+    use super::*;
+
+    async fn write(db: &Database) -> Result<(), sqlx::Error> {
+        sqlx::query("INSERT INTO outage_probe (n) VALUES (1)").execute(&db.pool).await.map(|_| ())
+    }
+
+    async fn read(db: &Database) -> Result<i64, sqlx::Error> {
+        use sqlx::Row as _;
+        sqlx::query("SELECT COUNT(*) AS n FROM outage_probe").fetch_one(&db.pool).await?.try_get("n")
+    }
+
+    async fn probe_database(url: &str) -> Database {
+        let db = Database::connect(&DatabaseSettings { url: url.to_string(), pool_size: 2 }, &[Schema::Catalog])
+            .await
+            .expect("a database");
+        sqlx::query("CREATE TABLE IF NOT EXISTS outage_probe (n INTEGER NOT NULL)")
+            .execute(&db.pool)
+            .await
+            .expect("a table");
+        db
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_outage_blocks_writes_until_it_ends_and_leaves_reads_alone() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite:{}", dir.path().join("module.db").display());
+        let db = probe_database(&url).await;
+        write(&db).await.expect("writes before");
+        let outage = take_database(&url).await.expect("locked");
+        // The shop's connections wait 5 s for the lock (busy_timeout), then fail.
+        let blocked = tokio::time::timeout(std::time::Duration::from_secs(20), write(&db)).await.expect("gives up");
+        let err = blocked.expect_err("a write fails while the lock is held").to_string();
+        assert!(err.contains("locked"), "{err}");
+        assert_eq!(read(&db).await.expect("reads go on"), 1);
+        let said = give_back_database(outage).await.expect("unlocked");
+        assert!(said.contains("BEGIN EXCLUSIVE"), "{said}");
+        write(&db).await.expect("writes after");
+        assert_eq!(read(&db).await.expect("read"), 2);
+    }
+
+    /// With `SPLITBENCH_TEST_POSTGRES` (as CI sets it).
+    #[tokio::test]
+    async fn a_postgres_outage_refuses_and_cuts_connections_until_it_ends() {
+        let Ok(server) = std::env::var("SPLITBENCH_TEST_POSTGRES") else {
+            eprintln!("skipped: SPLITBENCH_TEST_POSTGRES is not set");
+            return;
+        };
+        let name = format!("splitbench_outage_test_{:x}", rand::random::<u32>());
+        crate::topology::create_postgres_database(&server, &name).await.expect("created");
+        let url = crate::topology::with_database(&server, &name).expect("a url");
+        let db = probe_database(&url).await;
+        write(&db).await.expect("writes before");
+        let outage = take_database(&url).await.expect("closed");
+        assert!(write(&db).await.is_err(), "its connections were terminated, new ones refused");
+        let fresh = sqlx::AnyConnection::connect(&url).await;
+        assert!(fresh.is_err(), "a new connection is refused");
+        give_back_database(outage).await.expect("reopened");
+        // The pool replaces its dead connections.
+        let mut ok = false;
+        for _ in 0..5 {
+            if write(&db).await.is_ok() {
+                ok = true;
+                break;
+            }
+        }
+        assert!(ok, "writes work again once the database is back");
+        db.pool.close().await;
+        crate::topology::drop_postgres_database(&server, &name).await.expect("dropped");
+    }
+}

@@ -93,8 +93,8 @@ pub struct FaultsArgs {
     /// db-outage:orders.
     #[arg(long)]
     pub scenario: Vec<String>,
-    /// starve: the share of one core the process may use, in 10 ms periods (at least 10%).
-    #[arg(long, default_value = "10%")]
+    /// starve: the share of one core the process may use, in 50 ms periods (at least 2%).
+    #[arg(long, default_value = "2%")]
     pub starve_share: String,
     /// Steady load after the warm-up, before the fault.
     #[arg(long, default_value = "5s")]
@@ -634,7 +634,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         FaultParameters { cpu_period_us: period_us, cpu_quota_us: (share * period_us as f64).round() as u64 };
     anyhow::ensure!(
         parameters.cpu_quota_us >= crate::launch::cgroup::MIN_QUOTA_US && share <= 1.0,
-        "--starve-share must be between 10% (the kernel's smallest quota in a 10 ms period) and 100%"
+        "--starve-share must be between 2% (the kernel's smallest quota in a 50 ms period) and 100%"
     );
     anyhow::ensure!(
         scenarios.iter().all(|s| s.fault != FaultKind::Starve) || crate::launch::cgroup::CpuQuota::available(),

@@ -16,8 +16,9 @@ use crate::launch::{Launcher, SystemUnderTest};
 /// Settings of the faults that take one.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FaultParameters {
-    /// `starve`: the CPU period, microseconds (short, as container runtimes set it, so the
-    /// process runs in short bursts rather than being stopped for long stretches).
+    /// `starve`: the CPU period, microseconds: 50 ms, short (container runtimes default to
+    /// 100 ms) so the process runs in bursts rather than stopping for long stretches, and long
+    /// enough for the kernel's smallest quota (1 ms) to be 2% of a core.
     pub cpu_period_us: u64,
     /// `starve`: the CPU time allowed in each period, microseconds.
     pub cpu_quota_us: u64,
@@ -25,7 +26,7 @@ pub struct FaultParameters {
 
 impl Default for FaultParameters {
     fn default() -> Self {
-        Self { cpu_period_us: 10_000, cpu_quota_us: 1_000 }
+        Self { cpu_period_us: 50_000, cpu_quota_us: 1_000 }
     }
 }
 

@@ -9,7 +9,7 @@
 //!   port and database once the fault's time is up; the fault ends when it is ready again.
 //! - **hang**: SIGSTOP for the fault's time, then SIGCONT: the process keeps its connections
 //!   and answers nothing, the way a stalled process (a long GC pause, a frozen VM) looks.
-//! - **starve**: the process gets a CPU quota far below its need (cgroup v1, 1 ms per 10 ms
+//! - **starve**: the process gets a CPU quota far below its need (cgroup v1, 1 ms per 50 ms
 //!   period by default), the trigger Huang et al. (OSDI '22) used for metastable failures.
 //! - **db-outage**: the module's database is unavailable: on SQLite another connection holds
 //!   the write lock (writes wait out their busy timeout and fail, reads in WAL mode go on); on

@@ -55,7 +55,7 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
         let starved = &report.runs[4..];
         assert_eq!(starved.len(), 2);
         for run in starved {
-            assert_eq!(run.evidence.cpu_limit, Some((10_000, Some(1_000))), "the quota, read back: {run:?}");
+            assert_eq!(run.evidence.cpu_limit, Some((50_000, Some(1_000))), "the quota, read back: {run:?}");
             assert!(run.evidence.throttling.is_some_and(|t| t.periods > 0), "{:?}", run.evidence);
         }
         assert_eq!(splitbench_groups(), groups_before, "no group left behind");

@@ -667,6 +667,10 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         fingerprint,
         command_line: std::env::args().collect(),
         rate: args.bench.rate,
+        max_in_flight: plan
+            .max_in_flight
+            .unwrap_or_else(|| run::every_request_in_flight(args.bench.rate, plan.request_timeout)),
+        request_timeout_ms: plan.request_timeout.as_millis() as u64,
         mix: plan.mix.name.clone(),
         timing,
         parameters,

@@ -48,6 +48,9 @@ pub struct PhaseStats {
     pub ok: u64,
     pub degraded: u64,
     pub failed: u64,
+    /// The failed requests by kind (`overflow`: never sent, the generator's bound on requests
+    /// in flight was full; `timeout`; `status_503`; ...).
+    pub failures: BTreeMap<String, u64>,
     /// ok / requests.
     pub availability: f64,
     /// Latency of every request from its due time, failures included.
@@ -73,6 +76,7 @@ impl PhaseStats {
             ok: verdicts.ok,
             degraded: verdicts.degraded,
             failed,
+            failures: verdicts.failures.clone(),
             availability: if requests == 0 { 1.0 } else { verdicts.ok as f64 / requests as f64 },
             p50_us: (!verdicts.all_latency.is_empty()).then(|| verdicts.all_latency.value_at_quantile(0.5)),
             p99_us,

@@ -25,6 +25,9 @@ pub struct FaultReport {
     pub fingerprint: Fingerprint,
     pub command_line: Vec<String>,
     pub rate: f64,
+    /// The generator's bound on requests in flight.
+    pub max_in_flight: usize,
+    pub request_timeout_ms: u64,
     pub mix: String,
     pub timing: FaultTiming,
     pub parameters: FaultParameters,
@@ -167,6 +170,15 @@ fn books(run: &FaultRun) -> String {
     }
 }
 
+/// `148 (overflow 140, timeout 8)`.
+fn failed_cell(s: &super::analysis::PhaseStats) -> String {
+    if s.failed == 0 {
+        return "0".into();
+    }
+    let kinds: Vec<String> = s.failures.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+    format!("{} ({})", s.failed, kinds.join(", "))
+}
+
 /// What the injector read back while the fault was on.
 fn evidence(run: &FaultRun) -> Option<String> {
     let e = &run.evidence;
@@ -201,7 +213,7 @@ fn markdown(report: &FaultReport) -> String {
     let t = &report.timing;
     let _ = writeln!(
         md,
-        "| took | {:.0} s (systems started, faults, checks and stops; building not) |\n| core layout | {} |\n| database | {} |\n| load | open loop at {} req/s, mix `{}`; after the warm-up, {:.1} s before the fault, {:.1} s of fault, {:.1} s after it; every request's latency from its due time, in 100 ms slices |\n| objective | p99 of every request ≤ {}, failed{} requests ≤ {:.3}% |\n| shop settings (every process) | `{}` |\n",
+        "| took | {:.0} s (systems started, faults, checks and stops; building not) |\n| core layout | {} |\n| database | {} |\n| load | open loop at {} req/s, mix `{}`; after the warm-up, {:.1} s before the fault, {:.1} s of fault, {:.1} s after it; every request's latency from its due time, in 100 ms slices; at most {} requests in flight, timeout {} ms |\n| objective | p99 of every request ≤ {}, failed{} requests ≤ {:.3}% |\n| shop settings (every process) | `{}` |\n",
         report.measuring_secs,
         report.core_layout,
         report.database,
@@ -210,6 +222,8 @@ fn markdown(report: &FaultReport) -> String {
         t.before.as_secs_f64(),
         t.during.as_secs_f64(),
         t.after.as_secs_f64(),
+        report.max_in_flight,
+        report.request_timeout_ms,
         human_micros(report.objective.p99_us),
         if report.degraded_ok { "" } else { " and degraded" },
         report.objective.error_budget * 100.0,
@@ -277,7 +291,7 @@ fn markdown(report: &FaultReport) -> String {
                         s.requests,
                         s.availability * 100.0,
                         s.degraded,
-                        s.failed,
+                        failed_cell(s),
                         s.p50_us.map_or_else(|| "-".into(), human_micros),
                         s.p99_us.map_or_else(|| "-".into(), human_micros),
                         s.goodput,

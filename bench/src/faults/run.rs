@@ -20,6 +20,13 @@ use crate::topology::Architecture;
 /// slice at a few hundred requests a second holds a few dozen.
 pub const SLICE: Duration = Duration::from_millis(100);
 
+/// Room for every request due within one request timeout, and never less than the open loop's
+/// own default.
+pub fn every_request_in_flight(rate: f64, request_timeout: Duration) -> usize {
+    let default = OpenLoop::new(rate, crate::drive::Arrivals::Poisson, None).max_in_flight;
+    default.max((rate * request_timeout.as_secs_f64()).ceil() as usize)
+}
+
 /// One scenario on one architecture: what was done and what the users saw.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRun {
@@ -75,7 +82,11 @@ async fn measure(
     let client = drive::LoadClient::new(&sut.base_url, plan.request_timeout)?;
     let window = Window { warmup: plan.main_window.warmup, duration: timing.window() };
     let recorder = Arc::new(Mutex::new(Recorder::with_slices(window.warmup, SLICE)));
-    let pace = OpenLoop::new(rate, plan.arrivals, plan.max_in_flight).with_pool_latency(plan.pool_latency);
+    // Unless told otherwise, every request may wait its whole timeout: with the usual bound, the
+    // requests stuck on the faulted module would fill it and the generator would give up
+    // requests to healthy endpoints (overflows), a blast radius of the client's own making.
+    let max_in_flight = plan.max_in_flight.unwrap_or_else(|| every_request_in_flight(rate, plan.request_timeout));
+    let pace = OpenLoop::new(rate, plan.arrivals, Some(max_in_flight)).with_pool_latency(plan.pool_latency);
     client.open_pool(pace.pool_size()).await;
     let acknowledged = AcknowledgedOrders::default();
     let process = scenario.process(architecture).to_string();
@@ -111,4 +122,15 @@ async fn measure(
         outcome,
         consistency,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_request_due_within_a_timeout_fits_in_flight() {
+        assert_eq!(every_request_in_flight(500.0, Duration::from_secs(10)), 5000);
+        assert_eq!(every_request_in_flight(10.0, Duration::from_secs(10)), 1024, "the open loop's floor");
+    }
 }

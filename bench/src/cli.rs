@@ -642,22 +642,38 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
     );
     anyhow::ensure!(!timing.after.is_zero(), "--after must be positive: recovery is measured in it");
     anyhow::ensure!(args.bench.users.is_none(), "fault runs use the open loop (--rate), not --users");
+    anyhow::ensure!(args.bench.threshold.is_empty(), "fault runs judge no --threshold: their report is the verdict");
     anyhow::ensure!(
         args.bench.arch != ArchitectureChoice::NullServer,
         "fault runs need the shop: --arch both, monolith or microservices"
     );
     let Setup { plan, launcher, mut fingerprint, run_id } =
         setup("faults", &args.bench, false, true, &cores, created_databases)?;
+    // The open loop keeps a connection per request in flight, and a fault run allows every
+    // request of a timeout's worth: take every file descriptor the hard limit allows.
+    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
+    }
     let measuring = std::time::Instant::now();
-    let mut runs = Vec::new();
+    let (mut runs, mut failed) = (Vec::new(), Vec::new());
     let total = scenarios.len() * plan.architectures.len();
     for scenario in &scenarios {
         for &architecture in &plan.architectures {
-            eprintln!("\n[{}/{total}] {scenario} on the {}", runs.len() + 1, architecture.name());
-            runs.push(
-                run::run_scenario(&plan, &launcher, architecture, scenario, timing, &parameters, args.bench.rate)
-                    .await?,
-            );
+            eprintln!("\n[{}/{total}] {scenario} on the {}", runs.len() + failed.len() + 1, architecture.name());
+            // One run that fails (a restart that never got ready) does not lose the others.
+            let result =
+                run::run_scenario(&plan, &launcher, architecture, scenario, timing, &parameters, args.bench.rate).await;
+            match result {
+                Ok(run) => runs.push(run),
+                Err(err) => {
+                    eprintln!("error: {scenario} on the {}: {err:#}", architecture.name());
+                    failed.push(report::FailedRun {
+                        scenario: scenario.clone(),
+                        architecture: architecture.name().to_string(),
+                        error: format!("{err:#}"),
+                    });
+                }
+            }
         }
     }
     fingerprint.binaries.extend(launcher.binaries.list());
@@ -667,9 +683,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         fingerprint,
         command_line: std::env::args().collect(),
         rate: args.bench.rate,
-        max_in_flight: plan
-            .max_in_flight
-            .unwrap_or_else(|| run::every_request_in_flight(args.bench.rate, plan.request_timeout)),
+        max_in_flight: run::max_in_flight(&plan, args.bench.rate),
         request_timeout_ms: plan.request_timeout.as_millis() as u64,
         mix: plan.mix.name.clone(),
         timing,
@@ -680,6 +694,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         core_layout: cores.describe(),
         shop_settings: shop_args_of(&plan),
         runs,
+        failed,
         measuring_secs: measuring.elapsed().as_secs_f64(),
     };
     report::write(&plan.run_dir, &faults)?;
@@ -711,6 +726,11 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         }
     }
     println!("\nreport: {}", plan.run_dir.join("faults.md").display());
+    anyhow::ensure!(
+        faults.failed.is_empty(),
+        "{} of {total} scenario runs failed (listed in faults.md)",
+        faults.failed.len()
+    );
     Ok(if violations.is_empty() { Finished::Ok } else { Finished::Inconsistent { violations, breaches: Vec::new() } })
 }
 

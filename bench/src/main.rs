@@ -8,11 +8,6 @@ use splitbench::launch::CreatedDatabases;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    // An open loop keeps a connection per request in flight (a fault run allows thousands):
-    // take every file descriptor the hard limit allows.
-    if let Ok((_, hard)) = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE) {
-        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE, hard, hard);
-    }
     shop::telemetry::init_tracing("warn");
     // The generator is one thread: the dispatcher, every request and the recorder share it, so
     // dispatching is a task spawn with no cross-thread wake-up. It runs on the generator's core

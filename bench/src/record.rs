@@ -340,6 +340,8 @@ pub struct Recorder {
     /// The length of each of `seconds`: one second, unless made [`Recorder::with_slices`].
     slice: Duration,
     pub endpoints: BTreeMap<Endpoint, EndpointRecord>,
+    /// The measured window's seconds, by due time; slices of another length in a recorder made
+    /// [`Recorder::with_slices`] (a fault run's 100 ms).
     pub seconds: Vec<SecondRecord>,
     /// How late the generator wrote requests relative to their due time (due to last byte
     /// written), over the measured window: the exact merge of the seconds' histograms.

@@ -32,13 +32,24 @@ impl Phase {
     }
 }
 
-/// When the fault was in force, from the start of the measured window, as it happened (the
-/// injector's clock, not the plan: a restart ends the fault when the process is ready again).
+/// When the fault was in force, from the start of the measured window, as the injector saw
+/// it. A crash ends when the restart begins; the restart's own time is part of the recovery.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FaultWindow {
     pub started_ms: f64,
     pub ended_ms: f64,
+    /// A crash: when the restarted process answered `/ready`.
+    pub restart_ready_ms: Option<f64>,
 }
+
+/// A second of load after the fault "meets" when its p99 of every request is within the
+/// objective and at least this share of its requests got complete answers (a looser share
+/// than the error budget: one failure in a second of a few hundred requests is not a system
+/// that has not recovered).
+pub const RECOVERED_SHARE: f64 = 0.99;
+
+/// How many slices the recovery judges together: one second of 100 ms slices.
+pub const RECOVERY_WINDOW_SLICES: usize = 10;
 
 /// One endpoint in one phase.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -90,6 +101,7 @@ impl PhaseStats {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SliceStats {
     pub start_ms: f64,
+    pub phase: Phase,
     pub requests: u64,
     pub ok: u64,
     pub degraded: u64,
@@ -106,18 +118,24 @@ pub struct FaultOutcome {
     pub blast_radius: Vec<Endpoint>,
     /// Endpoints that need the module and missed their objective during the fault.
     pub breached_needing: Vec<Endpoint>,
+    /// Whether the mix had an endpoint that needs the module (otherwise the first success is
+    /// not measured).
+    pub module_in_mix: bool,
     /// From the fault's end to the first complete answer of an endpoint that needs the module
     /// (`None`: none in the window after it).
     pub first_success_ms: Option<f64>,
-    /// From the fault's end to the start of the first slice from which every later slice met
-    /// the objective (`None`: the window ended before that: did not recover).
+    /// From the fault's end to the start of the first slice from which every second (all
+    /// endpoints together) met the objective with [`RECOVERED_SHARE`] complete answers
+    /// (`None`: the window ended before that: did not recover).
     pub recovered_ms: Option<f64>,
     pub timeline: Vec<SliceStats>,
 }
 
 /// Which phase a slice starting at `start` (of length `slice`) belongs to: `During` from the
-/// slice holding the fault's start to the one holding its end.
-fn phase_of(start: Duration, slice: Duration, fault: &FaultWindow) -> Phase {
+/// slice holding the fault's start to the one holding its end (so the phase includes up to a
+/// slice of healthy time at each edge). Requests belong to the slice they were due in: one due
+/// just before the fault and caught in it counts as `Before`.
+pub fn phase_of(start: Duration, slice: Duration, fault: &FaultWindow) -> Phase {
     let start_ms = start.as_secs_f64() * 1000.0;
     let end_ms = start_ms + slice.as_secs_f64() * 1000.0;
     if end_ms <= fault.started_ms {
@@ -129,15 +147,17 @@ fn phase_of(start: Duration, slice: Duration, fault: &FaultWindow) -> Phase {
     }
 }
 
-fn slice_meets(slice: &SecondRecord, objective: &Objective, degraded_ok: bool) -> bool {
-    let requests = slice.ok + slice.degraded + slice.failed;
-    if requests == 0 {
-        return true;
+/// Whether a run of slices (a second of them), all endpoints together, looks recovered.
+fn window_meets(slices: &[SecondRecord], objective: &Objective, degraded_ok: bool) -> bool {
+    let (mut requests, mut complete) = (0, 0);
+    let mut latency = crate::record::latency_histogram();
+    for slice in slices {
+        requests += slice.ok + slice.degraded + slice.failed;
+        complete += slice.ok + if degraded_ok { slice.degraded } else { 0 };
+        latency.add(slice.merged_all_latency()).expect("equal bounds");
     }
-    let bad = slice.failed + if degraded_ok { 0 } else { slice.degraded };
-    let p99 = slice.merged_all_latency();
-    bad as f64 / requests as f64 <= objective.error_budget
-        && (p99.is_empty() || p99.value_at_quantile(0.99) <= objective.p99_us)
+    requests == 0
+        || (complete as f64 / requests as f64 >= RECOVERED_SHARE && latency.value_at_quantile(0.99) <= objective.p99_us)
 }
 
 /// Analyses a fault run recorded in slices of `slice`, the faulted module `module`.
@@ -177,24 +197,28 @@ pub fn analyse(
     let blast_radius = phases.keys().filter(breached_during).filter(|e| !needs(e)).copied().collect();
     let breached_needing = phases.keys().filter(breached_during).filter(|e| needs(e)).copied().collect();
 
-    let after: Vec<(usize, &SecondRecord)> = recorder
-        .seconds
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| phase_of(start_of(*i), slice, fault) == Phase::After)
-        .collect();
-    let since_end = |i: usize| start_of(i).as_secs_f64() * 1000.0 - fault.ended_ms;
-    let first_success_ms = after
-        .iter()
-        .find(|(_, r)| r.endpoints.iter().any(|(e, v)| needs(e) && v.ok > 0))
-        .map(|(i, _)| since_end(*i).max(0.0));
-    // The first slice after which nothing missed: scan from the end.
+    let slices = &recorder.seconds;
+    let first_after = (0..slices.len()).find(|i| phase_of(start_of(*i), slice, fault) == Phase::After);
+    let since_end = |i: usize| (start_of(i).as_secs_f64() * 1000.0 - fault.ended_ms).max(0.0);
+    let module_in_mix = merged.keys().any(needs);
+    let first_success_ms = first_after.and_then(|a| {
+        (a..slices.len()).find(|i| slices[*i].endpoints.iter().any(|(e, v)| needs(e) && v.ok > 0)).map(since_end)
+    });
+    // The first slice from which every second-long run of slices met: scan back from the last
+    // full second.
     let mut recovered_ms = None;
-    for (i, record) in after.iter().rev() {
-        if !slice_meets(record, objective, degraded_ok) {
-            break;
+    if let Some(a) = first_after {
+        let mut i = slices.len().saturating_sub(RECOVERY_WINDOW_SLICES);
+        while i >= a && i + RECOVERY_WINDOW_SLICES <= slices.len() {
+            if !window_meets(&slices[i..i + RECOVERY_WINDOW_SLICES], objective, degraded_ok) {
+                break;
+            }
+            recovered_ms = Some(since_end(i));
+            if i == 0 {
+                break;
+            }
+            i -= 1;
         }
-        recovered_ms = Some(since_end(*i).max(0.0));
     }
     let timeline = recorder
         .seconds
@@ -204,6 +228,7 @@ pub fn analyse(
             let p99: Histogram<u64> = r.merged_all_latency();
             SliceStats {
                 start_ms: start_of(i).as_secs_f64() * 1000.0,
+                phase: phase_of(start_of(i), slice, fault),
                 requests: r.ok + r.degraded + r.failed,
                 ok: r.ok,
                 degraded: r.degraded,
@@ -212,7 +237,7 @@ pub fn analyse(
             }
         })
         .collect();
-    FaultOutcome { phases, blast_radius, breached_needing, first_success_ms, recovered_ms, timeline }
+    FaultOutcome { phases, blast_radius, breached_needing, module_in_mix, first_success_ms, recovered_ms, timeline }
 }
 
 #[cfg(test)]
@@ -238,11 +263,11 @@ mod tests {
         });
     }
 
-    /// 3 s window, fault from 1,000 to 2,000 ms: product pages degraded during it, search
+    /// 4 s window, fault from 1,000 to 2,000 ms: product pages degraded during it, search
     /// fine; `search_during` says how search fares during the fault.
     fn run(search_during: Verdict, slow_after_until_ms: u64) -> FaultOutcome {
         let mut recorder = Recorder::with_slices(WARMUP, SLICE);
-        for at in (0..3000).step_by(20) {
+        for at in (0..4000).step_by(20) {
             let during = (1000..2000).contains(&at);
             let page = if during { Verdict::Degraded } else { Verdict::Ok };
             let slow = (2000..slow_after_until_ms).contains(&at);
@@ -250,7 +275,7 @@ mod tests {
             let search = if during { search_during } else { Verdict::Ok };
             request(&mut recorder, Endpoint::Search, at + 5, 1, search);
         }
-        let fault = FaultWindow { started_ms: 1000.0, ended_ms: 2000.0 };
+        let fault = FaultWindow { started_ms: 1000.0, ended_ms: 2000.0, restart_ready_ms: None };
         analyse(&recorder, SLICE, &fault, "inventory", &objective(), false)
     }
 
@@ -262,12 +287,12 @@ mod tests {
         assert_eq!(page[&Phase::During].degraded, 50);
         assert_eq!(page[&Phase::During].availability, 0.0);
         assert!(page[&Phase::During].breached && !page[&Phase::Before].breached);
-        assert!((page[&Phase::After].goodput - 50.0).abs() < 1e-9, "50 answers in 1 s");
+        assert!((page[&Phase::After].goodput - 50.0).abs() < 1e-9, "100 answers in 2 s");
         assert_eq!(outcome.breached_needing, vec![Endpoint::ProductPage]);
         assert!(outcome.blast_radius.is_empty(), "search does not need inventory and was fine");
         assert_eq!(outcome.first_success_ms, Some(0.0));
         assert_eq!(outcome.recovered_ms, Some(0.0));
-        assert_eq!(outcome.timeline.len(), 30);
+        assert_eq!(outcome.timeline.len(), 40);
         assert_eq!(outcome.timeline[10].degraded, 5);
     }
 
@@ -278,12 +303,46 @@ mod tests {
     }
 
     #[test]
-    fn recovery_waits_for_the_last_slice_that_missed_and_none_means_not_recovered() {
-        // Slow (500 ms) product pages until 2,500 ms: recovered from the slice at 2,500.
+    fn recovery_waits_for_the_last_second_that_missed_and_none_means_not_recovered() {
+        // Slow (500 ms) product pages until 2,500 ms: the first second-long run of slices
+        // without them starts at 2,500.
         let outcome = run(Verdict::Ok, 2500);
         assert_eq!(outcome.recovered_ms, Some(500.0));
         assert_eq!(outcome.first_success_ms, Some(0.0), "slow answers are still answers");
         // Slow to the window's end: did not recover.
-        assert_eq!(run(Verdict::Ok, 3000).recovered_ms, None);
+        assert_eq!(run(Verdict::Ok, 4000).recovered_ms, None);
+    }
+
+    #[test]
+    fn one_failure_in_a_recovered_second_is_tolerated_two_percent_are_not() {
+        let fault = FaultWindow { started_ms: 1000.0, ended_ms: 2000.0, restart_ready_ms: None };
+        let mut recorder = Recorder::with_slices(WARMUP, SLICE);
+        for at in (0..4000).step_by(5) {
+            // 200 requests a second; after the fault, one fails.
+            let verdict = if at == 3100 { Verdict::Failed(Failure::Status(503)) } else { Verdict::Ok };
+            request(&mut recorder, Endpoint::Search, at, 1, verdict);
+        }
+        let outcome = analyse(&recorder, SLICE, &fault, "inventory", &objective(), false);
+        assert_eq!(outcome.recovered_ms, Some(0.0));
+        assert!(!outcome.module_in_mix && outcome.first_success_ms.is_none(), "search does not need inventory");
+
+        let mut recorder = Recorder::with_slices(WARMUP, SLICE);
+        for at in (0..4000).step_by(5) {
+            // From 3,000 ms to the end, 2% fail.
+            let verdict = if at >= 3000 && at % 250 == 0 { Verdict::Failed(Failure::Timeout) } else { Verdict::Ok };
+            request(&mut recorder, Endpoint::Search, at, 1, verdict);
+        }
+        let outcome = analyse(&recorder, SLICE, &fault, "inventory", &objective(), false);
+        assert_eq!(outcome.recovered_ms, None, "2% failing to the end is not recovered");
+    }
+
+    #[test]
+    fn slices_straddling_the_fault_s_edges_belong_to_it() {
+        let fault = FaultWindow { started_ms: 1050.0, ended_ms: 1950.0, restart_ready_ms: None };
+        let phase = |ms: u64| phase_of(Duration::from_millis(ms), SLICE, &fault);
+        assert_eq!(phase(900), Phase::Before, "ends at 1,000, before the fault began");
+        assert_eq!(phase(1000), Phase::During, "holds the fault's start");
+        assert_eq!(phase(1900), Phase::During, "holds the fault's end");
+        assert_eq!(phase(2000), Phase::After);
     }
 }

@@ -41,7 +41,10 @@ pub struct FaultEvidence {
     pub database: Option<String>,
 }
 
-/// A fault in force, until [`end`].
+/// A fault in force, until [`end`]. Dropped without `end` (an error, Ctrl-C), each undoes
+/// itself as far as it can: the cgroup hands its process back, the SQLite connection closes
+/// and so releases its lock; a closed PostgreSQL database stays closed until the run drops
+/// it, as it drops every database it created.
 pub enum Active {
     Killed,
     Frozen,
@@ -69,9 +72,15 @@ pub async fn begin(
             Active::Frozen
         }
         FaultKind::Starve => {
-            let group = CpuQuota::create(process)?;
-            group.add_process(sut.pid_of(process)?)?;
-            group.limit(parameters.cpu_period_us, Some(parameters.cpu_quota_us))?;
+            let (pid, name, parameters) = (sut.pid_of(process)?, process.to_string(), *parameters);
+            // File writes to the cgroup hierarchy can block: off the generator's thread.
+            let group = tokio::task::spawn_blocking(move || {
+                let mut group = CpuQuota::create(&name)?;
+                group.add_process(pid)?;
+                group.limit(parameters.cpu_period_us, Some(parameters.cpu_quota_us))?;
+                anyhow::Ok(group)
+            })
+            .await??;
             Active::Starved(group)
         }
         FaultKind::DbOutage => {
@@ -93,10 +102,15 @@ pub async fn end(
         Active::Killed => launcher.restart(sut, process).await?,
         Active::Frozen => sut.signal(process, Signal::SIGCONT)?,
         Active::Starved(group) => {
-            evidence.cpu_limit = Some(group.read_limit()?);
-            evidence.throttling = Some(group.throttling()?);
-            // Dropping the group lifts the quota and hands the process back.
-            drop(group);
+            let (limit, throttling) = tokio::task::spawn_blocking(move || {
+                let read = (group.read_limit(), group.throttling());
+                // Dropping the group lifts the quota and hands the process back.
+                drop(group);
+                read
+            })
+            .await?;
+            evidence.cpu_limit = Some(limit?);
+            evidence.throttling = Some(throttling?);
         }
         database @ (Active::SqliteLocked(..) | Active::PostgresClosed(_)) => {
             evidence.database = Some(give_back_database(database).await?);

@@ -125,7 +125,8 @@ pub fn modules_needed(endpoint: Endpoint) -> &'static [&'static str] {
         // complete page needs them.
         Endpoint::ProductPage => &["catalog", "inventory", "reviews"],
         Endpoint::Search | Endpoint::CategoryListing => &["catalog"],
-        Endpoint::ReviewsRead => &["reviews"],
+        // Listing a product's reviews first asks the catalog whether the product exists.
+        Endpoint::ReviewsRead => &["reviews", "catalog"],
         // A review is accepted only for a product the catalog knows.
         Endpoint::ReviewWrite => &["reviews", "catalog"],
         Endpoint::Login => &["accounts"],
@@ -190,5 +191,8 @@ mod tests {
         }
         assert!(modules_needed(Endpoint::Search).contains(&"catalog"));
         assert!(!modules_needed(Endpoint::Search).contains(&"inventory"));
+        // The review handlers check the product with the catalog before touching reviews.
+        assert_eq!(modules_needed(Endpoint::ReviewsRead), ["reviews", "catalog"]);
+        assert_eq!(modules_needed(Endpoint::ReviewWrite), ["reviews", "catalog"]);
     }
 }

@@ -37,7 +37,17 @@ pub struct FaultReport {
     pub core_layout: String,
     pub shop_settings: Vec<String>,
     pub runs: Vec<FaultRun>,
+    /// Runs that could not finish, and why.
+    pub failed: Vec<FailedRun>,
     pub measuring_secs: f64,
+}
+
+/// A scenario run that failed (its system was stopped; the others went on).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FailedRun {
+    pub scenario: Scenario,
+    pub architecture: String,
+    pub error: String,
 }
 
 pub const FAULT_SCHEMA_VERSION: u32 = 1;
@@ -73,18 +83,11 @@ fn scenarios(report: &FaultReport) -> Vec<Scenario> {
 fn timeline_csv(run: &FaultRun) -> String {
     let mut csv = String::from("slice_start_ms,phase,requests,ok,degraded,failed,p99_us\n");
     for slice in &run.outcome.timeline {
-        let phase = if slice.start_ms + 100.0 <= run.fault.started_ms {
-            Phase::Before
-        } else if slice.start_ms < run.fault.ended_ms {
-            Phase::During
-        } else {
-            Phase::After
-        };
         let _ = writeln!(
             csv,
             "{:.0},{},{},{},{},{},{}",
             slice.start_ms,
-            phase.name(),
+            slice.phase.name(),
             slice.requests,
             slice.ok,
             slice.degraded,
@@ -153,6 +156,14 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
         ],
     }
     .render()
+}
+
+fn first_success(run: &FaultRun) -> String {
+    match (run.outcome.module_in_mix, run.outcome.first_success_ms) {
+        (false, _) => "not measured (no endpoint of the mix needs the module)".into(),
+        (true, None) => "none in the window".into(),
+        (true, Some(ms)) => format!("{:.1} s", ms / 1000.0),
+    }
 }
 
 fn ms(value: Option<f64>) -> String {
@@ -230,8 +241,9 @@ fn markdown(report: &FaultReport) -> String {
         report.shop_settings.join(" ")
     );
     let (quota, period) = (report.parameters.cpu_quota_us, report.parameters.cpu_period_us);
+    let recovered = super::analysis::RECOVERED_SHARE * 100.0;
     md.push_str(&format!(
-        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period (a short period, as container runtimes set it), then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail while its reads go on (WAL); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process, so every endpoint shares the fault. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module. *Recovered*: from the fault's end to the first 100 ms slice from which every later slice met the objective.\n\n",
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (2 per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers; a crash's restart is inside this time.\n\n",
     ));
     md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | books |\n|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
@@ -252,7 +264,7 @@ fn markdown(report: &FaultReport) -> String {
             run.architecture,
             p99.map_or_else(|| "-".into(), |p| format!("{} (worst endpoint)", human_micros(p))),
             endpoints_list(&run.outcome.blast_radius),
-            run.outcome.first_success_ms.map_or_else(|| "none".into(), |v| format!("{:.1} s", v / 1000.0)),
+            first_success(run),
             ms(run.outcome.recovered_ms),
             books(run)
         );
@@ -262,15 +274,18 @@ fn markdown(report: &FaultReport) -> String {
         for run in report.runs.iter().filter(|r| r.scenario == scenario) {
             let _ = writeln!(
                 md,
-                "### {}: {} hit from {:.1} s to {:.1} s\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
+                "### {}: {} hit from {:.1} s to {:.1} s{}\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
                 run.architecture,
                 run.process,
                 run.fault.started_ms / 1000.0,
                 run.fault.ended_ms / 1000.0,
+                run.fault
+                    .restart_ready_ms
+                    .map_or_else(String::new, |ms| format!(", ready again at {:.1} s", ms / 1000.0)),
                 run.scenario.module,
                 endpoints_list(&run.outcome.breached_needing),
                 endpoints_list(&run.outcome.blast_radius),
-                run.outcome.first_success_ms.map_or_else(|| "none".into(), |v| format!("{:.1} s", v / 1000.0)),
+                first_success(run),
                 ms(run.outcome.recovered_ms),
                 books(run)
             );
@@ -302,6 +317,12 @@ fn markdown(report: &FaultReport) -> String {
             md.push('\n');
         }
     }
-    md.push_str("\n## Files\n\n- `faults.json`: everything above, per 100 ms slice and per phase and endpoint.\n- `timelines/<scenario>-<architecture>.csv`: the 100 ms slices.\n- `<scenario>.svg`: the timeline plots.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
+    if !report.failed.is_empty() {
+        md.push_str("\n## Runs that failed\n\n");
+        for f in &report.failed {
+            let _ = writeln!(md, "- {} on the {}: {}", f.scenario, f.architecture, f.error);
+        }
+    }
+    md.push_str("\n## Files\n\n- `faults.json`: everything above: each endpoint per phase, all endpoints per 100 ms slice.\n- `timelines/<scenario>-<architecture>.csv`: the 100 ms slices.\n- `<scenario>.svg`: the timeline plots.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
     md
 }

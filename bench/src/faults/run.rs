@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::analysis::{self, FaultOutcome, FaultWindow};
 use super::inject::{self, FaultEvidence, FaultParameters};
-use super::{FaultTiming, Scenario};
+use super::{FaultKind, FaultTiming, Scenario};
 use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::experiment::{self, Plan};
 use crate::launch::{Launcher, SystemUnderTest};
@@ -19,6 +19,12 @@ use crate::topology::Architecture;
 /// The timeline's resolution: fine enough to see a restart's second, coarse enough that a
 /// slice at a few hundred requests a second holds a few dozen.
 pub const SLICE: Duration = Duration::from_millis(100);
+
+/// The generator's bound on requests in flight in a fault run: `--max-in-flight`, or room for
+/// every request due within one request timeout.
+pub fn max_in_flight(plan: &Plan, rate: f64) -> usize {
+    plan.max_in_flight.unwrap_or_else(|| every_request_in_flight(rate, plan.request_timeout))
+}
 
 /// Room for every request due within one request timeout, and never less than the open loop's
 /// own default.
@@ -85,8 +91,7 @@ async fn measure(
     // Unless told otherwise, every request may wait its whole timeout: with the usual bound, the
     // requests stuck on the faulted module would fill it and the generator would give up
     // requests to healthy endpoints (overflows), a blast radius of the client's own making.
-    let max_in_flight = plan.max_in_flight.unwrap_or_else(|| every_request_in_flight(rate, plan.request_timeout));
-    let pace = OpenLoop::new(rate, plan.arrivals, Some(max_in_flight)).with_pool_latency(plan.pool_latency);
+    let pace = OpenLoop::new(rate, plan.arrivals, Some(max_in_flight(plan, rate))).with_pool_latency(plan.pool_latency);
     client.open_pool(pace.pool_size()).await;
     let acknowledged = AcknowledgedOrders::default();
     let process = scenario.process(architecture).to_string();
@@ -102,9 +107,13 @@ async fn measure(
         let active = inject::begin(scenario.fault, parameters, sut, &process).await?;
         eprintln!("{name}: {scenario}: {} {process}", scenario.fault.name());
         tokio::time::sleep_until((measured + timing.before + timing.during).into()).await;
+        // The fault ends as it is lifted; a crashed process's restart is part of the recovery.
+        let ended = Instant::now();
         let evidence = inject::end(active, launcher, sut, &process).await?;
+        let restart_ready_ms = (scenario.fault == FaultKind::Crash).then(|| since_window(Instant::now()));
         eprintln!("{name}: {scenario}: {process} back");
-        anyhow::Ok((FaultWindow { started_ms: since_window(began), ended_ms: since_window(Instant::now()) }, evidence))
+        let window = FaultWindow { started_ms: since_window(began), ended_ms: since_window(ended), restart_ready_ms };
+        anyhow::Ok((window, evidence))
     };
     let (recorded, fault) = tokio::join!(load, inject);
     let recorded = recorded?;

@@ -14,10 +14,12 @@ const CPU_ROOT: &str = "/sys/fs/cgroup/cpu";
 pub const MIN_QUOTA_US: u64 = 1000;
 
 /// A cgroup of the `cpu` controller made by this run, removed on drop (its processes moved
-/// back to the root group first).
+/// back to the groups they came from first).
 #[derive(Debug)]
 pub struct CpuQuota {
     dir: PathBuf,
+    /// Each process moved in, and the group it came from.
+    origins: Vec<(u32, PathBuf)>,
 }
 
 /// The group's throttling counters (`cpu.stat`): evidence the quota bit.
@@ -49,16 +51,19 @@ impl CpuQuota {
         );
         let dir = Path::new(CPU_ROOT).join(format!("splitbench-{}-{name}", std::process::id()));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-        Ok(Self { dir })
+        Ok(Self { dir, origins: Vec::new() })
     }
 
     pub fn path(&self) -> &Path {
         &self.dir
     }
 
-    /// Moves process `pid` (every thread of it) into the group.
-    pub fn add_process(&self, pid: u32) -> anyhow::Result<()> {
-        write(&self.dir.join("cgroup.procs"), &pid.to_string())
+    /// Moves process `pid` (every thread of it) into the group, remembering where it was.
+    pub fn add_process(&mut self, pid: u32) -> anyhow::Result<()> {
+        let origin = cpu_group_of(pid)?;
+        write(&self.dir.join("cgroup.procs"), &pid.to_string())?;
+        self.origins.push((pid, origin));
+        Ok(())
     }
 
     /// Limits the group to `quota_us` of CPU time in every `period_us` (`None`: no limit).
@@ -105,17 +110,39 @@ impl CpuQuota {
 
 impl Drop for CpuQuota {
     fn drop(&mut self) {
-        // A group with processes in it cannot be removed: hand them back to the root group.
+        // A group with processes in it cannot be removed: hand them back to where they were
+        // (or the root group, for a process that came in some other way).
         let _ = self.limit(100_000, None);
         if let Ok(pids) = self.processes() {
             for pid in pids {
-                let _ = write(&Path::new(CPU_ROOT).join("cgroup.procs"), &pid.to_string());
+                let origin = self
+                    .origins
+                    .iter()
+                    .find(|(p, _)| *p == pid)
+                    .map_or_else(|| PathBuf::from(CPU_ROOT), |(_, origin)| origin.clone());
+                let _ = write(&origin.join("cgroup.procs"), &pid.to_string());
             }
         }
         if let Err(err) = std::fs::remove_dir(&self.dir) {
             eprintln!("warning: could not remove {}: {err}", self.dir.display());
         }
     }
+}
+
+/// The directory of `pid`'s group in the v1 `cpu` hierarchy, from `/proc/<pid>/cgroup`
+/// (a line such as `4:cpu:/some/group`; the controller may share a line, `cpu,cpuacct`).
+fn cpu_group_of(pid: u32) -> anyhow::Result<PathBuf> {
+    let text = read(Path::new(&format!("/proc/{pid}/cgroup")))?;
+    let relative = text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.splitn(3, ':').skip(1);
+            fields.next().zip(fields.next())
+        })
+        .find(|(controllers, _)| controllers.split(',').any(|c| c == "cpu"))
+        .map(|(_, path)| path.trim_start_matches('/').to_string())
+        .with_context(|| format!("process {pid} is in no cpu cgroup"))?;
+    Ok(Path::new(CPU_ROOT).join(relative))
 }
 
 fn write(path: &Path, value: &str) -> anyhow::Result<()> {
@@ -130,6 +157,16 @@ fn read(path: &Path) -> anyhow::Result<String> {
 mod tests {
     use super::*;
 
+    /// A child that is killed however the test ends.
+    struct Busy(std::process::Child);
+
+    impl Drop for Busy {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     /// Runs where quotas can be set (as root: CI); elsewhere it says it did not.
     #[test]
     fn a_quota_is_applied_read_back_and_the_group_removed_with_its_process_handed_back() {
@@ -137,27 +174,34 @@ mod tests {
             eprintln!("skipped: CPU quotas need root and cgroup v1's cpu controller");
             return;
         }
-        let mut busy =
-            std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("a busy child");
-        let pid = busy.id();
+        let busy =
+            Busy(std::process::Command::new("sh").args(["-c", "while :; do :; done"]).spawn().expect("a busy child"));
+        let pid = busy.0.id();
+        let origin = cpu_group_of(pid).expect("its group");
         let dir;
         {
-            let group = CpuQuota::create("test-quota").expect("a group");
+            let mut group = CpuQuota::create("test-quota").expect("a group");
             dir = group.path().to_path_buf();
             group.add_process(pid).expect("moved in");
             group.limit(10_000, Some(1_000)).expect("limited");
             assert_eq!(group.read_limit().expect("read back"), (10_000, Some(1_000)));
             assert_eq!(group.processes().expect("listed"), vec![pid]);
-            // A busy loop at 10% of a core is throttled in most periods.
-            std::thread::sleep(std::time::Duration::from_millis(300));
-            let t = group.throttling().expect("cpu.stat");
-            assert!(t.throttled_periods > 0 && t.throttled_ns > 0, "{t:?}");
+            assert_eq!(cpu_group_of(pid).expect("its group"), dir);
+            // A busy loop at 10% of a core runs out of quota in its first periods.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while group.throttling().expect("cpu.stat").throttled_periods == 0 {
+                assert!(std::time::Instant::now() < deadline, "never throttled");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             assert!(group.limit(10_000, Some(10)).is_err(), "below the kernel's minimum");
         }
         assert!(!dir.exists(), "the group is removed on drop");
-        let root_procs = std::fs::read_to_string(Path::new(CPU_ROOT).join("cgroup.procs")).expect("root procs");
-        assert!(root_procs.lines().any(|l| l.trim() == pid.to_string()), "the process is back in the root group");
-        let _ = busy.kill();
-        let _ = busy.wait();
+        assert_eq!(cpu_group_of(pid).expect("its group"), origin, "the process is back where it was");
+    }
+
+    #[test]
+    fn a_process_s_cpu_group_is_read_from_proc() {
+        let own = cpu_group_of(std::process::id()).expect("this process has a cpu group");
+        assert!(own.starts_with(CPU_ROOT), "{}", own.display());
     }
 }

@@ -205,6 +205,9 @@ pub struct ChildProcess {
     settings: Settings,
     /// How many times it was started again.
     restarts: u32,
+    /// Killed and reaped (a fault run's crash, not restarted yet): its pid may belong to
+    /// another process by now, so no signal goes to it.
+    reaped: bool,
     child: Child,
 }
 
@@ -350,7 +353,7 @@ impl Launcher {
         });
         let mut settings = settings.clone();
         settings.server.port = Some(port);
-        Ok(ChildProcess { name, pid, port, log: log_path, settings, restarts: 0, child })
+        Ok(ChildProcess { name, pid, port, log: log_path, settings, restarts: 0, reaped: false, child })
     }
 
     /// Starts `sut`'s process `name` again, after it died: the same binary, settings, port and
@@ -424,13 +427,16 @@ impl SystemUnderTest {
 
     /// The pid of the process `name`.
     pub fn pid_of(&self, name: &str) -> anyhow::Result<u32> {
-        Ok(self.processes[self.index_of(name)?].pid)
+        let process = &self.processes[self.index_of(name)?];
+        anyhow::ensure!(!process.reaped, "{name} was killed and not restarted");
+        Ok(process.pid)
     }
 
     /// Sends `signal` to the process `name` (a fault run's SIGSTOP and SIGCONT).
     pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
-        let pid = self.processes[self.index_of(name)?].pid;
-        kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("sending {signal} to {name}"))
+        let process = &self.processes[self.index_of(name)?];
+        anyhow::ensure!(!process.reaped, "{name} was killed and not restarted");
+        kill(Pid::from_raw(process.pid as i32), signal).with_context(|| format!("sending {signal} to {name}"))
     }
 
     /// Kills the process `name` with SIGKILL (no chance to clean up, as a crash) and waits until
@@ -440,13 +446,14 @@ impl SystemUnderTest {
         let process = &mut self.processes[index];
         process.child.start_kill().with_context(|| format!("killing {name}"))?;
         process.child.wait().await.with_context(|| format!("waiting for {name} to die"))?;
+        process.reaped = true;
         Ok(())
     }
 
     /// Stops every process: SIGTERM, up to 5 s to finish, then SIGKILL. A frozen process
     /// (a fault run's SIGSTOP) is thawed first, or it could not act on SIGTERM.
     pub async fn stop(mut self) {
-        for process in &self.processes {
+        for process in self.processes.iter().filter(|p| !p.reaped) {
             let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGCONT);
             let _ = kill(Pid::from_raw(process.pid as i32), Signal::SIGTERM);
         }

@@ -1,9 +1,10 @@
 //! `splitbench faults` end to end against stand-ins (null servers that answer `/health`): a
 //! crashed process is killed and started again on its port, a frozen one is thawed, and the
 //! report tells the monolith (the fault hits the one process) from the microservices (it hits
-//! one service the `/health` route does not pass through). The freeze lasts 1 s against a
-//! 500 ms objective, so the monolith's miss is the fault's doing, not the machine's.
+//! one service the `/health` route does not pass through). Only outcomes no noise can make:
+//! refused connections, a 1 s freeze holding requests past 500 ms, answers again afterwards.
 
+use splitbench::faults::FaultKind;
 use splitbench::faults::analysis::Phase;
 use splitbench::faults::report::FaultReport;
 use splitbench::record::Endpoint;
@@ -60,30 +61,27 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
         }
         assert_eq!(splitbench_groups(), groups_before, "no group left behind");
     }
-    for run in report.runs.iter().filter(|r| r.scenario.fault != splitbench::faults::FaultKind::Starve) {
+    for run in report.runs.iter().filter(|r| r.scenario.fault != FaultKind::Starve) {
         let health = &run.outcome.phases[&Endpoint::Health];
         let during = &health[&Phase::During];
         assert!(run.fault.ended_ms > run.fault.started_ms, "the fault lasted: {:?}", run.fault);
-        assert!(health.contains_key(&Phase::After), "load continued after the fault");
+        assert!(health[&Phase::After].ok > 0, "{} {}: answers again after the fault", run.scenario, run.architecture);
+        assert!(!run.outcome.module_in_mix, "/health needs no module: no first success to measure");
         if run.architecture == "monolith" {
-            // Killed: connections refused; frozen: answers held for up to a second.
-            assert!(during.breached, "{}: the monolith's one process is the fault's: {during:?}", run.scenario);
+            // Killed: connections refused. Frozen for 1 s: the requests due in its first half
+            // waited over 500 ms, more than 1% of the phase. Either way a miss of the fault's
+            // making, whatever the machine's noise.
+            match run.scenario.fault {
+                FaultKind::Crash => assert!(during.failed > 0, "a killed monolith refuses: {during:?}"),
+                _ => assert!(during.p99_us.is_some_and(|p| p > 500_000), "a frozen monolith holds: {during:?}"),
+            }
+            assert!(during.breached);
             assert_eq!(run.outcome.blast_radius, vec![Endpoint::Health], "/health needs no module");
         } else {
-            assert!(!during.breached, "{}: the gateway answers /health alone: {during:?}", run.scenario);
-            assert!(run.outcome.blast_radius.is_empty());
-            assert_eq!(during.failed, 0);
+            assert_eq!(during.failed, 0, "{}: the gateway answers /health alone: {during:?}", run.scenario);
         }
-        assert!(
-            run.outcome.first_success_ms.is_some() || run.outcome.recovered_ms.is_some(),
-            "{} {}: answered again after the fault",
-            run.scenario,
-            run.architecture
-        );
     }
-    let crashed = &report.runs[0];
-    assert!(crashed.outcome.phases[&Endpoint::Health][&Phase::During].failed > 0, "a killed monolith refuses");
-    assert!(crashed.outcome.recovered_ms.is_some(), "and answers again once restarted: {:?}", crashed.outcome);
+    assert!(report.runs[0].fault.restart_ready_ms.is_some_and(|ready| ready >= report.runs[0].fault.ended_ms));
 
     // The restarted processes logged apart, and came back on the port they had.
     let logs: Vec<String> = std::fs::read_dir(dir.join("logs"))

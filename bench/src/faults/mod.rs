@@ -23,6 +23,7 @@
 //! to compare.
 
 pub mod analysis;
+pub mod calls;
 pub mod inject;
 pub mod report;
 pub mod run;

@@ -158,6 +158,21 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
     .render()
 }
 
+/// `0.00, 0.00, 0.00` (the monolith makes none); `-` for a phase not read.
+fn calls_cell(run: &FaultRun) -> String {
+    let phases: Vec<String> = Phase::ALL
+        .iter()
+        .map(|phase| {
+            run.calls
+                .iter()
+                .find(|c| c.phase == *phase)
+                .and_then(|c| c.per_request)
+                .map_or_else(|| "-".into(), |p| format!("{p:.2}"))
+        })
+        .collect();
+    phases.join(", ")
+}
+
 fn first_success(run: &FaultRun) -> String {
     match (run.outcome.module_in_mix, run.outcome.first_success_ms) {
         (false, _) => "not measured (no endpoint of the mix needs the module)".into(),
@@ -245,7 +260,7 @@ fn markdown(report: &FaultReport) -> String {
     md.push_str(&format!(
         "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (2 per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers; a crash's restart is inside this time.\n\n",
     ));
-    md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | books |\n|---|---|---|---|---|---|---|---|\n");
+    md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
         let (mut ok, mut requests) = (0, 0);
         let mut p99 = None::<u64>;
@@ -259,13 +274,14 @@ fn markdown(report: &FaultReport) -> String {
         let share = if requests == 0 { "-".into() } else { format!("{:.1}%", 100.0 * ok as f64 / requests as f64) };
         let _ = writeln!(
             md,
-            "| {} | {} | {share} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {share} | {} | {} | {} | {} | {} | {} |",
             run.scenario,
             run.architecture,
             p99.map_or_else(|| "-".into(), |p| format!("{} (worst endpoint)", human_micros(p))),
             endpoints_list(&run.outcome.blast_radius),
             first_success(run),
             ms(run.outcome.recovered_ms),
+            calls_cell(run),
             books(run)
         );
     }
@@ -288,6 +304,11 @@ fn markdown(report: &FaultReport) -> String {
                 first_success(run),
                 ms(run.outcome.recovered_ms),
                 books(run)
+            );
+            let _ = writeln!(
+                md,
+                "Calls between processes per user request, as the processes answered them (before, during, after the fault): {}.\n",
+                calls_cell(run)
             );
             if let Some(evidence) = evidence(run) {
                 let _ = writeln!(md, "Evidence the fault took hold: {evidence}.\n");

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::analysis::{self, FaultOutcome, FaultWindow};
+use super::analysis::{self, FaultOutcome, FaultWindow, Phase};
+use super::calls::{self, PhaseCalls};
 use super::inject::{self, FaultEvidence, FaultParameters};
 use super::{FaultKind, FaultTiming, Scenario};
 use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
@@ -46,6 +47,9 @@ pub struct FaultRun {
     pub fault: FaultWindow,
     /// What the injector saw: that the fault took hold.
     pub evidence: FaultEvidence,
+    /// Calls between processes per user request, per phase (as the processes answered them;
+    /// a phase is missing when a process could not be read at one of its edges).
+    pub calls: Vec<PhaseCalls>,
     pub outcome: FaultOutcome,
     /// The books after the run (`None`: the null server, which keeps none).
     pub consistency: Option<ConsistencyCheck>,
@@ -102,7 +106,10 @@ async fn measure(
     let inject = async {
         let measured = started + window.warmup;
         let since_window = |t: Instant| t.saturating_duration_since(measured).as_secs_f64() * 1000.0;
+        tokio::time::sleep_until(measured.into()).await;
+        let at_start = calls::snapshot(sut).await;
         tokio::time::sleep_until((measured + timing.before).into()).await;
+        let at_fault = calls::snapshot(sut).await;
         let began = Instant::now();
         let active = inject::begin(scenario.fault, parameters, sut, &process).await?;
         eprintln!("{name}: {scenario}: {} {process}", scenario.fault.name());
@@ -112,12 +119,22 @@ async fn measure(
         let evidence = inject::end(active, launcher, sut, &process).await?;
         let restart_ready_ms = (scenario.fault == FaultKind::Crash).then(|| since_window(Instant::now()));
         eprintln!("{name}: {scenario}: {process} back");
+        let at_fault_end = calls::snapshot(sut).await;
         let window = FaultWindow { started_ms: since_window(began), ended_ms: since_window(ended), restart_ready_ms };
-        anyhow::Ok((window, evidence))
+        anyhow::Ok((window, evidence, [at_start, at_fault, at_fault_end]))
     };
     let (recorded, fault) = tokio::join!(load, inject);
     let recorded = recorded?;
-    let (fault, evidence) = fault?;
+    let (fault, evidence, [at_start, at_fault, at_fault_end]) = fault?;
+    let at_end = calls::snapshot(sut).await;
+    let calls = [
+        calls::between(Phase::Before, &at_start, &at_fault),
+        calls::between(Phase::During, &at_fault, &at_fault_end),
+        calls::between(Phase::After, &at_fault_end, &at_end),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let consistency = experiment::check_books(plan, sut, &acknowledged).await;
     let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
     Ok(FaultRun {
@@ -128,6 +145,7 @@ async fn measure(
         timing,
         fault,
         evidence,
+        calls,
         outcome,
         consistency,
     })

@@ -2,8 +2,9 @@
 //! causes inside the system, and how a fault changes it (retries multiply it, a failing
 //! dependency that is no longer called divides it). Read from every process's `/metrics`
 //! (`splitbench_http_requests_total`, counted by route as each answer leaves) at the phases'
-//! edges: `/api/...` routes are the users' requests, `/internal/...` routes calls from
-//! another process of the shop.
+//! edges: the entry process's (the monolith's, the gateway's) `/api/...` answers are the users'
+//! requests; every answer of another process (a forwarded `/api/...` route or an
+//! `/internal/...` one) is a call between processes.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -16,9 +17,9 @@ use crate::launch::SystemUnderTest;
 /// Answers a process had sent by one moment, by kind of route.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Answered {
-    /// `/api/...`: requests from users (the monolith, the gateway).
+    /// `/api/...` routes (from users at the entry process; forwarded by the gateway elsewhere).
     pub public: u64,
-    /// `/internal/...`: calls from another process of the shop.
+    /// `/internal/...` routes: calls from another process of the shop.
     pub internal: u64,
 }
 
@@ -47,7 +48,7 @@ pub type Snapshot = BTreeMap<String, Option<Answered>>;
 /// Reads every process's `/metrics`, one after the other, each with a short timeout (a
 /// process that does not answer has `None`).
 pub async fn snapshot(sut: &SystemUnderTest) -> Snapshot {
-    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_millis(500)).build() else {
+    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else {
         return Snapshot::new();
     };
     let mut counts = Snapshot::new();
@@ -69,15 +70,19 @@ pub struct PhaseCalls {
     pub per_request: Option<f64>,
 }
 
-/// The counts between two snapshots; `None` if a process was not read at either edge. A
-/// process whose count went down was restarted in between: its count starts from 0.
-pub fn between(phase: Phase, start: &Snapshot, end: &Snapshot) -> Option<PhaseCalls> {
+/// The counts between two snapshots, `entry` the process users call; `None` if a process was
+/// not read at either edge. A process whose count went down was restarted in between: its
+/// count starts from 0.
+pub fn between(phase: Phase, entry: &str, start: &Snapshot, end: &Snapshot) -> Option<PhaseCalls> {
     let (mut client_requests, mut internal_calls) = (0, 0);
     for (name, at_end) in end {
         let (at_start, at_end) = ((*start.get(name)?)?, (*at_end)?);
         let delta = |a: u64, b: u64| if b >= a { b - a } else { b };
-        client_requests += delta(at_start.public, at_end.public);
-        internal_calls += delta(at_start.internal, at_end.internal);
+        if name == entry {
+            client_requests += delta(at_start.public, at_end.public);
+        } else {
+            internal_calls += delta(at_start.public + at_start.internal, at_end.public + at_end.internal);
+        }
     }
     Some(PhaseCalls {
         phase,
@@ -114,15 +119,19 @@ splitbench_http_request_duration_seconds_count{method="GET",process="catalog",ro
 
     #[test]
     fn calls_per_request_between_two_snapshots_survive_a_restart_and_need_every_process() {
-        let start = snapshot(&[("gateway", Some((100, 0))), ("catalog", Some((0, 250)))]);
-        let end = snapshot(&[("gateway", Some((300, 0))), ("catalog", Some((0, 850)))]);
-        let calls = between(Phase::After, &start, &end).expect("both read");
+        // The catalog answers internal calls (product pages) and forwarded searches.
+        let start = snapshot(&[("gateway", Some((100, 0))), ("catalog", Some((50, 250)))]);
+        let end = snapshot(&[("gateway", Some((300, 0))), ("catalog", Some((150, 750)))]);
+        let calls = between(Phase::After, "gateway", &start, &end).expect("both read");
         assert_eq!((calls.client_requests, calls.internal_calls, calls.per_request), (200, 600, Some(3.0)));
         // The catalog restarted in between: its count began again from 0.
-        let restarted = snapshot(&[("gateway", Some((300, 0))), ("catalog", Some((0, 40)))]);
-        assert_eq!(between(Phase::During, &start, &restarted).map(|c| c.internal_calls), Some(40));
+        let restarted = snapshot(&[("gateway", Some((300, 0))), ("catalog", Some((10, 30)))]);
+        assert_eq!(between(Phase::During, "gateway", &start, &restarted).map(|c| c.internal_calls), Some(40));
         // A frozen process could not be read: no figure rather than a wrong one.
         let frozen = snapshot(&[("gateway", Some((300, 0))), ("catalog", None)]);
-        assert_eq!(between(Phase::During, &start, &frozen), None);
+        assert_eq!(between(Phase::During, "gateway", &start, &frozen), None);
+        // The monolith: users' requests, no calls between processes.
+        let (a, b) = (snapshot(&[("monolith", Some((0, 0)))]), snapshot(&[("monolith", Some((80, 0)))]));
+        assert_eq!(between(Phase::Before, "monolith", &a, &b).and_then(|c| c.per_request), Some(0.0));
     }
 }

@@ -127,10 +127,12 @@ async fn measure(
     let recorded = recorded?;
     let (fault, evidence, [at_start, at_fault, at_fault_end]) = fault?;
     let at_end = calls::snapshot(sut).await;
+    // The process users call: the last one started.
+    let entry = sut.processes.last().map_or("", |p| p.name);
     let calls = [
-        calls::between(Phase::Before, &at_start, &at_fault),
-        calls::between(Phase::During, &at_fault, &at_fault_end),
-        calls::between(Phase::After, &at_fault_end, &at_end),
+        calls::between(Phase::Before, entry, &at_start, &at_fault),
+        calls::between(Phase::During, entry, &at_fault, &at_fault_end),
+        calls::between(Phase::After, entry, &at_fault_end, &at_end),
     ]
     .into_iter()
     .flatten()

@@ -640,7 +640,10 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         scenarios.iter().all(|s| s.fault != FaultKind::Starve) || crate::launch::cgroup::CpuQuota::available(),
         "starve needs root and cgroup v1's cpu controller (/sys/fs/cgroup/cpu); leave it out here"
     );
-    anyhow::ensure!(!timing.after.is_zero(), "--after must be positive: recovery is measured in it");
+    anyhow::ensure!(
+        timing.after >= Duration::from_secs(1),
+        "--after must be at least 1s: recovery is judged over seconds of it"
+    );
     anyhow::ensure!(args.bench.users.is_none(), "fault runs use the open loop (--rate), not --users");
     anyhow::ensure!(args.bench.threshold.is_empty(), "fault runs judge no --threshold: their report is the verdict");
     anyhow::ensure!(

@@ -134,6 +134,12 @@ impl ServiceClient {
         request: reqwest::RequestBuilder,
         budget: CallBudget,
     ) -> Result<Answer, ModuleError> {
+        let result = self.exchange_once(request, budget).await;
+        crate::telemetry::count_upstream_call(self.name, result.is_ok());
+        result
+    }
+
+    async fn exchange_once(&self, request: reqwest::RequestBuilder, budget: CallBudget) -> Result<Answer, ModuleError> {
         let started = tokio::time::Instant::now();
         let timeout = match crate::deadline::remaining() {
             None => self.timeout,

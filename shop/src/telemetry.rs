@@ -44,6 +44,7 @@ impl Metrics {
         .expect("static metric definition is valid");
         registry.register(Box::new(requests.clone())).expect("registered once");
         registry.register(Box::new(CHECKOUT_RECOVERIES.clone())).expect("registered once per registry");
+        registry.register(Box::new(UPSTREAM_CALLS.clone())).expect("registered once per registry");
         registry.register(Box::new(latency.clone())).expect("registered once");
         Self { registry, requests, latency }
     }
@@ -72,6 +73,20 @@ static CHECKOUT_RECOVERIES: std::sync::LazyLock<IntCounterVec> = std::sync::Lazy
     )
     .expect("static metric definition is valid")
 });
+
+/// Calls this process made to other processes of the shop, by upstream and outcome
+/// (`answered`: an HTTP answer came back, whatever its status; `failed`: none did, or the call
+/// was given up before it was sent). Counted by the caller, so a call to a dead or frozen
+/// upstream counts too: the load a process puts on the others, retries included.
+static UPSTREAM_CALLS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
+    IntCounterVec::new(Opts::new("upstream_calls_total", "Calls made to other processes"), &["upstream", "outcome"])
+        .expect("static metric definition is valid")
+});
+
+/// Counts one call to `upstream` that ended.
+pub fn count_upstream_call(upstream: &str, answered: bool) {
+    UPSTREAM_CALLS.with_label_values(&[upstream, if answered { "answered" } else { "failed" }]).inc();
+}
 
 /// Counts one checkout settled by recovery.
 pub fn count_recovery(settled_as: crate::orders::OrderStatus) {

@@ -1,10 +1,10 @@
-//! Calls between processes per client request, per phase: how much work one user request
-//! causes inside the system, and how a fault changes it (retries multiply it, a failing
-//! dependency that is no longer called divides it). Read from every process's `/metrics`
-//! (`splitbench_http_requests_total`, counted by route as each answer leaves) at the phases'
-//! edges: the entry process's (the monolith's, the gateway's) `/api/...` answers are the users'
-//! requests; every answer of another process (a forwarded `/api/...` route or an
-//! `/internal/...` one) is a call between processes.
+//! Calls between processes per user request, per phase: how much work one user request
+//! causes inside the system, and how a fault changes it (retries multiply it, a dependency no
+//! longer called divides it). Read from every process's `/metrics` at the phases' edges: the
+//! entry process's (the monolith's, the gateway's) `/api/...` answers are the users' requests
+//! (`splitbench_http_requests_total`); `splitbench_upstream_calls_total` is what each process
+//! counted as it called another, answered or not, so calls to a dead or frozen process count.
+//! Both count when they end, so a phase holds what ended in it.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,53 +14,63 @@ use serde::{Deserialize, Serialize};
 use super::analysis::Phase;
 use crate::launch::SystemUnderTest;
 
-/// Answers a process had sent by one moment, by kind of route.
+/// What one process had counted by one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Answered {
-    /// `/api/...` routes (from users at the entry process; forwarded by the gateway elsewhere).
-    pub public: u64,
-    /// `/internal/...` routes: calls from another process of the shop.
-    pub internal: u64,
+pub struct Counted {
+    /// Answers to `/api/...` routes (users' requests at the entry process).
+    pub api_answers: u64,
+    /// Calls it made to other processes.
+    pub calls_made: u64,
+    /// How many times the process had been restarted (its counts start again from 0).
+    pub restarts: u32,
 }
 
-impl Answered {
-    /// Sums the request counter of Prometheus text by route kind.
-    pub fn from_metrics(text: &str) -> Self {
-        let mut answered = Self::default();
-        for line in text.lines().filter(|l| l.starts_with("splitbench_http_requests_total{")) {
-            let Some(route) = line.split("route=\"").nth(1).and_then(|rest| rest.split('"').next()) else {
-                continue;
-            };
+impl Counted {
+    /// Reads the two counters from Prometheus text.
+    pub fn from_metrics(text: &str, restarts: u32) -> Self {
+        let mut counted = Self { restarts, ..Self::default() };
+        for line in text.lines() {
             let Some(count) = line.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()) else { continue };
-            if route.starts_with("/api/") {
-                answered.public += count as u64;
-            } else if route.starts_with("/internal/") {
-                answered.internal += count as u64;
+            if line.starts_with("splitbench_upstream_calls_total{") {
+                counted.calls_made += count as u64;
+            } else if line.starts_with("splitbench_http_requests_total{")
+                && line.split("route=\"").nth(1).is_some_and(|route| route.starts_with("/api/"))
+            {
+                counted.api_answers += count as u64;
             }
         }
-        answered
+        counted
     }
 }
 
 /// Every process's counts at one moment (`None` for a process that did not answer).
-pub type Snapshot = BTreeMap<String, Option<Answered>>;
+pub type Snapshot = BTreeMap<String, Option<Counted>>;
 
-/// Reads every process's `/metrics`, one after the other, each with a short timeout (a
-/// process that does not answer has `None`).
+/// Reads every process's `/metrics` at once (each within 2 s; a process that does not answer
+/// has `None`). The reads run beside the load, so a slow one does not delay anything else.
 pub async fn snapshot(sut: &SystemUnderTest) -> Snapshot {
     let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else {
         return Snapshot::new();
     };
-    let mut counts = Snapshot::new();
+    let mut reads = tokio::task::JoinSet::new();
     for process in &sut.processes {
+        let (client, name, restarts) = (client.clone(), process.name.to_string(), process.restarts);
         let url = format!("http://127.0.0.1:{}/metrics", process.port);
-        let text = async { client.get(url).send().await?.text().await }.await;
-        counts.insert(process.name.to_string(), text.ok().map(|t| Answered::from_metrics(&t)));
+        reads.spawn(async move {
+            let text = async { client.get(url).send().await?.text().await }.await;
+            (name, text.ok().map(|t| Counted::from_metrics(&t, restarts)))
+        });
+    }
+    let mut counts = Snapshot::new();
+    while let Some(read) = reads.join_next().await {
+        if let Ok((name, counted)) = read {
+            counts.insert(name, counted);
+        }
     }
     counts
 }
 
-/// One phase's users' requests and calls between processes, as the processes answered them.
+/// One phase's users' requests and calls between processes.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct PhaseCalls {
     pub phase: Phase,
@@ -71,18 +81,18 @@ pub struct PhaseCalls {
 }
 
 /// The counts between two snapshots, `entry` the process users call; `None` if a process was
-/// not read at either edge. A process whose count went down was restarted in between: its
-/// count starts from 0.
+/// not read at either edge.
 pub fn between(phase: Phase, entry: &str, start: &Snapshot, end: &Snapshot) -> Option<PhaseCalls> {
     let (mut client_requests, mut internal_calls) = (0, 0);
     for (name, at_end) in end {
         let (at_start, at_end) = ((*start.get(name)?)?, (*at_end)?);
-        let delta = |a: u64, b: u64| if b >= a { b - a } else { b };
+        // Restarted in between: its counts began again from 0.
+        let restarted = at_end.restarts != at_start.restarts;
+        let delta = |a: u64, b: u64| if restarted { b } else { b.saturating_sub(a) };
         if name == entry {
-            client_requests += delta(at_start.public, at_end.public);
-        } else {
-            internal_calls += delta(at_start.public + at_start.internal, at_end.public + at_end.internal);
+            client_requests += delta(at_start.api_answers, at_end.api_answers);
         }
+        internal_calls += delta(at_start.calls_made, at_end.calls_made);
     }
     Some(PhaseCalls {
         phase,
@@ -101,37 +111,45 @@ mod tests {
 splitbench_http_requests_total{method="GET",process="gateway",route="/api/products/{id}",status="200"} 120
 splitbench_http_requests_total{method="POST",process="gateway",route="/api/orders",status="201"} 7
 splitbench_http_requests_total{method="GET",process="gateway",route="/health",status="200"} 3
-splitbench_http_requests_total{method="GET",process="catalog",route="/internal/products/{id}",status="200"} 300
-splitbench_http_request_duration_seconds_count{method="GET",process="catalog",route="/internal/products/{id}"} 300
+splitbench_upstream_calls_total{outcome="answered",upstream="catalog"} 300
+splitbench_upstream_calls_total{outcome="failed",upstream="inventory"} 12
+splitbench_http_request_duration_seconds_count{method="GET",process="gateway",route="/api/products/{id}"} 120
 "#;
 
     #[test]
-    fn public_and_internal_answers_are_summed_by_route_and_the_rest_left_out() {
-        assert_eq!(Answered::from_metrics(METRICS), Answered { public: 127, internal: 300 });
+    fn users_requests_and_calls_made_are_read_and_the_rest_left_out() {
+        assert_eq!(Counted::from_metrics(METRICS, 0), Counted { api_answers: 127, calls_made: 312, restarts: 0 });
     }
 
-    fn snapshot(entries: &[(&str, Option<(u64, u64)>)]) -> Snapshot {
+    /// (process, (api answers, calls made, restarts) or not read).
+    type Entry<'a> = (&'a str, Option<(u64, u64, u32)>);
+
+    fn snapshot(entries: &[Entry]) -> Snapshot {
         entries
             .iter()
-            .map(|(name, counts)| (name.to_string(), counts.map(|(public, internal)| Answered { public, internal })))
+            .map(|(name, counts)| {
+                let counted =
+                    counts.map(|(api_answers, calls_made, restarts)| Counted { api_answers, calls_made, restarts });
+                (name.to_string(), counted)
+            })
             .collect()
     }
 
     #[test]
     fn calls_per_request_between_two_snapshots_survive_a_restart_and_need_every_process() {
-        // The catalog answers internal calls (product pages) and forwarded searches.
-        let start = snapshot(&[("gateway", Some((100, 0))), ("catalog", Some((50, 250)))]);
-        let end = snapshot(&[("gateway", Some((300, 0))), ("catalog", Some((150, 750)))]);
+        // The gateway calls the services; the orders service calls inventory and payments.
+        let start = snapshot(&[("gateway", Some((100, 250, 0))), ("orders", Some((20, 40, 0)))]);
+        let end = snapshot(&[("gateway", Some((300, 750, 0))), ("orders", Some((60, 140, 0)))]);
         let calls = between(Phase::After, "gateway", &start, &end).expect("both read");
         assert_eq!((calls.client_requests, calls.internal_calls, calls.per_request), (200, 600, Some(3.0)));
-        // The catalog restarted in between: its count began again from 0.
-        let restarted = snapshot(&[("gateway", Some((300, 0))), ("catalog", Some((10, 30)))]);
-        assert_eq!(between(Phase::During, "gateway", &start, &restarted).map(|c| c.internal_calls), Some(40));
+        // The orders service restarted in between: its counts began again from 0.
+        let restarted = snapshot(&[("gateway", Some((300, 750, 0))), ("orders", Some((5, 30, 1)))]);
+        assert_eq!(between(Phase::During, "gateway", &start, &restarted).map(|c| c.internal_calls), Some(530));
         // A frozen process could not be read: no figure rather than a wrong one.
-        let frozen = snapshot(&[("gateway", Some((300, 0))), ("catalog", None)]);
+        let frozen = snapshot(&[("gateway", Some((300, 750, 0))), ("orders", None)]);
         assert_eq!(between(Phase::During, "gateway", &start, &frozen), None);
         // The monolith: users' requests, no calls between processes.
-        let (a, b) = (snapshot(&[("monolith", Some((0, 0)))]), snapshot(&[("monolith", Some((80, 0)))]));
+        let (a, b) = (snapshot(&[("monolith", Some((0, 0, 0)))]), snapshot(&[("monolith", Some((80, 0, 0)))]));
         assert_eq!(between(Phase::Before, "monolith", &a, &b).and_then(|c| c.per_request), Some(0.0));
     }
 }

@@ -6,7 +6,7 @@
 //! process that hosts everything, so the monolith's row shows what sharing a process costs.
 //!
 //! - **crash**: SIGKILL (no clean-up, as a crash), then the process is started again on the same
-//!   port and database once the fault's time is up; the fault ends when it is ready again.
+//!   port and database once the fault's time is up; its restart counts as recovery time.
 //! - **hang**: SIGSTOP for the fault's time, then SIGCONT: the process keeps its connections
 //!   and answers nothing, the way a stalled process (a long GC pause, a frozen VM) looks.
 //! - **starve**: the process gets a CPU quota far below its need (cgroup v1, 1 ms per 50 ms

@@ -177,12 +177,17 @@ fn first_success(run: &FaultRun) -> String {
     match (run.outcome.module_in_mix, run.outcome.first_success_ms) {
         (false, _) => "not measured (no endpoint of the mix needs the module)".into(),
         (true, None) => "none in the window".into(),
-        (true, Some(ms)) => format!("{:.1} s", ms / 1000.0),
+        (true, Some(ms)) => after_fault(ms),
     }
 }
 
+/// A time after the fault's end as read in 100 ms slices.
+fn after_fault(ms: f64) -> String {
+    if ms < super::run::SLICE.as_secs_f64() * 1000.0 { "within 0.1 s".into() } else { format!("{:.1} s", ms / 1000.0) }
+}
+
 fn ms(value: Option<f64>) -> String {
-    value.map_or_else(|| "did not recover in the window".into(), |v| format!("{:.1} s", v / 1000.0))
+    value.map_or_else(|| "did not recover in the window".into(), after_fault)
 }
 
 fn books(run: &FaultRun) -> String {
@@ -257,8 +262,9 @@ fn markdown(report: &FaultReport) -> String {
     );
     let (quota, period) = (report.parameters.cpu_quota_us, report.parameters.cpu_period_us);
     let recovered = super::analysis::RECOVERED_SHARE * 100.0;
+    let degraded = if report.degraded_ok { " (degraded ones counted as complete, `--degraded-ok`)" } else { "" };
     md.push_str(&format!(
-        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends when it answers `/ready`. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (2 per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers; a crash's restart is inside this time.\n\n",
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. *Calls between processes per user request*: the calls every process counted as it made them (answered or not, so calls to a dead or frozen process count), over the users' requests the entry process answered, both as they ended in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge or no user request ended in it.\n\n",
     ));
     md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {

@@ -110,8 +110,9 @@ async fn measure(
         let at_start = calls::snapshot(sut).await;
         tokio::time::sleep_until((measured + timing.before).into()).await;
         let at_fault = calls::snapshot(sut).await;
-        let began = Instant::now();
         let active = inject::begin(scenario.fault, parameters, sut, &process).await?;
+        // In force once its injector returns (a database lock may first wait for a write).
+        let began = Instant::now();
         eprintln!("{name}: {scenario}: {} {process}", scenario.fault.name());
         tokio::time::sleep_until((measured + timing.before + timing.during).into()).await;
         // The fault ends as it is lifted; a crashed process's restart is part of the recovery.

@@ -204,7 +204,7 @@ pub struct ChildProcess {
     /// it back where its callers expect it, on its own database.
     settings: Settings,
     /// How many times it was started again.
-    restarts: u32,
+    pub restarts: u32,
     /// Killed and reaped (a fault run's crash, not restarted yet): its pid may belong to
     /// another process by now, so no signal goes to it.
     reaped: bool,

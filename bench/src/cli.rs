@@ -93,6 +93,14 @@ pub struct FaultsArgs {
     /// db-outage:orders.
     #[arg(long)]
     pub scenario: Vec<String>,
+    /// The microservices' resilience profiles to compare, each a run of every scenario (the
+    /// monolith makes no calls between processes: it runs once per scenario).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [
+        shop::resilience::Resilience::None,
+        shop::resilience::Resilience::NaiveRetries,
+        shop::resilience::Resilience::Full,
+    ])]
+    pub resilience: Vec<shop::resilience::Resilience>,
     /// starve: the share of one core the process may use, in 50 ms periods (at least 2%).
     #[arg(long, default_value = "2%")]
     pub starve_share: String,
@@ -659,22 +667,43 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
     }
     let measuring = std::time::Instant::now();
     let (mut runs, mut failed) = (Vec::new(), Vec::new());
-    let total = scenarios.len() * plan.architectures.len();
+    // Every scenario on the monolith once, and on the microservices once per profile.
+    let mut profiles = args.resilience.clone();
+    profiles.dedup();
+    anyhow::ensure!(!profiles.is_empty(), "--resilience needs at least one profile");
+    let runs_of = |architecture: Architecture| -> Vec<Option<shop::resilience::Resilience>> {
+        match architecture {
+            Architecture::Microservices => profiles.iter().copied().map(Some).collect(),
+            _ => vec![None],
+        }
+    };
+    let total = scenarios.len() * plan.architectures.iter().map(|a| runs_of(*a).len()).sum::<usize>();
     for scenario in &scenarios {
         for &architecture in &plan.architectures {
-            eprintln!("\n[{}/{total}] {scenario} on the {}", runs.len() + failed.len() + 1, architecture.name());
-            // One run that fails (a restart that never got ready) does not lose the others.
-            let result =
-                run::run_scenario(&plan, &launcher, architecture, scenario, timing, &parameters, args.bench.rate).await;
-            match result {
-                Ok(run) => runs.push(run),
-                Err(err) => {
-                    eprintln!("error: {scenario} on the {}: {err:#}", architecture.name());
-                    failed.push(report::FailedRun {
-                        scenario: scenario.clone(),
-                        architecture: architecture.name().to_string(),
-                        error: format!("{err:#}"),
-                    });
+            for resilience in runs_of(architecture) {
+                let mut plan = plan.clone();
+                if let Some(profile) = resilience {
+                    plan.shop.upstreams.resilience = profile;
+                }
+                let label = match resilience {
+                    Some(profile) => format!("{} ({})", architecture.name(), profile.name()),
+                    None => architecture.name().to_string(),
+                };
+                eprintln!("\n[{}/{total}] {scenario} on the {label}", runs.len() + failed.len() + 1);
+                // One run that fails (a restart that never got ready) does not lose the others.
+                let result =
+                    run::run_scenario(&plan, &launcher, architecture, scenario, timing, &parameters, args.bench.rate)
+                        .await;
+                match result {
+                    Ok(run) => runs.push(run),
+                    Err(err) => {
+                        eprintln!("error: {scenario} on the {label}: {err:#}");
+                        failed.push(report::FailedRun {
+                            scenario: scenario.clone(),
+                            architecture: label,
+                            error: format!("{err:#}"),
+                        });
+                    }
                 }
             }
         }
@@ -710,19 +739,19 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
             .map_or_else(|| "did not recover".into(), |ms| format!("recovered after {:.1} s", ms / 1000.0));
         let blast: Vec<&str> = run.outcome.blast_radius.iter().map(|e| e.name()).collect();
         println!(
-            "{:<16} {:<14} blast radius: {:<40} {recovered}",
+            "{:<16} {:<28} blast radius: {:<40} {recovered}",
             run.scenario.to_string(),
-            run.architecture,
+            run.label(),
             if blast.is_empty() { "none".to_string() } else { blast.join(", ") }
         );
         match run.consistency.as_ref().map(|c| (&c.report, &c.error)) {
             Some((Some(books), _)) if !books.is_clean() => {
-                violations.push(format!("{} {}: {}", run.scenario, run.architecture, books.summary()));
+                violations.push(format!("{} {}: {}", run.scenario, run.label(), books.summary()));
             }
             Some((None, error)) => violations.push(format!(
                 "{} {}: the books could not be checked: {}",
                 run.scenario,
-                run.architecture,
+                run.label(),
                 error.as_deref().unwrap_or("unknown error")
             )),
             _ => {}

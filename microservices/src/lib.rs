@@ -111,7 +111,8 @@ struct Clients<'a>(&'a Settings);
 
 impl Clients<'_> {
     fn client(&self, name: &'static str, url: &str) -> anyhow::Result<ServiceClient> {
-        ServiceClient::new(name, url, &self.0.security.service_token, self.0.upstream_timeout())
+        Ok(ServiceClient::new(name, url, &self.0.security.service_token, self.0.upstream_timeout())?
+            .with_resilience(self.0.upstreams.resilience))
     }
     fn accounts(&self) -> anyhow::Result<ServiceClient> {
         self.client("accounts", &self.0.upstreams.accounts_url)

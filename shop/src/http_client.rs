@@ -2,9 +2,10 @@
 //!
 //! One [`ServiceClient`] per upstream, built once at start-up. Every call carries the service
 //! credential and has a timeout (`--upstream-timeout-ms`). reqwest 0.12 never retries on its
-//! own, and neither does this client: a retry policy belongs to the caller that knows whether the
-//! call is idempotent (the checkout saga retries nothing; its steps are idempotent so the
-//! *client* may retry the whole checkout).
+//! own. With `--resilience` ([`crate::resilience`]) this client retries GETs, the calls it
+//! knows to be idempotent, and (`full`) keeps a circuit breaker per upstream; other calls are
+//! never retried here (the checkout saga's steps are idempotent, so the *client* may retry the
+//! whole checkout).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::auth::SERVICE_TOKEN_HEADER;
 use crate::error::ApiError;
+use crate::resilience::{CallPolicy, Resilience};
 use crate::seam::ModuleError;
 
 /// Calls one process makes to one upstream at the same time, at most; more wait for a slot.
@@ -44,6 +46,8 @@ pub struct ServiceClient {
     timeout: Duration,
     /// Shared by every clone: the slots of [`MAX_CALLS_IN_FLIGHT`].
     slots: Arc<Semaphore>,
+    /// Shared by every clone: the resilience profile, the breaker and the retry budget.
+    policy: Arc<CallPolicy>,
 }
 
 impl ServiceClient {
@@ -65,7 +69,19 @@ impl ServiceClient {
             http,
             timeout,
             slots: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+            policy: Arc::new(CallPolicy::new(Resilience::None)),
         })
+    }
+
+    /// The same upstream under `resilience`.
+    pub fn with_resilience(mut self, resilience: Resilience) -> Self {
+        self.policy = Arc::new(CallPolicy::new(resilience));
+        self
+    }
+
+    /// Whether `full`'s breaker for this upstream is open (refusing calls).
+    pub fn breaker_open(&self) -> bool {
+        self.policy.breaker.is_open()
     }
 
     /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than `timeout`);
@@ -91,9 +107,28 @@ impl ServiceClient {
         self.http.request(method, format!("{}{}", self.base_url, path))
     }
 
-    /// GET a JSON resource.
+    /// GET a JSON resource. Idempotent: retried as the resilience profile says, when the
+    /// upstream failed or did not answer (not when it refused the call with a 4xx).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ModuleError> {
-        self.send(self.request(reqwest::Method::GET, path)).await
+        self.policy.call_begins();
+        let mut attempt = 1;
+        loop {
+            let result = self.send(self.request(reqwest::Method::GET, path)).await;
+            // Not once the breaker opened: it would refuse the retry anyway.
+            let retryable = matches!(
+                result,
+                Err(ModuleError::Timeout { .. } | ModuleError::Unavailable { .. } | ModuleError::Failed { .. })
+            ) && !self.breaker_open();
+            let Some(wait) = retryable.then(|| self.policy.retry_after(attempt)).flatten() else {
+                return result;
+            };
+            // No retry that could not finish within the request's deadline.
+            if crate::deadline::remaining().is_some_and(|left| left <= wait + crate::deadline::HOP_MARGIN) {
+                return result;
+            }
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
     }
 
     /// GET a JSON resource that may not exist: 404 becomes `None`.
@@ -134,8 +169,12 @@ impl ServiceClient {
         request: reqwest::RequestBuilder,
         budget: CallBudget,
     ) -> Result<Answer, ModuleError> {
+        if !self.policy.may_call() {
+            return Err(ModuleError::Unavailable { module: self.name, message: "circuit breaker open".into() });
+        }
         let result = self.exchange_once(request, budget).await;
         crate::telemetry::count_upstream_call(self.name, result.is_ok());
+        self.policy.ended(result.as_ref().is_ok_and(|answer| !answer.status.is_server_error()));
         result
     }
 
@@ -223,5 +262,28 @@ mod tests {
         let err =
             crate::deadline::within(past, client.get_json::<serde_json::Value>("/x")).await.expect_err("no time left");
         assert!(matches!(err, ModuleError::Timeout { module: "payments" }), "{err}");
+    }
+
+    /// `calls` GETs to a port that refuses connections, and the attempts they made.
+    async fn attempts_against_a_dead_upstream(upstream: &'static str, resilience: Resilience, calls: u32) -> u64 {
+        let client = ServiceClient::new(upstream, "http://127.0.0.1:9", "token", Duration::from_secs(2))
+            .expect("a client")
+            .with_resilience(resilience);
+        for _ in 0..calls {
+            let err = client.get_json::<serde_json::Value>("/x").await.expect_err("nobody listens");
+            assert!(matches!(err, ModuleError::Unavailable { .. }), "{err}");
+        }
+        crate::telemetry::upstream_calls(upstream)
+    }
+
+    #[tokio::test]
+    async fn naive_retries_multiply_calls_to_a_dead_upstream_and_the_full_profile_stops_them() {
+        assert_eq!(attempts_against_a_dead_upstream("dead-none", Resilience::None, 20).await, 20);
+        let naive = attempts_against_a_dead_upstream("dead-naive", Resilience::NaiveRetries, 20).await;
+        assert_eq!(naive, 20 * u64::from(crate::resilience::MAX_ATTEMPTS), "every call tried 4 times");
+        // The breaker opens after 5 failures in a row (retries included) and refuses the rest
+        // without sending them.
+        let full = attempts_against_a_dead_upstream("dead-full", Resilience::Full, 20).await;
+        assert_eq!(full, u64::from(crate::resilience::BREAKER_FAILURES), "then the breaker refuses");
     }
 }

@@ -25,6 +25,7 @@ pub mod orders;
 pub mod pagination;
 pub mod payments;
 pub mod product_page;
+pub mod resilience;
 pub mod reviews;
 pub mod seam;
 pub mod seed;

@@ -106,6 +106,11 @@ pub struct UpstreamSettings {
     /// Must exceed the payment latency.
     #[arg(long, env = "SPLITBENCH_UPSTREAM_TIMEOUT_MS", default_value_t = 2000)]
     pub upstream_timeout_ms: u64,
+    /// What a process does about failing calls to another: none (one attempt), naive-retries
+    /// (GETs retried at once, up to 3 times, no limit), full (a circuit breaker per upstream,
+    /// GETs retried with jittered backoff under a retry budget).
+    #[arg(long, env = "SPLITBENCH_RESILIENCE", value_enum, default_value = "none")]
+    pub resilience: crate::resilience::Resilience,
 }
 
 /// Deadlines of a request and of the checkouts it starts; they nest (validated at start-up):
@@ -224,7 +229,7 @@ impl Settings {
             self.database.database_url.as_deref().map_or_else(|| "(default sqlite file)".to_string(), redact_password);
         format!(
             "{process}: listening on {}:{port}; workers={} db_pool_size={} database={db} log_level={} \
-             tcp_nodelay=true payment_latency_ms={} upstream_timeout_ms={} request_deadline_ms={} \
+             tcp_nodelay=true payment_latency_ms={} upstream_timeout_ms={} resilience={} request_deadline_ms={} \
              recovery_deadline_ms={} seed={} products={} categories={} users={}",
             self.server.host,
             self.server.workers,
@@ -232,6 +237,7 @@ impl Settings {
             self.server.log_level,
             self.payments.payment_latency_ms,
             self.upstreams.upstream_timeout_ms,
+            self.upstreams.resilience.name(),
             self.checkout.request_deadline_ms,
             self.checkout.recovery_deadline_ms,
             self.seed.seed,
@@ -277,6 +283,8 @@ impl Settings {
             self.upstreams.orders_url.clone(),
             "--upstream-timeout-ms".into(),
             self.upstreams.upstream_timeout_ms.to_string(),
+            "--resilience".into(),
+            self.upstreams.resilience.name().into(),
             "--request-deadline-ms".into(),
             self.checkout.request_deadline_ms.to_string(),
             "--recovery-deadline-ms".into(),

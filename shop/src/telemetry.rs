@@ -88,6 +88,11 @@ pub fn count_upstream_call(upstream: &str, answered: bool) {
     UPSTREAM_CALLS.with_label_values(&[upstream, if answered { "answered" } else { "failed" }]).inc();
 }
 
+/// Calls made to `upstream` so far by this process (every outcome).
+pub fn upstream_calls(upstream: &str) -> u64 {
+    ["answered", "failed"].iter().map(|outcome| UPSTREAM_CALLS.with_label_values(&[upstream, outcome]).get()).sum()
+}
+
 /// Counts one checkout settled by recovery.
 pub fn count_recovery(settled_as: crate::orders::OrderStatus) {
     CHECKOUT_RECOVERIES.with_label_values(&[settled_as.as_str()]).inc();

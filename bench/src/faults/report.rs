@@ -1,6 +1,6 @@
 //! A fault run's results directory: `faults.json` (everything measured), `faults.md` (the
 //! matrix, then per scenario the phases per endpoint, blast radius, recovery and the books),
-//! `timelines/<scenario>-<architecture>.csv` (100 ms slices) and `<scenario>.svg` (both
+//! `timelines/<scenario>-<architecture>[-<profile>].csv` (100 ms slices) and `<scenario>.svg` (both
 //! architectures over time, the fault's window marked).
 
 use std::fmt::Write as _;
@@ -58,7 +58,7 @@ pub fn write(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     std::fs::write(dir.join("faults.json"), json).context("writing faults.json")?;
     std::fs::create_dir_all(dir.join("timelines"))?;
     for run in &report.runs {
-        let file = dir.join("timelines").join(format!("{}-{}.csv", run.scenario.slug(), run.architecture));
+        let file = dir.join("timelines").join(format!("{}-{}.csv", run.scenario.slug(), run.slug()));
         std::fs::write(&file, timeline_csv(run)).with_context(|| format!("writing {}", file.display()))?;
     }
     for scenario in scenarios(report) {
@@ -104,11 +104,17 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
     let mut p99 = Vec::new();
     for run in runs {
         let colour = svg::architecture_colour(&run.architecture);
+        // One colour per architecture; the microservices' profiles by line style.
+        let style = match run.resilience {
+            None | Some(shop::resilience::Resilience::None) => svg::Style::Solid,
+            Some(shop::resilience::Resilience::NaiveRetries) => svg::Style::Dashed,
+            Some(shop::resilience::Resilience::Full) => svg::Style::Dotted,
+        };
         let seconds = |ms: f64| ms / 1000.0;
         success.push(svg::Series {
-            name: run.architecture.clone(),
+            name: run.label(),
             colour,
-            style: svg::Style::Solid,
+            style,
             values: run
                 .outcome
                 .timeline
@@ -118,9 +124,9 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
                 .collect(),
         });
         p99.push(svg::Series {
-            name: run.architecture.clone(),
+            name: run.label(),
             colour,
-            style: svg::Style::Solid,
+            style,
             values: run
                 .outcome
                 .timeline
@@ -128,10 +134,13 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
                 .filter_map(|s| s.p99_us.map(|p| (seconds(s.start_ms), p as f64 / 1000.0)))
                 .collect(),
         });
-        let (start, end) = (seconds(run.fault.started_ms), seconds(run.fault.ended_ms));
+    }
+    // The fault's window (as the first run saw it; the others' differ by milliseconds).
+    if let Some(run) = runs.first() {
+        let (start, end) = (run.fault.started_ms / 1000.0, run.fault.ended_ms / 1000.0);
         success.push(svg::Series {
-            name: format!("fault ({})", run.architecture),
-            colour,
+            name: "fault".into(),
+            colour: "#7f7f7f",
             style: svg::Style::Dashed,
             values: vec![(start, 0.0), (start, 100.0), (end, 100.0), (end, 0.0)],
         });
@@ -264,7 +273,7 @@ fn markdown(report: &FaultReport) -> String {
     let recovered = super::analysis::RECOVERED_SHARE * 100.0;
     let degraded = if report.degraded_ok { " (degraded ones counted as complete, `--degraded-ok`)" } else { "" };
     md.push_str(&format!(
-        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. *Calls between processes per user request*: the calls every process counted as it made them (answered or not, so calls to a dead or frozen process count), over the users' requests the entry process answered, both as they ended in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge or no user request ended in it.\n\n",
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. The microservices run once per resilience profile (`--resilience`): *none* (one attempt per call), *naive-retries* (a failed GET tried again at once, up to 3 more times, no limit), *full* (a circuit breaker per upstream: 5 failures in a row open it for 500 ms, then one probe; GETs retried with jittered backoff under a retry budget of 10% of calls plus 10 a second); the monolith makes no calls between processes, so it runs once. *Calls between processes per user request*: the calls every process counted as it made them (answered or not, so calls to a dead or frozen process count), over the users' requests the entry process answered, both as they ended in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge or no user request ended in it.\n\n",
     ));
     md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
@@ -282,7 +291,7 @@ fn markdown(report: &FaultReport) -> String {
             md,
             "| {} | {} | {share} | {} | {} | {} | {} | {} | {} |",
             run.scenario,
-            run.architecture,
+            run.label(),
             p99.map_or_else(|| "-".into(), |p| format!("{} (worst endpoint)", human_micros(p))),
             endpoints_list(&run.outcome.blast_radius),
             first_success(run),
@@ -297,7 +306,7 @@ fn markdown(report: &FaultReport) -> String {
             let _ = writeln!(
                 md,
                 "### {}: {} hit from {:.1} s to {:.1} s{}\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
-                run.architecture,
+                run.label(),
                 run.process,
                 run.fault.started_ms / 1000.0,
                 run.fault.ended_ms / 1000.0,
@@ -350,6 +359,6 @@ fn markdown(report: &FaultReport) -> String {
             let _ = writeln!(md, "- {} on the {}: {}", f.scenario, f.architecture, f.error);
         }
     }
-    md.push_str("\n## Files\n\n- `faults.json`: everything above: each endpoint per phase, all endpoints per 100 ms slice.\n- `timelines/<scenario>-<architecture>.csv`: the 100 ms slices.\n- `<scenario>.svg`: the timeline plots.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
+    md.push_str("\n## Files\n\n- `faults.json`: everything above: each endpoint per phase, all endpoints per 100 ms slice.\n- `timelines/<scenario>-<architecture>[-<profile>].csv`: the 100 ms slices.\n- `<scenario>.svg`: the timeline plots.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
     md
 }

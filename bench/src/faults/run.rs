@@ -38,6 +38,9 @@ pub fn every_request_in_flight(rate: f64, request_timeout: Duration) -> usize {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRun {
     pub architecture: String,
+    /// The microservices' resilience profile (`None`: the monolith, which makes no calls
+    /// between processes).
+    pub resilience: Option<shop::resilience::Resilience>,
     pub scenario: Scenario,
     /// The process the fault hit.
     pub process: String,
@@ -53,6 +56,24 @@ pub struct FaultRun {
     pub outcome: FaultOutcome,
     /// The books after the run (`None`: the null server, which keeps none).
     pub consistency: Option<ConsistencyCheck>,
+}
+
+impl FaultRun {
+    /// `monolith`, `microservices (full)`.
+    pub fn label(&self) -> String {
+        match self.resilience {
+            Some(profile) => format!("{} ({})", self.architecture, profile.name()),
+            None => self.architecture.clone(),
+        }
+    }
+
+    /// `monolith`, `microservices-full`, for file names.
+    pub fn slug(&self) -> String {
+        match self.resilience {
+            Some(profile) => format!("{}-{}", self.architecture, profile.name()),
+            None => self.architecture.clone(),
+        }
+    }
 }
 
 /// Starts `architecture`, loads it at `rate` with `scenario`'s fault at its time, checks its
@@ -142,6 +163,7 @@ async fn measure(
     let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
     Ok(FaultRun {
         architecture: name.to_string(),
+        resilience: (architecture == Architecture::Microservices).then_some(plan.shop.upstreams.resilience),
         scenario: scenario.clone(),
         process,
         offered_rate: rate,

@@ -32,7 +32,7 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
         "{}{}",
         concat!(
             "faults --arch both --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms ",
-            "--before 1s --fault-for 1s --after 1s --scenario crash:inventory --scenario hang:catalog"
+            "--before 1s --fault-for 1s --after 1s --scenario crash:inventory --scenario hang:catalog --resilience none"
         ),
         if quotas { " --scenario starve:reviews" } else { "" }
     );
@@ -51,6 +51,8 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
     .map(|(s, a, p)| (s.to_string(), a.to_string(), p.to_string()))
     .to_vec();
     assert_eq!(runs[..4], expected, "every scenario on both architectures, the fault on the hosting process");
+    let labels: Vec<String> = report.runs[..2].iter().map(|r| r.label()).collect();
+    assert_eq!(labels, ["monolith", "microservices (none)"], "the microservices' runs name their profile");
 
     if quotas {
         let starved = &report.runs[4..];
@@ -100,9 +102,15 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
         };
         assert_eq!(port_in(restart), port_in(&first), "{process} restarted on its port");
     }
-    for file in ["faults.md", "crash-inventory.svg", "hang-catalog.svg", "timelines/crash-inventory-monolith.csv"] {
+    for file in [
+        "faults.md",
+        "crash-inventory.svg",
+        "hang-catalog.svg",
+        "timelines/crash-inventory-monolith.csv",
+        "timelines/crash-inventory-microservices-none.csv",
+    ] {
         assert!(dir.join(file).is_file(), "{file} written");
     }
     let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
-    assert!(md.contains("| crash:inventory | microservices |"), "{md}");
+    assert!(md.contains("| crash:inventory | microservices (none) |"), "{md}");
 }

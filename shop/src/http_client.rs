@@ -174,7 +174,12 @@ impl ServiceClient {
         }
         let result = self.exchange_once(request, budget).await;
         crate::telemetry::count_upstream_call(self.name, result.is_ok());
-        self.policy.ended(result.as_ref().is_ok_and(|answer| !answer.status.is_server_error()));
+        // Only calls that got no answer count against the upstream's breaker: a 5xx it answered
+        // may be its own dependency failing (orders answering 503 because inventory is down),
+        // and opening the breaker on it would refuse the calls that do not need that
+        // dependency (measured: the gateway then refused order history during an inventory
+        // crash, results/20261127T161047Z-faults).
+        self.policy.ended(result.is_ok());
         result
     }
 

@@ -5,9 +5,10 @@
 //! - `naive-retries`: an idempotent call (a GET) that fails is tried again at once, up to 3
 //!   more times, without limit on how many retries the process sends in all: the textbook way
 //!   to turn a slow dependency into an overloaded one.
-//! - `full`: a circuit breaker per upstream (after [`BREAKER_FAILURES`] failures in a row the
-//!   upstream is not called for [`BREAKER_COOLDOWN`]; then one call probes it, and its answer
-//!   closes or reopens the breaker), and retries of idempotent calls with jittered exponential
+//! - `full`: a circuit breaker per upstream (after [`BREAKER_FAILURES`] calls in a row that got
+//!   no answer, refused, reset or timed out, the upstream is not called for
+//!   [`BREAKER_COOLDOWN`]; then one call probes it, and its answer closes or reopens the
+//!   breaker; an answer, even a 5xx, is a sign of life), and retries of idempotent calls with jittered exponential
 //!   backoff under a retry budget (tower's: retries at most 10% of the calls of the last 10 s,
 //!   plus 10 a second), so a failing upstream costs one fast failure, not a timeout per call.
 

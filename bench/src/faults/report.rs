@@ -110,30 +110,18 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
             Some(shop::resilience::Resilience::NaiveRetries) => svg::Style::Dashed,
             Some(shop::resilience::Resilience::Full) => svg::Style::Dotted,
         };
-        let seconds = |ms: f64| ms / 1000.0;
-        success.push(svg::Series {
-            name: run.label(),
-            colour,
-            style,
-            values: run
-                .outcome
-                .timeline
+        let series = |values: Vec<(f64, f64)>| svg::Series { name: run.label(), colour, style, values };
+        let timeline = &run.outcome.timeline;
+        success.push(series(
+            timeline
                 .iter()
                 .filter(|s| s.requests > 0)
-                .map(|s| (seconds(s.start_ms), 100.0 * s.ok as f64 / s.requests as f64))
+                .map(|s| (s.start_ms / 1000.0, 100.0 * s.ok as f64 / s.requests as f64))
                 .collect(),
-        });
-        p99.push(svg::Series {
-            name: run.label(),
-            colour,
-            style,
-            values: run
-                .outcome
-                .timeline
-                .iter()
-                .filter_map(|s| s.p99_us.map(|p| (seconds(s.start_ms), p as f64 / 1000.0)))
-                .collect(),
-        });
+        ));
+        p99.push(series(
+            timeline.iter().filter_map(|s| s.p99_us.map(|p| (s.start_ms / 1000.0, p as f64 / 1000.0))).collect(),
+        ));
     }
     // The fault's window (as the first run saw it; the others' differ by milliseconds).
     if let Some(run) = runs.first() {

@@ -149,18 +149,26 @@ async fn measure(
     let recorded = recorded?;
     let (fault, evidence, [at_start, at_fault, at_fault_end]) = fault?;
     let at_end = calls::snapshot(sut).await;
-    // The process users call: the last one started.
-    let entry = sut.processes.last().map_or("", |p| p.name);
+    let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
+    // The users' requests the schedule made due in each phase.
+    let offered = |phase: Phase| -> u64 {
+        recorded
+            .seconds
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| analysis::phase_of(SLICE * *i as u32, SLICE, &fault) == phase)
+            .map(|(_, slice)| slice.due)
+            .sum()
+    };
     let calls = [
-        calls::between(Phase::Before, entry, &at_start, &at_fault),
-        calls::between(Phase::During, entry, &at_fault, &at_fault_end),
-        calls::between(Phase::After, entry, &at_fault_end, &at_end),
+        calls::between(Phase::Before, offered(Phase::Before), &at_start, &at_fault),
+        calls::between(Phase::During, offered(Phase::During), &at_fault, &at_fault_end),
+        calls::between(Phase::After, offered(Phase::After), &at_fault_end, &at_end),
     ]
     .into_iter()
     .flatten()
     .collect();
     let consistency = experiment::check_books(plan, sut, &acknowledged).await;
-    let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
     Ok(FaultRun {
         architecture: name.to_string(),
         resilience: (architecture == Architecture::Microservices).then_some(plan.shop.upstreams.resilience),

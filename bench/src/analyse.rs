@@ -33,6 +33,11 @@ impl Percentiles {
     }
 }
 
+/// The value at quantile `q` of `histogram`; `None` when it is empty.
+pub fn quantile(histogram: &Histogram<u64>, q: f64) -> Option<u64> {
+    (!histogram.is_empty()).then(|| histogram.value_at_quantile(q))
+}
+
 /// Formats microseconds for people: `850 µs`, `12.3 ms`, `1.20 s`.
 pub fn human_micros(us: u64) -> String {
     if us < 1_000 {
@@ -330,7 +335,7 @@ pub fn failure_shape(
         seconds.push(SecondSummary {
             requests: second.ok + second.degraded + second.failed,
             not_ok: second.failed + if degraded_ok { 0 } else { second.degraded },
-            p99_us: (!latency.is_empty()).then(|| latency.value_at_quantile(0.99)),
+            p99_us: quantile(&latency, 0.99),
         });
     }
     Ok(FailureShape::of(&seconds, objective))

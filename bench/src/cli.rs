@@ -685,10 +685,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
                 if let Some(profile) = resilience {
                     plan.shop.upstreams.resilience = profile;
                 }
-                let label = match resilience {
-                    Some(profile) => format!("{} ({})", architecture.name(), profile.name()),
-                    None => architecture.name().to_string(),
-                };
+                let label = run::label(architecture.name(), resilience);
                 eprintln!("\n[{}/{total}] {scenario} on the {label}", runs.len() + failed.len() + 1);
                 // One run that fails (a restart that never got ready) does not lose the others.
                 let result =

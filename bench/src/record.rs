@@ -175,6 +175,11 @@ impl Verdicts {
         self.ok + self.degraded + self.failed()
     }
 
+    /// Complete answers, and degraded ones when they count as success (`--degraded-ok`).
+    pub fn succeeded(&self, degraded_ok: bool) -> u64 {
+        self.ok + if degraded_ok { self.degraded } else { 0 }
+    }
+
     fn record(&mut self, outcome: &Outcome) {
         // Every request, whatever its verdict, so failures cannot leave the percentiles.
         record_duration(&mut self.all_latency, outcome.latency);
@@ -306,6 +311,16 @@ impl SecondRecord {
         for (endpoint, record) in &other.endpoints {
             self.endpoints.entry(*endpoint).or_default().merge(record);
         }
+    }
+
+    /// Requests due in this second that ended, one way or another.
+    pub fn requests(&self) -> u64 {
+        self.ok + self.degraded + self.failed
+    }
+
+    /// Complete answers, and degraded ones when they count as success (`--degraded-ok`).
+    pub fn succeeded(&self, degraded_ok: bool) -> u64 {
+        self.ok + if degraded_ok { self.degraded } else { 0 }
     }
 
     /// The failed requests due in this second by kind, every endpoint's summed.

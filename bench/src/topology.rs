@@ -257,13 +257,13 @@ pub(crate) fn with_database(server_url: &str, name: &str) -> anyhow::Result<Stri
     Ok(url.to_string())
 }
 
-/// A quiet administrative connection to the server (CREATE/DROP DATABASE are slow statements
-/// by sqlx's standard and would be logged as warnings).
-async fn admin_connection(server_url: &str) -> anyhow::Result<sqlx::AnyConnection> {
+/// A quiet administrative connection to a database, SQLite or PostgreSQL (CREATE/DROP DATABASE
+/// and a held lock are slow statements by sqlx's standard and would be logged as warnings).
+pub(crate) async fn admin_connection(url: &str) -> anyhow::Result<sqlx::AnyConnection> {
     use std::str::FromStr;
     sqlx::any::install_default_drivers();
-    let options = sqlx::any::AnyConnectOptions::from_str(server_url)?.disable_statement_logging();
-    sqlx::AnyConnection::connect_with(&options).await.context("connecting to PostgreSQL")
+    let options = sqlx::any::AnyConnectOptions::from_str(url)?.disable_statement_logging();
+    sqlx::AnyConnection::connect_with(&options).await.context("connecting to the database")
 }
 
 pub(crate) async fn create_postgres_database(server_url: &str, name: &str) -> anyhow::Result<()> {

@@ -48,6 +48,8 @@ pub struct ServiceClient {
     slots: Arc<Semaphore>,
     /// Shared by every clone: the resilience profile, the breaker and the retry budget.
     policy: Arc<CallPolicy>,
+    /// `splitbench_upstream_calls_total` of this upstream.
+    calls: crate::telemetry::UpstreamCallCounters,
 }
 
 impl ServiceClient {
@@ -70,6 +72,7 @@ impl ServiceClient {
             timeout,
             slots: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
             policy: Arc::new(CallPolicy::new(Resilience::None)),
+            calls: crate::telemetry::upstream_call_counters(name),
         })
     }
 
@@ -173,7 +176,7 @@ impl ServiceClient {
             return Err(ModuleError::Unavailable { module: self.name, message: "circuit breaker open".into() });
         }
         let result = self.exchange_once(request, budget).await;
-        crate::telemetry::count_upstream_call(self.name, result.is_ok());
+        self.calls.count(result.is_ok());
         // Only calls that got no answer count against the upstream's breaker: a 5xx it answered
         // may be its own dependency failing (orders answering 503 because inventory is down),
         // and opening the breaker on it would refuse the calls that do not need that

@@ -82,16 +82,13 @@ impl CircuitBreaker {
     /// Records how an allowed call ended.
     pub fn record(&self, succeeded: bool, now: Instant) {
         let mut state = self.state.lock().expect("breaker lock");
-        *state = match (*state, succeeded) {
-            (_, true) => BreakerState::Closed,
-            (BreakerState::Probing, false) => BreakerState::Open(now + BREAKER_COOLDOWN),
-            (BreakerState::Failing(n), false) if n + 1 >= BREAKER_FAILURES => {
-                BreakerState::Open(now + BREAKER_COOLDOWN)
-            }
-            (BreakerState::Failing(n), false) => BreakerState::Failing(n + 1),
-            (BreakerState::Closed, false) if BREAKER_FAILURES <= 1 => BreakerState::Open(now + BREAKER_COOLDOWN),
-            (BreakerState::Closed, false) => BreakerState::Failing(1),
-            (open @ BreakerState::Open(_), false) => open,
+        *state = match *state {
+            _ if succeeded => BreakerState::Closed,
+            still_open @ BreakerState::Open(_) => still_open,
+            BreakerState::Closed if BREAKER_FAILURES > 1 => BreakerState::Failing(1),
+            BreakerState::Failing(n) if n + 1 < BREAKER_FAILURES => BreakerState::Failing(n + 1),
+            // A failed probe, or the failures in a row reached the threshold.
+            _ => BreakerState::Open(now + BREAKER_COOLDOWN),
         };
     }
 

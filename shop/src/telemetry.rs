@@ -83,14 +83,33 @@ static UPSTREAM_CALLS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock:
         .expect("static metric definition is valid")
 });
 
-/// Counts one call to `upstream` that ended.
-pub fn count_upstream_call(upstream: &str, answered: bool) {
-    UPSTREAM_CALLS.with_label_values(&[upstream, if answered { "answered" } else { "failed" }]).inc();
+/// The counters of calls to `upstream` that were answered and that failed, looked up once (a
+/// client keeps them, so counting a call costs an atomic add, not a label lookup).
+pub fn upstream_call_counters(upstream: &str) -> UpstreamCallCounters {
+    UpstreamCallCounters {
+        answered: UPSTREAM_CALLS.with_label_values(&[upstream, "answered"]),
+        failed: UPSTREAM_CALLS.with_label_values(&[upstream, "failed"]),
+    }
+}
+
+/// One upstream's call counters ([`upstream_call_counters`]).
+#[derive(Clone, Debug)]
+pub struct UpstreamCallCounters {
+    answered: prometheus::IntCounter,
+    failed: prometheus::IntCounter,
+}
+
+impl UpstreamCallCounters {
+    /// Counts one call that ended.
+    pub fn count(&self, answered: bool) {
+        if answered { &self.answered } else { &self.failed }.inc();
+    }
 }
 
 /// Calls made to `upstream` so far by this process (every outcome).
 pub fn upstream_calls(upstream: &str) -> u64 {
-    ["answered", "failed"].iter().map(|outcome| UPSTREAM_CALLS.with_label_values(&[upstream, outcome]).get()).sum()
+    let counters = upstream_call_counters(upstream);
+    counters.answered.get() + counters.failed.get()
 }
 
 /// Counts one checkout settled by recovery.

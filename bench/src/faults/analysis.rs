@@ -5,10 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
-use crate::analyse::Objective;
+use crate::analyse::{Objective, quantile};
 use crate::record::{Endpoint, Recorder, SecondRecord, Verdicts};
 
 /// The three phases of a fault run.
@@ -77,19 +76,18 @@ pub struct PhaseStats {
 impl PhaseStats {
     fn of(verdicts: &Verdicts, seconds: f64, objective: &Objective, degraded_ok: bool) -> Self {
         let requests = verdicts.requests();
-        let failed = verdicts.failed();
-        let bad = failed + if degraded_ok { 0 } else { verdicts.degraded };
-        let p99_us = (!verdicts.all_latency.is_empty()).then(|| verdicts.all_latency.value_at_quantile(0.99));
+        let bad = requests - verdicts.succeeded(degraded_ok);
+        let p99_us = quantile(&verdicts.all_latency, 0.99);
         let breached = requests > 0
             && (bad as f64 / requests as f64 > objective.error_budget || p99_us.is_some_and(|p| p > objective.p99_us));
         Self {
             requests,
             ok: verdicts.ok,
             degraded: verdicts.degraded,
-            failed,
+            failed: verdicts.failed(),
             failures: verdicts.failures.clone(),
             availability: if requests == 0 { 1.0 } else { verdicts.ok as f64 / requests as f64 },
-            p50_us: (!verdicts.all_latency.is_empty()).then(|| verdicts.all_latency.value_at_quantile(0.5)),
+            p50_us: quantile(&verdicts.all_latency, 0.5),
             p99_us,
             goodput: if seconds > 0.0 { verdicts.ok as f64 / seconds } else { 0.0 },
             breached,
@@ -152,8 +150,8 @@ fn window_meets(slices: &[SecondRecord], objective: &Objective, degraded_ok: boo
     let (mut requests, mut complete) = (0, 0);
     let mut latency = crate::record::latency_histogram();
     for slice in slices {
-        requests += slice.ok + slice.degraded + slice.failed;
-        complete += slice.ok + if degraded_ok { slice.degraded } else { 0 };
+        requests += slice.requests();
+        complete += slice.succeeded(degraded_ok);
         latency.add(slice.merged_all_latency()).expect("equal bounds");
     }
     requests == 0
@@ -170,11 +168,12 @@ pub fn analyse(
     degraded_ok: bool,
 ) -> FaultOutcome {
     let start_of = |i: usize| slice * i as u32;
+    let slices = &recorder.seconds;
+    let phase_at: Vec<Phase> = (0..slices.len()).map(|i| phase_of(start_of(i), slice, fault)).collect();
     // Per endpoint and phase: the verdicts merged over the phase's slices.
     let mut merged: BTreeMap<Endpoint, BTreeMap<Phase, Verdicts>> = BTreeMap::new();
     let mut phase_secs: BTreeMap<Phase, f64> = BTreeMap::new();
-    for (i, record) in recorder.seconds.iter().enumerate() {
-        let phase = phase_of(start_of(i), slice, fault);
+    for (record, &phase) in slices.iter().zip(&phase_at) {
         *phase_secs.entry(phase).or_default() += slice.as_secs_f64();
         for (endpoint, verdicts) in &record.endpoints {
             merged.entry(*endpoint).or_default().entry(phase).or_default().merge(verdicts);
@@ -197,8 +196,7 @@ pub fn analyse(
     let blast_radius = phases.keys().filter(breached_during).filter(|e| !needs(e)).copied().collect();
     let breached_needing = phases.keys().filter(breached_during).filter(|e| needs(e)).copied().collect();
 
-    let slices = &recorder.seconds;
-    let first_after = (0..slices.len()).find(|i| phase_of(start_of(*i), slice, fault) == Phase::After);
+    let first_after = phase_at.iter().position(|p| *p == Phase::After);
     let since_end = |i: usize| (start_of(i).as_secs_f64() * 1000.0 - fault.ended_ms).max(0.0);
     let module_in_mix = merged.keys().any(needs);
     let first_success_ms = first_after.and_then(|a| {
@@ -220,21 +218,18 @@ pub fn analyse(
             i -= 1;
         }
     }
-    let timeline = recorder
-        .seconds
+    let timeline = slices
         .iter()
+        .zip(&phase_at)
         .enumerate()
-        .map(|(i, r)| {
-            let p99: Histogram<u64> = r.merged_all_latency();
-            SliceStats {
-                start_ms: start_of(i).as_secs_f64() * 1000.0,
-                phase: phase_of(start_of(i), slice, fault),
-                requests: r.ok + r.degraded + r.failed,
-                ok: r.ok,
-                degraded: r.degraded,
-                failed: r.failed,
-                p99_us: (!p99.is_empty()).then(|| p99.value_at_quantile(0.99)),
-            }
+        .map(|(i, (r, &phase))| SliceStats {
+            start_ms: start_of(i).as_secs_f64() * 1000.0,
+            phase,
+            requests: r.requests(),
+            ok: r.ok,
+            degraded: r.degraded,
+            failed: r.failed,
+            p99_us: quantile(&r.merged_all_latency(), 0.99),
         })
         .collect();
     FaultOutcome { phases, blast_radius, breached_needing, module_in_mix, first_success_ms, recovered_ms, timeline }

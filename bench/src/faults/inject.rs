@@ -1,12 +1,9 @@
 //! The injectors: how each fault begins and ends on a started system, and what each leaves as
 //! evidence that it took hold.
 
-use std::str::FromStr;
-
 use anyhow::Context;
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
-use sqlx::ConnectOptions as _;
 use sqlx::Connection;
 
 use super::FaultKind;
@@ -123,9 +120,7 @@ pub async fn end(
 /// connection of the harness, or the PostgreSQL database closed to connections.
 pub async fn take_database(url: &str) -> anyhow::Result<Active> {
     if url.starts_with("sqlite:") {
-        sqlx::any::install_default_drivers();
-        let options = sqlx::any::AnyConnectOptions::from_str(url)?.disable_statement_logging();
-        let mut conn = sqlx::AnyConnection::connect_with(&options).await.context("opening the database")?;
+        let mut conn = crate::topology::admin_connection(url).await?;
         // Waits (up to 5 s) for a write in progress, then holds the write lock: every write of
         // the module waits on its busy timeout and fails; in WAL mode its reads go on.
         sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut conn).await?;

@@ -61,10 +61,7 @@ pub struct FaultRun {
 impl FaultRun {
     /// `monolith`, `microservices (full)`.
     pub fn label(&self) -> String {
-        match self.resilience {
-            Some(profile) => format!("{} ({})", self.architecture, profile.name()),
-            None => self.architecture.clone(),
-        }
+        label(&self.architecture, self.resilience)
     }
 
     /// `monolith`, `microservices-full`, for file names.
@@ -73,6 +70,15 @@ impl FaultRun {
             Some(profile) => format!("{}-{}", self.architecture, profile.name()),
             None => self.architecture.clone(),
         }
+    }
+}
+
+/// `monolith`, `microservices (full)`: an architecture and, for the microservices, the
+/// resilience profile it ran with.
+pub fn label(architecture: &str, resilience: Option<shop::resilience::Resilience>) -> String {
+    match resilience {
+        Some(profile) => format!("{architecture} ({})", profile.name()),
+        None => architecture.to_string(),
     }
 }
 
@@ -150,15 +156,10 @@ async fn measure(
     let (fault, evidence, [at_start, at_fault, at_fault_end]) = fault?;
     let at_end = calls::snapshot(sut).await;
     let outcome = analysis::analyse(&recorded, SLICE, &fault, &scenario.module, &plan.objective, plan.degraded_ok);
-    // The users' requests the schedule made due in each phase.
+    // The users' requests the schedule made due in each phase (the timeline holds each slice's
+    // phase).
     let offered = |phase: Phase| -> u64 {
-        recorded
-            .seconds
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| analysis::phase_of(SLICE * *i as u32, SLICE, &fault) == phase)
-            .map(|(_, slice)| slice.due)
-            .sum()
+        outcome.timeline.iter().zip(&recorded.seconds).filter(|(s, _)| s.phase == phase).map(|(_, r)| r.due).sum()
     };
     let calls = [
         calls::between(Phase::Before, offered(Phase::Before), &at_start, &at_fault),

@@ -434,9 +434,8 @@ impl SystemUnderTest {
 
     /// Sends `signal` to the process `name` (a fault run's SIGSTOP and SIGCONT).
     pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
-        let process = &self.processes[self.index_of(name)?];
-        anyhow::ensure!(!process.reaped, "{name} was killed and not restarted");
-        kill(Pid::from_raw(process.pid as i32), signal).with_context(|| format!("sending {signal} to {name}"))
+        let pid = self.pid_of(name)?;
+        kill(Pid::from_raw(pid as i32), signal).with_context(|| format!("sending {signal} to {name}"))
     }
 
     /// Kills the process `name` with SIGKILL (no chance to clean up, as a crash) and waits until

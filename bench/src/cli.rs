@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::analyse::{Objective, Resolution, Threshold, parse_duration_us};
 use crate::drive::{Arrivals, ClosedLoop, Mix, OpenLoop, Window};
-use crate::experiment::{Load, Plan};
+use crate::experiment::{DEFAULT_SWEEP_RATES, Load, Plan, SaturationPlan, SweepGrid};
 use crate::launch::{CoreLayout, CreatedDatabases, DatabaseChoice, Launcher};
 use crate::record::Endpoint;
 use crate::report::data::{RunConfig, RunData, SCHEMA_VERSION};
@@ -144,9 +144,25 @@ pub struct BenchArgs {
     /// weights such as product_page=70,checkout=30.
     #[arg(long, default_value = "shop")]
     pub mix: String,
-    /// Sweep rates, comma-separated (compare and sweep).
-    #[arg(long, value_delimiter = ',', default_values_t = [1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0])]
-    pub sweep_rates: Vec<f64>,
+    /// Sweep rates, comma-separated, the same for every architecture (compare and sweep).
+    /// Default: 0.7, 0.85, 0.95, 1.05, 1.2 and 1.4 times each architecture's median
+    /// saturation throughput, or 1000,2000,3000,4000,5000,6000,8000 with --saturation-rounds 0.
+    #[arg(long, value_delimiter = ',')]
+    pub sweep_rates: Option<Vec<f64>>,
+    /// Saturation stage of compare and sweep: this many rounds of one closed-loop window per
+    /// architecture, back to back, each round on systems started afresh; the median of the
+    /// rounds' ratios of throughput and of CPU per request is the run's headline. 0: none.
+    #[arg(long, default_value_t = 10)]
+    pub saturation_rounds: u32,
+    /// Closed-loop users of each saturation window: enough to keep the system's core busy.
+    #[arg(long, default_value_t = 64)]
+    pub saturation_users: usize,
+    /// Measured window of each saturation window.
+    #[arg(long, default_value = "2s")]
+    pub saturation_duration: String,
+    /// Unmeasured warm-up before each saturation window (the users' connections open in it).
+    #[arg(long, default_value = "500ms")]
+    pub saturation_warmup: String,
     /// Measured window of each sweep step.
     #[arg(long, default_value = "5s")]
     pub sweep_duration: String,
@@ -158,8 +174,10 @@ pub struct BenchArgs {
     #[arg(long, default_value = "4s")]
     pub sweep_warmup: String,
     /// After the grid, bisect between the highest passing and the lowest failing rate until
-    /// they are this close: a share of the passing rate (2.5%) or requests per second (50).
-    #[arg(long, default_value = "2.5%")]
+    /// they are this close: a share of the passing rate (5%) or requests per second (50).
+    /// Finer buys little: near its knee a system passes an attempt with a probability that
+    /// falls over a band wider than 5% (README, "Known limits").
+    #[arg(long, default_value = "5%")]
     pub sweep_resolution: String,
     /// Attempts a sweep step may take: a passing first attempt passes at once; after a failing
     /// one the step is re-tested and fails only when a majority of these attempts fail (2 of 3).
@@ -436,7 +454,12 @@ pub(crate) fn setup(
 ) -> anyhow::Result<Setup> {
     let mix = Mix::parse(&args.mix)?;
     anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
-    anyhow::ensure!(args.sweep_rates.iter().all(|r| *r > 0.0 && r.is_finite()), "--sweep-rates must be positive");
+    anyhow::ensure!(
+        args.sweep_rates.iter().flatten().all(|r| *r > 0.0 && r.is_finite()),
+        "--sweep-rates must be positive"
+    );
+    anyhow::ensure!(args.sweep_rates.as_ref().is_none_or(|r| !r.is_empty()), "--sweep-rates needs a rate");
+    anyhow::ensure!(args.saturation_users > 0, "--saturation-users must be positive");
     anyhow::ensure!(args.max_in_flight != Some(0), "--max-in-flight must be positive");
     anyhow::ensure!(args.sweep_attempts > 0, "--sweep-attempts must be positive");
     let sweep_resolution = Resolution::parse(&args.sweep_resolution).context("--sweep-resolution")?;
@@ -503,7 +526,23 @@ pub(crate) fn setup(
         mix: mix.clone(),
         main_load,
         main_window: Window { warmup: duration(&args.warmup)?, duration: duration(&args.duration)? },
-        sweep_rates: if sweep { args.sweep_rates.clone() } else { Vec::new() },
+        sweep_grid: sweep.then(|| match &args.sweep_rates {
+            Some(rates) => SweepGrid::Rates(rates.clone()),
+            None if args.saturation_rounds > 0 => SweepGrid::FromSaturation,
+            None => SweepGrid::Rates(DEFAULT_SWEEP_RATES.to_vec()),
+        }),
+        saturation: (sweep && args.saturation_rounds > 0)
+            .then(|| -> anyhow::Result<SaturationPlan> {
+                Ok(SaturationPlan {
+                    users: args.saturation_users,
+                    rounds: args.saturation_rounds,
+                    window: Window {
+                        warmup: duration(&args.saturation_warmup).context("--saturation-warmup")?,
+                        duration: duration(&args.saturation_duration).context("--saturation-duration")?,
+                    },
+                })
+            })
+            .transpose()?,
         sweep_window: Window { warmup: duration(&args.sweep_warmup)?, duration: duration(&args.sweep_duration)? },
         sweep_resolution,
         sweep_attempts: args.sweep_attempts,
@@ -574,7 +613,22 @@ async fn bench(
             core_layout: cores.describe(),
             shop_settings: shop_args,
             objective: sweep.then_some(plan.objective),
-            sweep_rates: plan.sweep_rates.clone(),
+            sweep_rates: match &plan.sweep_grid {
+                Some(SweepGrid::Rates(rates)) => rates.clone(),
+                _ => Vec::new(),
+            },
+            sweep_grids: plan
+                .sweep_grid
+                .as_ref()
+                .map(|grid| crate::experiment::sweep_grids(&plan, grid, &measurements))
+                .into_iter()
+                .flatten()
+                .map(|(architecture, rates)| (architecture.name().to_string(), rates))
+                .collect(),
+            saturation_users: plan.saturation.map(|s| s.users),
+            saturation_rounds: plan.saturation.map(|s| s.rounds),
+            saturation_warmup_secs: plan.saturation.map(|s| s.window.warmup.as_secs_f64()),
+            saturation_duration_secs: plan.saturation.map(|s| s.window.duration.as_secs_f64()),
             repeat: plan.repeat,
             sweep_attempts: sweep.then_some(plan.sweep_attempts),
             sweep_sets_aside_disturbed: sweep.then_some(plan.set_aside_disturbed),
@@ -584,6 +638,7 @@ async fn bench(
         },
         measurements,
         capacity: None,
+        saturation: None,
         measuring_secs: Some(measuring_secs),
     };
     run.derive_summaries()?;
@@ -820,6 +875,27 @@ fn print_summary(run: &RunData) -> anyhow::Result<()> {
             "measuring took {:.0} s (systems started, measured, checked and stopped; building not included)",
             secs
         );
+    }
+    if let Some(saturation) = &run.saturation {
+        for a in &saturation.architectures {
+            let s = a.throughput_spread;
+            let cpu: Vec<String> = a.cpu_us_per_request.iter().map(|c| format!("{c:.0}")).collect();
+            println!(
+                "{:<14} saturation throughput {:.0} req/s ({:.0}..{:.0} over {} windows), CPU µs/request {}",
+                a.architecture,
+                s.median,
+                s.min,
+                s.max,
+                s.n,
+                cpu.join(", ")
+            );
+        }
+        if let Some(ratio) = &saturation.throughput_ratio {
+            println!("saturation throughput, monolith / microservices: {}", ratio.describe());
+        }
+        if let Some(ratio) = &saturation.cpu_ratio {
+            println!("CPU per request, microservices / monolith: {}", ratio.describe());
+        }
     }
     for m in run.main_measurements() {
         let p = m.total_percentiles()?;

@@ -39,6 +39,41 @@ pub enum Load {
     Closed(ClosedLoop),
 }
 
+/// Where the sweep's grid comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepGrid {
+    /// These rates, the same for every architecture (`--sweep-rates`).
+    Rates(Vec<f64>),
+    /// [`SATURATION_GRID_FRACTIONS`] of each architecture's median saturation throughput, so
+    /// the search starts near its knee instead of climbing a fixed grid to it (the default
+    /// with a saturation stage).
+    FromSaturation,
+}
+
+/// The fixed grid, when there is no saturation stage to place one.
+pub const DEFAULT_SWEEP_RATES: [f64; 7] = [1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0];
+
+/// The grid relative to an architecture's saturation throughput. The open loop's knee lay at
+/// 0.8-1.05 of it in trial runs (it is the rate at which the one core is fully busy, so a
+/// Poisson load near it queues): one step below it, then steps of a tenth across it; the
+/// points above 1.05 are only run if everything below passed.
+pub const SATURATION_GRID_FRACTIONS: [f64; 6] = [0.7, 0.85, 0.95, 1.05, 1.2, 1.4];
+
+/// The grid for a saturation throughput of `throughput` requests per second: its fractions,
+/// rounded to 10 requests per second.
+pub fn grid_from_saturation(throughput: f64) -> Vec<f64> {
+    SATURATION_GRID_FRACTIONS.iter().map(|f| (f * throughput / 10.0).round() * 10.0).filter(|r| *r > 0.0).collect()
+}
+
+/// The saturation stage: rounds of one closed-loop window per architecture, on systems started
+/// once ([`measure_saturation`]).
+#[derive(Debug, Clone, Copy)]
+pub struct SaturationPlan {
+    pub users: usize,
+    pub rounds: u32,
+    pub window: Window,
+}
+
 /// Everything one experiment needs.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -47,8 +82,11 @@ pub struct Plan {
     pub mix: Mix,
     pub main_load: Option<Load>,
     pub main_window: Window,
-    pub sweep_rates: Vec<f64>,
+    /// The sweep's grid; `None`: no sweep.
+    pub sweep_grid: Option<SweepGrid>,
     pub sweep_window: Window,
+    /// The saturation stage before the sweep; `None`: none.
+    pub saturation: Option<SaturationPlan>,
     /// How close the refinement brings the highest passing and the lowest failing rate.
     pub sweep_resolution: Resolution,
     /// Attempts a failing step may take ([`StepAttempts`]: a majority of failures fails it).
@@ -491,15 +529,113 @@ async fn sweep_step(
     }
 }
 
-/// Runs the plan: the sweep (if any rates are given), then the head-to-head window (if any).
+/// The saturation stage: rounds of one short closed-loop window per architecture. In closed
+/// loop the generator sends a user's next request when the last one is answered, so with
+/// enough users the system's core never waits for work and the throughput is its service
+/// rate: unlike the open loop's knee, which a Poisson burst can tip either way, it has no coin
+/// flip in it. What moves it is the machine: in a trial with 5 s windows and a fresh pair of
+/// systems a minute apart, one pair's microservices cost 395 µs per request against 331-338 in
+/// the other two, so a ratio of windows far apart carries a slow period into one side only. So each round starts every architecture afresh (fresh
+/// databases, as every sweep attempt: the monolith, answering more, would otherwise grow its
+/// order histories faster, and a page of them costs more as it fills), then loads them one
+/// after the other, seconds apart (the order reversed every other round, so neither always
+/// goes first), and the ratio is taken within the round ([`RunData::saturation_summary`]);
+/// their median over the rounds is the headline. Each round draws its own requests, the
+/// same for both.
+async fn measure_saturation(
+    plan: &Plan,
+    launcher: &Launcher,
+    saturation: SaturationPlan,
+    measurements: &mut Vec<Measurement>,
+) -> anyhow::Result<()> {
+    let load = Load::Closed(ClosedLoop { users: saturation.users, think_time: Duration::ZERO });
+    for round in 1..=saturation.rounds {
+        let seeds = RepetitionSeeds::derive(plan.seed, round);
+        let mut systems = Vec::new();
+        let mut started = Ok(());
+        for &architecture in &plan.architectures {
+            match start(plan, launcher, architecture).await {
+                Ok((sut, sessions)) => systems.push((sut, sessions, AcknowledgedOrders::default())),
+                Err(err) => {
+                    started = Err(err);
+                    break;
+                }
+            }
+        }
+        if round % 2 == 0 {
+            systems.reverse();
+        }
+        let measured = async {
+            started?;
+            let mut windows = Vec::new();
+            for (sut, sessions, acknowledged) in &systems {
+                let m =
+                    measure(plan, sut, sessions, load, saturation.window, "saturation", seeds, acknowledged).await?;
+                eprintln!(
+                    "{} saturation round {round}/{}: {:.0} req/s answered, {:.0} µs CPU per request",
+                    sut.architecture.name(),
+                    saturation.rounds,
+                    m.achieved_rate(plan.degraded_ok),
+                    m.cpu_ms_per_request() * 1000.0
+                );
+                windows.push(m);
+            }
+            // The books once both windows are measured, so the windows stay back to back.
+            for ((sut, _, acknowledged), m) in systems.iter().zip(&mut windows) {
+                m.consistency = check_books(plan, sut, acknowledged).await;
+            }
+            anyhow::Ok(windows)
+        }
+        .await;
+        for (sut, _, _) in systems {
+            sut.stop().await;
+        }
+        measurements.extend(measured?);
+    }
+    Ok(())
+}
+
+/// Each architecture's sweep grid: the given rates, or fractions of its median saturation
+/// throughput (the fixed default grid if it has no saturation window).
+pub fn sweep_grids(plan: &Plan, grid: &SweepGrid, measurements: &[Measurement]) -> Vec<(Architecture, Vec<f64>)> {
+    plan.architectures
+        .iter()
+        .map(|&architecture| {
+            let rates = match grid {
+                SweepGrid::Rates(rates) => rates.clone(),
+                SweepGrid::FromSaturation => {
+                    let throughputs: Vec<f64> = measurements
+                        .iter()
+                        .filter(|m| m.phase == "saturation" && m.architecture == architecture.name())
+                        .map(|m| m.achieved_rate(plan.degraded_ok))
+                        .collect();
+                    match crate::analyse::Spread::of(&throughputs) {
+                        Some(spread) if spread.median > 0.0 => grid_from_saturation(spread.median),
+                        _ => DEFAULT_SWEEP_RATES.to_vec(),
+                    }
+                }
+            };
+            (architecture, rates)
+        })
+        .collect()
+}
+
+/// Runs the plan: the saturation stage (if any), the sweep (if any), then the head-to-head
+/// window (if any).
 /// Each started system's books are checked before it stops, with its last window.
 pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {
     procstat::init();
     let mut measurements = Vec::new();
+    if let Some(saturation) = plan.saturation {
+        measure_saturation(plan, launcher, saturation, &mut measurements).await?;
+    }
+    let grids = plan.sweep_grid.as_ref().map(|grid| sweep_grids(plan, grid, &measurements));
+    for (architecture, rates) in grids.iter().flatten() {
+        let shown: Vec<String> = rates.iter().map(|r| format!("{r:.0}")).collect();
+        eprintln!("{} sweep grid: {} req/s", architecture.name(), shown.join(", "));
+    }
     for repetition in 1..=plan.repeat.max(1) {
-        if plan.sweep_rates.is_empty() {
-            break;
-        }
+        let Some(grids) = &grids else { break };
         // Drawn once per repetition, outside the loop over architectures: a fair pair.
         let seeds = RepetitionSeeds::derive(plan.seed, repetition);
         // Each architecture's search: the grid up to its first failing step, then bisection
@@ -510,7 +646,10 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         let mut searches: Vec<(Architecture, SweepSearch)> = plan
             .architectures
             .iter()
-            .map(|&architecture| (architecture, SweepSearch::new(&plan.sweep_rates, plan.sweep_resolution)))
+            .map(|&architecture| {
+                let grid = grids.iter().find(|(a, _)| *a == architecture).map_or(&[][..], |(_, g)| g);
+                (architecture, SweepSearch::new(grid, plan.sweep_resolution))
+            })
             .collect();
         loop {
             let mut stepped = false;
@@ -543,6 +682,20 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
         }
     }
     Ok(measurements)
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::grid_from_saturation;
+
+    #[test]
+    fn the_grid_is_placed_by_the_saturation_throughput_and_rounded_to_ten() {
+        assert_eq!(grid_from_saturation(2965.0), vec![2080.0, 2520.0, 2820.0, 3110.0, 3560.0, 4150.0]);
+        // 85 and 105 round half away from zero.
+        assert_eq!(grid_from_saturation(100.0), vec![70.0, 90.0, 100.0, 110.0, 120.0, 140.0]);
+        // Too low to place a step: a rate under 5 requests per second rounds to nothing.
+        assert_eq!(grid_from_saturation(3.0), Vec::<f64>::new());
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,12 @@
 //! rebuilds the same numbers without rerunning. The schema is versioned; a reader refuses a
 //! version it does not know, and reads every older one:
 //!
+//! - version 7 added the saturation stage: closed-loop windows of phase `saturation`, the
+//!   architectures alternating round by round, summarised in [`RunData::saturation`] (each
+//!   architecture's throughput and CPU per request, the ratios per round), its settings
+//!   (`config.saturation_*`), and each architecture's sweep grid as run
+//!   (`config.sweep_grids`, which the saturation throughput places). Older files read without
+//!   them.
 //! - version 6 added, in each second of a window, every endpoint's own counts and histograms
 //!   ([`SecondData::endpoints`]: ok, degraded, failures by kind, the successes' and every
 //!   request's latency; an endpoint with no request due in that second is left out) and the
@@ -58,7 +64,7 @@ use crate::check::ConsistencyReport;
 use crate::drive::RepetitionSeeds;
 use crate::record::{Recorder, SecondRecord, Verdicts, latency_histogram};
 
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The oldest schema version this splitbench still reads.
 pub const OLDEST_READABLE_SCHEMA_VERSION: u32 = 1;
@@ -185,7 +191,22 @@ pub struct RunConfig {
     /// The flags every shop process was started with (ports and database URLs aside).
     pub shop_settings: Vec<String>,
     pub objective: Option<Objective>,
+    /// The sweep's rates when given (`--sweep-rates`); empty when each architecture's grid was
+    /// placed by its saturation throughput ([`RunConfig::sweep_grids`]).
     pub sweep_rates: Vec<f64>,
+    /// Each architecture's sweep grid as run (schema 7; empty before).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sweep_grids: BTreeMap<String, Vec<f64>>,
+    /// The saturation stage: closed-loop users, rounds, warm-up and measured window (schema 7;
+    /// `None` without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_users: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_rounds: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_warmup_secs: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation_duration_secs: Option<f64>,
     pub repeat: u32,
     /// Attempts a failing sweep step may take before it is decided (`--sweep-attempts`): it
     /// fails when a majority of them fail (schema 5; `None` before: one attempt, no re-test).
@@ -629,7 +650,126 @@ pub struct ArchitectureCapacity {
     pub highest_passing: Spread,
 }
 
+/// The saturation stage's answer (schema 7; derived): each architecture's throughput in
+/// closed loop, its one core never idle, in each round, and the monolith / microservices
+/// ratios within each round (its windows ran back to back).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Saturation {
+    pub users: Option<usize>,
+    pub architectures: Vec<ArchitectureSaturation>,
+    /// Per round, monolith / microservices throughput (answered requests per second).
+    pub throughput_ratio: Option<RoundRatio>,
+    /// Per round, microservices / monolith CPU per answered request.
+    pub cpu_ratio: Option<RoundRatio>,
+}
+
+/// One architecture's saturation windows, one per round, in order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ArchitectureSaturation {
+    pub architecture: String,
+    /// Requests answered (ok, or degraded with `--degraded-ok`) per second of each window.
+    pub throughput: Vec<f64>,
+    pub throughput_spread: Spread,
+    /// CPU of the system under test per answered request, µs.
+    pub cpu_us_per_request: Vec<f64>,
+    /// p99 of every request, µs.
+    pub p99_us: Vec<u64>,
+    /// Failed (and, unless `--degraded-ok`, degraded) requests over all of each window's.
+    pub error_rate: Vec<f64>,
+}
+
+/// A ratio measured once per round: its median over the rounds, with a distribution-free 95%
+/// interval of that median, and its spread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoundRatio {
+    pub each: Vec<f64>,
+    pub spread: Spread,
+    /// `[X_(l), X_(u)]` of the sorted ratios: holds the median of the ratio's distribution with
+    /// probability ≥ 95% (order statistics, [`crate::analyse::quantile_confidence_ranks`]);
+    /// `None` with fewer than 6 rounds, too few to bound it at 95%. It assumes independent
+    /// rounds (each round runs on systems of its own; they share the machine).
+    pub median_interval: Option<(f64, f64)>,
+}
+
+impl RoundRatio {
+    /// `numerator[i] / denominator[i]` per round (rounds where the denominator is zero are left
+    /// out); `None` if no round is left.
+    pub fn of(numerator: &[f64], denominator: &[f64]) -> Option<Self> {
+        let each: Vec<f64> = numerator.iter().zip(denominator).filter(|(_, d)| **d > 0.0).map(|(n, d)| n / d).collect();
+        let spread = Spread::of(&each)?;
+        let mut sorted = each.clone();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len() as u64;
+        let (low, high) = crate::analyse::quantile_confidence_ranks(n, 0.5);
+        let median_interval = (low >= 1 && high <= n).then(|| (sorted[low as usize - 1], sorted[high as usize - 1]));
+        Some(Self { each, spread, median_interval })
+    }
+
+    pub fn describe(&self) -> String {
+        let each: Vec<String> = self.each.iter().map(|r| format!("{r:.2}")).collect();
+        let interval = self.median_interval.map_or_else(
+            || "too few rounds for its 95% interval".to_string(),
+            |(l, h)| format!("95% interval [{l:.2}, {h:.2}]"),
+        );
+        format!(
+            "median {:.2} ({interval}), {:.2}..{:.2} over {} rounds ({})",
+            self.spread.median,
+            self.spread.min,
+            self.spread.max,
+            self.each.len(),
+            each.join(", ")
+        )
+    }
+}
+
 impl RunData {
+    pub fn saturation_measurements(&self) -> impl Iterator<Item = &Measurement> {
+        self.measurements.iter().filter(|m| m.phase == "saturation")
+    }
+
+    /// The saturation stage's throughput and cost per architecture, and the ratios per round;
+    /// `None` without a saturation stage.
+    pub fn saturation_summary(&self) -> anyhow::Result<Option<Saturation>> {
+        let degraded_ok = self.config.degraded_ok;
+        let mut architectures: Vec<ArchitectureSaturation> = Vec::new();
+        for m in self.saturation_measurements() {
+            let index = match architectures.iter().position(|a| a.architecture == m.architecture) {
+                Some(i) => i,
+                None => {
+                    architectures.push(ArchitectureSaturation {
+                        architecture: m.architecture.clone(),
+                        throughput: Vec::new(),
+                        throughput_spread: Spread { median: 0.0, min: 0.0, max: 0.0, n: 0 },
+                        cpu_us_per_request: Vec::new(),
+                        p99_us: Vec::new(),
+                        error_rate: Vec::new(),
+                    });
+                    architectures.len() - 1
+                }
+            };
+            let a = &mut architectures[index];
+            a.throughput.push(m.achieved_rate(degraded_ok));
+            a.cpu_us_per_request.push(m.cpu_ms_per_request() * 1000.0);
+            a.p99_us.push(m.all_requests_percentiles()?.map_or(0, |p| p.p99));
+            a.error_rate.push(m.error_rate(degraded_ok));
+        }
+        if architectures.is_empty() {
+            return Ok(None);
+        }
+        for a in &mut architectures {
+            a.throughput_spread = Spread::of(&a.throughput).expect("one window at least");
+        }
+        let find = |name: &str| architectures.iter().find(|a| a.architecture == name);
+        let (throughput_ratio, cpu_ratio) = match (find("monolith"), find("microservices")) {
+            (Some(mono), Some(micro)) => (
+                RoundRatio::of(&mono.throughput, &micro.throughput),
+                RoundRatio::of(&micro.cpu_us_per_request, &mono.cpu_us_per_request),
+            ),
+            _ => (None, None),
+        };
+        Ok(Some(Saturation { users: self.config.saturation_users, architectures, throughput_ratio, cpu_ratio }))
+    }
+
     /// The sweep's steps, each with its attempts and decision, in the order measured.
     pub fn decided_sweep_steps(&self, objective: &Objective) -> anyhow::Result<Vec<DecidedStep>> {
         let attempts = self.config.sweep_attempts.unwrap_or(1);
@@ -726,6 +866,7 @@ impl RunData {
             m.p99_interval = QuantileInterval::p99(&m.judged_latency()?);
         }
         self.capacity = self.capacity_summary()?;
+        self.saturation = self.saturation_summary()?;
         Ok(())
     }
 }
@@ -1023,6 +1164,10 @@ pub struct RunData {
     /// measurements when written, see [`RunData::capacity_summary`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capacity: Option<Capacity>,
+    /// The saturation stage's throughput and ratios (schema 7; derived from the measurements
+    /// when written, see [`RunData::saturation_summary`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturation: Option<Saturation>,
     /// Wall-clock seconds from the start of the first system measured to the stop of the last,
     /// its checks included, building not (schema 6; `None` before).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1054,6 +1199,22 @@ impl RunData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_ratio_has_the_median_and_its_order_statistic_interval() {
+        let numerator = [10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0, 19.0];
+        let ratio = RoundRatio::of(&numerator, &[10.0; 10]).expect("ten rounds");
+        assert_eq!(ratio.each.len(), 10);
+        assert!((ratio.spread.median - 1.45).abs() < 1e-9);
+        // Ten rounds: P(X_(2) <= median <= X_(9)) = 1 - 2 * 11/1024 >= 95%, while X_(3)..X_(8)
+        // covers only 89%: the second smallest and the second largest.
+        assert_eq!(ratio.median_interval, Some((1.1, 1.8)));
+        // Five rounds cannot bound a median at 95% (even min..max covers 1 - 2/32 = 93.75%).
+        assert_eq!(RoundRatio::of(&numerator[..5], &[10.0; 5]).expect("five rounds").median_interval, None);
+        // A round with nothing in the denominator is left out, and no round at all is no ratio.
+        assert_eq!(RoundRatio::of(&[1.0, 2.0], &[0.0, 1.0]).expect("one round").each, vec![2.0]);
+        assert_eq!(RoundRatio::of(&[1.0], &[0.0]), None);
+    }
 
     #[test]
     fn histograms_survive_encoding_exactly() {

@@ -931,6 +931,75 @@ fn interference_section(md: &mut String, run: &RunData) {
     }
 }
 
+/// The saturation stage: each architecture's throughput with its core never idle, and the
+/// monolith / microservices ratios within each round of back-to-back windows (the run's
+/// headline: unlike the open loop's knee, it moves little from run to run).
+fn saturation_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
+    let Some(saturation) = run.saturation_summary()? else { return Ok(()) };
+    let c = &run.config;
+    let seconds = |secs: Option<f64>| secs.map_or_else(|| "not recorded".to_string(), |s| format!("{s} s"));
+    let _ = writeln!(
+        md,
+        "## Saturation throughput
+"
+    );
+    let _ = writeln!(
+        md,
+        "Each architecture in closed loop: {} users, each sending its next request as soon as the last is answered, so the system under test's core never waits for work and the throughput is its service rate (the open loop's knee in the sweep below lies under it: there a Poisson burst queues). Each round starts both systems afresh (fresh databases, the same seed data) and loads them one after the other (warm-up {}, measured {}; the order reversed every other round), so a round's windows run seconds apart and share the machine's slow periods, and each ratio is taken within a round. The headline is the median over the rounds, with its distribution-free 95% interval (order statistics; it assumes independent rounds). Throughput counts answered requests (complete{}) per second; CPU is the system under test's per answered request.\n",
+        saturation.users.map_or_else(|| "?".to_string(), |u| u.to_string()),
+        seconds(c.saturation_warmup_secs),
+        seconds(c.saturation_duration_secs),
+        if c.degraded_ok { ", or degraded with `--degraded-ok`" } else { "; degraded ones are not counted" }
+    );
+    let _ = writeln!(
+        md,
+        "| architecture | throughput req/s (median, min..max) | each round | CPU µs per request, each | p99 of every request, each | errors and degraded, each |\n|---|---|---|---|---|---|"
+    );
+    let each = |values: &[f64], decimals: usize| -> String {
+        values.iter().map(|v| format!("{v:.decimals$}")).collect::<Vec<_>>().join(", ")
+    };
+    for a in &saturation.architectures {
+        let s = a.throughput_spread;
+        let p99: Vec<String> = a.p99_us.iter().map(|p| human_micros(*p)).collect();
+        let errors: Vec<String> = a.error_rate.iter().map(|e| format!("{:.3}%", e * 100.0)).collect();
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} ({:.0}..{:.0}) | {} | {} | {} | {} |",
+            a.architecture,
+            s.median,
+            s.min,
+            s.max,
+            each(&a.throughput, 0),
+            each(&a.cpu_us_per_request, 0),
+            p99.join(", "),
+            errors.join(", ")
+        );
+    }
+    if let Some(ratio) = &saturation.throughput_ratio {
+        let _ = writeln!(md, "\n**Saturation throughput, monolith / microservices: {}.**", ratio.describe());
+    }
+    if let Some(ratio) = &saturation.cpu_ratio {
+        let _ = writeln!(md, "\n**CPU per answered request, microservices / monolith: {}.**", ratio.describe());
+    }
+    if let Some(objective) = c.objective {
+        let failing: Vec<String> = run
+            .saturation_measurements()
+            .filter(|m| m.error_rate(c.degraded_ok) > objective.error_budget)
+            .map(|m| format!("{} (round {})", m.architecture, m.repetition))
+            .collect();
+        if !failing.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nWindows with more errors than the error budget ({:.2}%): {}; their throughput counts answered requests only.",
+                objective.error_budget * 100.0,
+                failing.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(md);
+    Ok(())
+}
+
 /// The sweep's answer: each architecture's capacity as an interval (per repetition, and their
 /// hull), and the monolith / microservices ratio with its interval.
 fn capacity_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
@@ -1091,13 +1160,20 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
         c.max_in_flight.map_or_else(crate::drive::OpenLoop::describe_default_in_flight, |n| n.to_string()),
         c.request_timeout_ms
     );
-    if !c.sweep_rates.is_empty() {
-        let rates: Vec<String> = c.sweep_rates.iter().map(|r| format!("{r}")).collect();
+    if !c.sweep_rates.is_empty() || !c.sweep_grids.is_empty() {
         let seconds = |secs: Option<f64>| secs.map_or_else(|| "not recorded".to_string(), |s| format!("{s} s"));
+        let list = |rates: &[f64]| rates.iter().map(|r| format!("{r}")).collect::<Vec<_>>().join(", ");
+        let rates = if c.sweep_rates.is_empty() {
+            let fractions = list(&crate::experiment::SATURATION_GRID_FRACTIONS);
+            let grids: Vec<String> = c.sweep_grids.iter().map(|(a, rates)| format!("{a} {}", list(rates))).collect();
+            format!("{fractions} × each architecture's median saturation throughput: {}", grids.join("; "))
+        } else {
+            list(&c.sweep_rates)
+        };
         let _ = writeln!(
             md,
             "| sweep | rates {} req/s; each step: warm-up {}{}, measured {} |",
-            rates.join(", "),
+            rates,
             seconds(c.sweep_warmup_secs),
             if ramped && c.sweep_warmup_secs.is_some_and(|w| w > 0.0) { RAMP } else { "" },
             seconds(c.sweep_duration_secs)
@@ -1119,6 +1195,7 @@ fn markdown(run: &RunData, plots: &Plots) -> anyhow::Result<String> {
     let _ = writeln!(md, "| shop settings (every process) | `{}` |", c.shop_settings.join(" "));
     let _ = writeln!(md);
 
+    saturation_section(&mut md, run)?;
     let main: Vec<&Measurement> = run.main_measurements().collect();
     let mut all_warnings = Vec::new();
     if !main.is_empty() {

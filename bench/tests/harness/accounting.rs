@@ -85,7 +85,7 @@ async fn a_timed_out_request_is_in_the_all_requests_latency_at_its_timeout() {
 fn both_architectures_share_a_repetitions_seeds_and_each_repetition_draws_new_ones() {
     let seeds = run_against_stand_ins(
         concat!(
-            "compare --arch both --mix health --no-pin --repeat 2 --seed 7 ",
+            "compare --arch both --mix health --no-pin --repeat 2 --seed 7 --saturation-rounds 0 ",
             "--sweep-rates 20 --sweep-warmup 0s --sweep-duration 1s ",
             "--rate 20 --warmup 0s --duration 1s"
         ),
@@ -120,7 +120,7 @@ fn every_sweep_step_runs_on_a_system_of_its_own() {
     // check per step shows a system per step.
     let steps_run = run_against_stand_ins(
         concat!(
-            "sweep --arch monolith --mix health --no-pin --p99-objective 10s ",
+            "sweep --arch monolith --mix health --no-pin --p99-objective 10s --saturation-rounds 0 ",
             "--sweep-rates 20,40 --sweep-warmup 0s --sweep-duration 1s"
         ),
         "steps",

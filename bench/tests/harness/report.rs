@@ -119,6 +119,11 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
                 min_achieved_fraction: 0.95,
             }),
             sweep_rates: vec![100.0, 200.0],
+            sweep_grids: Default::default(),
+            saturation_users: None,
+            saturation_rounds: None,
+            saturation_warmup_secs: None,
+            saturation_duration_secs: None,
             repeat: 2,
             sweep_attempts: None,
             sweep_sets_aside_disturbed: None,
@@ -128,6 +133,7 @@ fn synthetic_run_with(verdict: impl Fn(u64) -> Verdict) -> RunData {
         },
         measurements,
         capacity: None,
+        saturation: None,
         measuring_secs: Some(227.4),
     }
 }

@@ -13,7 +13,7 @@ fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the
     // One refinement step: [20, 20,000) is wider than 15,000 req/s, either half is not.
     let refined = run_against_stand_ins(
         concat!(
-            "sweep --arch monolith --mix health --no-pin --max-in-flight 1 ",
+            "sweep --arch monolith --mix health --no-pin --max-in-flight 1 --saturation-rounds 0 ",
             "--sweep-rates 20,20000 --sweep-warmup 0s --sweep-duration 1s ",
             "--sweep-resolution 15000 --p99-objective 10s"
         ),
@@ -68,7 +68,7 @@ fn the_sweep_retests_a_failing_step_refines_between_pass_and_fail_and_stores_the
 fn the_architectures_sweeps_advance_in_turns() {
     let both = run_against_stand_ins(
         concat!(
-            "sweep --arch both --mix health --no-pin --p99-objective 10s ",
+            "sweep --arch both --mix health --no-pin --p99-objective 10s --saturation-rounds 0 ",
             "--sweep-rates 20,40 --sweep-warmup 0s --sweep-duration 1s"
         ),
         "turns",
@@ -89,4 +89,60 @@ fn the_architectures_sweeps_advance_in_turns() {
         .map(|l| l.split(" | ").next().unwrap_or_default().trim_start_matches("| "))
         .collect();
     assert_eq!(step_rows, ["monolith", "monolith", "microservices", "microservices"], "{report}");
+}
+
+#[test]
+fn the_saturation_stage_alternates_fresh_systems_and_places_each_sweep_grid() {
+    let stand_in = run_against_stand_ins(
+        concat!(
+            "sweep --arch both --mix health --no-pin --p99-objective 10s ",
+            "--saturation-rounds 2 --saturation-users 2 --saturation-warmup 0s --saturation-duration 1s ",
+            "--sweep-warmup 0s --sweep-duration 1s --sweep-attempts 1 --sweep-resolution 100%"
+        ),
+        "saturation",
+    );
+    let run = &stand_in.run;
+    let windows: Vec<(String, u32, Option<f64>)> =
+        run.saturation_measurements().map(|m| (m.architecture.clone(), m.repetition, m.offered_rate)).collect();
+    let expected: Vec<(String, u32, Option<f64>)> =
+        [("monolith", 1), ("microservices", 1), ("microservices", 2), ("monolith", 2)]
+            .map(|(a, round)| (a.to_string(), round, None))
+            .into();
+    assert_eq!(windows, expected, "closed loop, a window of each per round, the order reversed every other round");
+    assert!(
+        run.saturation_measurements().all(|m| m.consistency.is_some()),
+        "every round's systems are checked (stand-ins keep no books, so the check reports an error)"
+    );
+
+    let saturation = run.saturation.as_ref().expect("the saturation summary is stored");
+    // run.json's floats come back within an ulp, hence the comparison to 9 decimals.
+    assert_eq!(
+        format!("{:.9?}", run.saturation_summary().expect("recomputed")),
+        format!("{:.9?}", Some(saturation)),
+        "derived from the data"
+    );
+    let throughput = |architecture: &str, round: u32| {
+        run.saturation_measurements()
+            .find(|m| m.architecture == architecture && m.repetition == round)
+            .map(|m| m.achieved_rate(false))
+            .expect("a window")
+    };
+    let ratio = saturation.throughput_ratio.as_ref().expect("both architectures");
+    for round in 1..=2u32 {
+        let expected = throughput("monolith", round) / throughput("microservices", round);
+        assert!((ratio.each[round as usize - 1] - expected).abs() < 1e-9, "round {round}: within the round");
+    }
+
+    for architecture in ["monolith", "microservices"] {
+        let rates: Vec<f64> = (1..=2).map(|round| throughput(architecture, round)).collect();
+        let median = (rates[0] + rates[1]) / 2.0;
+        let grid = splitbench::experiment::grid_from_saturation(median);
+        assert_eq!(run.config.sweep_grids.get(architecture), Some(&grid), "{architecture}'s grid as run");
+        let first = run.sweep_measurements().find(|m| m.architecture == architecture).and_then(|m| m.offered_rate);
+        assert_eq!(first, grid.first().copied(), "{architecture}'s sweep starts on its own grid");
+    }
+    assert!(run.config.sweep_rates.is_empty(), "no rates were given");
+    let report = stand_in.report();
+    assert!(report.contains("## Saturation throughput"), "{report}");
+    assert!(report.contains("**Saturation throughput, monolith / microservices: median"), "{report}");
 }

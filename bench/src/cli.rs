@@ -102,14 +102,17 @@ pub struct FaultsArgs {
     ])]
     pub resilience: Vec<shop::resilience::Resilience>,
     /// starve: the share of one core the process may use, in 50 ms periods (at least 2%).
-    #[arg(long, default_value = "2%")]
-    pub starve_share: String,
+    /// Several (2%,10%,25%) run each starve scenario once per share: with several
+    /// --fault-for lengths too, the report draws a phase diagram of which runs recovered (a
+    /// metastability experiment: the trigger's size against its length).
+    #[arg(long, value_delimiter = ',', default_value = "2%")]
+    pub starve_share: Vec<String>,
     /// Steady load after the warm-up, before the fault.
     #[arg(long, default_value = "5s")]
     pub before: String,
-    /// How long the fault is held.
-    #[arg(long, default_value = "5s")]
-    pub fault_for: String,
+    /// How long the fault is held; several (1s,3s,6s) run each scenario once per length.
+    #[arg(long, value_delimiter = ',', default_value = "5s")]
+    pub fault_for: Vec<String>,
     /// Load after the fault ends, to see whether and when the system recovers.
     #[arg(long, default_value = "10s")]
     pub after: String,
@@ -685,20 +688,32 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
     } else {
         args.scenario.iter().map(|s| Scenario::parse(s)).collect::<anyhow::Result<Vec<_>>>()?
     };
-    let timing = FaultTiming {
-        before: duration(&args.before).context("--before")?,
-        during: duration(&args.fault_for).context("--fault-for")?,
-        after: duration(&args.after).context("--after")?,
-    };
-    anyhow::ensure!(!timing.during.is_zero(), "--fault-for must be positive");
-    let share = percent(&args.starve_share).context("--starve-share")?;
+    let (before, after) = (duration(&args.before).context("--before")?, duration(&args.after).context("--after")?);
+    let timings = args
+        .fault_for
+        .iter()
+        .map(|length| {
+            let during = duration(length).context("--fault-for")?;
+            anyhow::ensure!(!during.is_zero(), "--fault-for must be positive");
+            Ok(FaultTiming { before, during, after })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let period_us = FaultParameters::default().cpu_period_us;
-    let parameters =
-        FaultParameters { cpu_period_us: period_us, cpu_quota_us: (share * period_us as f64).round() as u64 };
-    anyhow::ensure!(
-        parameters.cpu_quota_us >= crate::launch::cgroup::MIN_QUOTA_US && share <= 1.0,
-        "--starve-share must be between 2% (the kernel's smallest quota in a 50 ms period) and 100%"
-    );
+    let all_parameters = args
+        .starve_share
+        .iter()
+        .map(|share| {
+            let share = percent(share).context("--starve-share")?;
+            let parameters =
+                FaultParameters { cpu_period_us: period_us, cpu_quota_us: (share * period_us as f64).round() as u64 };
+            anyhow::ensure!(
+                parameters.cpu_quota_us >= crate::launch::cgroup::MIN_QUOTA_US && share <= 1.0,
+                "--starve-share must be between 2% (the kernel's smallest quota in a 50 ms period) and 100%"
+            );
+            Ok(parameters)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let (timing, parameters) = (timings[0], all_parameters[0]);
     anyhow::ensure!(
         scenarios.iter().all(|s| s.fault != FaultKind::Starve) || crate::launch::cgroup::CpuQuota::available(),
         "starve needs root and cgroup v1's cpu controller (/sys/fs/cgroup/cpu); leave it out here"
@@ -732,29 +747,53 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
             _ => vec![None],
         }
     };
-    let total = scenarios.len() * plan.architectures.iter().map(|a| runs_of(*a).len()).sum::<usize>();
+    // Each scenario's triggers: every length, and for starve every share too.
+    let triggers_of = |scenario: &Scenario| -> Vec<(FaultTiming, FaultParameters)> {
+        let shares = if scenario.fault == FaultKind::Starve { &all_parameters[..] } else { &all_parameters[..1] };
+        shares.iter().flat_map(|p| timings.iter().map(move |t| (*t, *p))).collect()
+    };
+    let per_trigger = plan.architectures.iter().map(|a| runs_of(*a).len()).sum::<usize>();
+    let total: usize = scenarios.iter().map(|s| triggers_of(s).len() * per_trigger).sum();
     for scenario in &scenarios {
-        for &architecture in &plan.architectures {
-            for resilience in runs_of(architecture) {
-                let mut plan = plan.clone();
-                if let Some(profile) = resilience {
-                    plan.shop.upstreams.resilience = profile;
-                }
-                let label = run::label(architecture.name(), resilience);
-                eprintln!("\n[{}/{total}] {scenario} on the {label}", runs.len() + failed.len() + 1);
-                // One run that fails (a restart that never got ready) does not lose the others.
-                let result =
-                    run::run_scenario(&plan, &launcher, architecture, scenario, timing, &parameters, args.bench.rate)
-                        .await;
-                match result {
-                    Ok(run) => runs.push(run),
-                    Err(err) => {
-                        eprintln!("error: {scenario} on the {label}: {err:#}");
-                        failed.push(report::FailedRun {
-                            scenario: scenario.clone(),
-                            architecture: label,
-                            error: format!("{err:#}"),
-                        });
+        for (timing, parameters) in triggers_of(scenario) {
+            for &architecture in &plan.architectures {
+                for resilience in runs_of(architecture) {
+                    let mut plan = plan.clone();
+                    if let Some(profile) = resilience {
+                        plan.shop.upstreams.resilience = profile;
+                    }
+                    let label = run::label(architecture.name(), resilience);
+                    let trigger = run::Trigger {
+                        length: timing.during,
+                        share: (scenario.fault == FaultKind::Starve)
+                            .then(|| parameters.cpu_quota_us as f64 / parameters.cpu_period_us as f64),
+                    };
+                    eprintln!(
+                        "\n[{}/{total}] {scenario} ({}) on the {label}",
+                        runs.len() + failed.len() + 1,
+                        trigger.describe()
+                    );
+                    // One run that fails (a restart that never got ready) does not lose the others.
+                    let result = run::run_scenario(
+                        &plan,
+                        &launcher,
+                        architecture,
+                        scenario,
+                        timing,
+                        &parameters,
+                        args.bench.rate,
+                    )
+                    .await;
+                    match result {
+                        Ok(run) => runs.push(run),
+                        Err(err) => {
+                            eprintln!("error: {scenario} on the {label}: {err:#}");
+                            failed.push(report::FailedRun {
+                                scenario: scenario.clone(),
+                                architecture: format!("{label}, {}", trigger.describe()),
+                                error: format!("{err:#}"),
+                            });
+                        }
                     }
                 }
             }
@@ -791,8 +830,9 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
             .map_or_else(|| "did not recover".into(), |ms| format!("recovered after {:.1} s", ms / 1000.0));
         let blast: Vec<&str> = run.outcome.blast_radius.iter().map(|e| e.name()).collect();
         println!(
-            "{:<16} {:<28} blast radius: {:<40} {recovered}",
+            "{:<16} {:<24} {:<28} blast radius: {:<40} {recovered}",
             run.scenario.to_string(),
+            run.trigger(&faults.parameters).describe(),
             run.label(),
             if blast.is_empty() { "none".to_string() } else { blast.join(", ") }
         );

@@ -5,13 +5,14 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::analysis::Phase;
 use super::inject::FaultParameters;
-use super::run::FaultRun;
+use super::run::{FaultRun, Trigger};
 use super::{FaultTiming, Scenario};
 use crate::analyse::{Objective, human_micros};
 use crate::report::data::Fingerprint;
@@ -58,15 +59,188 @@ pub fn write(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     std::fs::write(dir.join("faults.json"), json).context("writing faults.json")?;
     std::fs::create_dir_all(dir.join("timelines"))?;
     for run in &report.runs {
-        let file = dir.join("timelines").join(format!("{}-{}.csv", run.scenario.slug(), run.slug()));
+        let stem = format!("{}-{}", group_slug(report, &run.scenario, &run.trigger(&report.parameters)), run.slug());
+        let file = dir.join("timelines").join(format!("{stem}.csv"));
         std::fs::write(&file, timeline_csv(run)).with_context(|| format!("writing {}", file.display()))?;
     }
     for scenario in scenarios(report) {
-        let runs: Vec<&FaultRun> = report.runs.iter().filter(|r| r.scenario == scenario).collect();
-        std::fs::write(dir.join(format!("{}.svg", scenario.slug())), timeline_svg(&scenario, &runs))?;
+        for trigger in triggers(report, &scenario) {
+            let runs = runs_of(report, &scenario, &trigger);
+            let title = group_title(report, &scenario, &trigger);
+            let file = format!("{}.svg", group_slug(report, &scenario, &trigger));
+            std::fs::write(dir.join(file), timeline_svg(&title, &runs))?;
+        }
+        if triggers(report, &scenario).len() > 1 {
+            std::fs::write(dir.join(format!("phase-{}.svg", scenario.slug())), phase_svg(report, &scenario))?;
+        }
     }
     std::fs::write(dir.join("faults.md"), markdown(report)).context("writing faults.md")?;
     Ok(())
+}
+
+/// A scenario's triggers (length, share) in the order run.
+fn triggers(report: &FaultReport, scenario: &Scenario) -> Vec<Trigger> {
+    let mut seen: Vec<Trigger> = Vec::new();
+    for run in report.runs.iter().filter(|r| r.scenario == *scenario) {
+        let trigger = run.trigger(&report.parameters);
+        if !seen.contains(&trigger) {
+            seen.push(trigger);
+        }
+    }
+    seen
+}
+
+fn runs_of<'a>(report: &'a FaultReport, scenario: &Scenario, trigger: &Trigger) -> Vec<&'a FaultRun> {
+    report.runs.iter().filter(|r| r.scenario == *scenario && r.trigger(&report.parameters) == *trigger).collect()
+}
+
+/// The file name of a scenario's runs at one trigger: the scenario's, and the trigger's when the
+/// scenario ran with several.
+fn group_slug(report: &FaultReport, scenario: &Scenario, trigger: &Trigger) -> String {
+    if triggers(report, scenario).len() > 1 {
+        format!("{}-{}", scenario.slug(), trigger.slug())
+    } else {
+        scenario.slug()
+    }
+}
+
+fn group_title(report: &FaultReport, scenario: &Scenario, trigger: &Trigger) -> String {
+    if triggers(report, scenario).len() > 1 {
+        format!("{scenario}, {}", trigger.describe())
+    } else {
+        scenario.to_string()
+    }
+}
+
+/// The labels (architecture and profile) of a scenario's runs, in the order run.
+fn labels(report: &FaultReport, scenario: &Scenario) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for run in report.runs.iter().filter(|r| r.scenario == *scenario) {
+        if !seen.contains(&run.label()) {
+            seen.push(run.label());
+        }
+    }
+    seen
+}
+
+/// The phase diagram's axes: the distinct shares (rows; `None` for faults without one) and
+/// lengths (columns), each in ascending order.
+fn phase_axes(report: &FaultReport, scenario: &Scenario) -> (Vec<Option<f64>>, Vec<Duration>) {
+    let all = triggers(report, scenario);
+    let mut shares: Vec<Option<f64>> = Vec::new();
+    let mut lengths: Vec<Duration> = Vec::new();
+    for trigger in &all {
+        if !shares.contains(&trigger.share) {
+            shares.push(trigger.share);
+        }
+        if !lengths.contains(&trigger.length) {
+            lengths.push(trigger.length);
+        }
+    }
+    shares.sort_by(|a, b| a.unwrap_or(0.0).total_cmp(&b.unwrap_or(0.0)));
+    lengths.sort();
+    (shares, lengths)
+}
+
+/// One cell of the phase diagram: the run of `label` at that trigger, if it finished.
+fn phase_cell<'a>(
+    report: &'a FaultReport,
+    scenario: &Scenario,
+    label: &str,
+    share: Option<f64>,
+    length: Duration,
+) -> Option<&'a FaultRun> {
+    let trigger = Trigger { length, share };
+    runs_of(report, scenario, &trigger).into_iter().find(|r| r.label() == label)
+}
+
+/// The phase diagram as an SVG: one panel per architecture and profile, a square per trigger,
+/// green where the run recovered (its time written in), red where it did not.
+fn phase_svg(report: &FaultReport, scenario: &Scenario) -> String {
+    let (shares, lengths) = phase_axes(report, scenario);
+    let labels = labels(report, scenario);
+    let (cell, left, top, gap) = (64.0, 110.0, 56.0, 40.0);
+    let panel_width = left + cell * lengths.len() as f64;
+    let width = gap + (panel_width + gap) * labels.len() as f64;
+    let height = top + cell * shares.len() as f64 + 60.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{gap}\" y=\"20\" font-size=\"14\">{scenario}: did the system recover after the trigger? (time from the trigger's end to recovery)</text>\n"
+    );
+    for (index, label) in labels.iter().enumerate() {
+        let x0 = gap + index as f64 * (panel_width + gap);
+        let _ = writeln!(svg, "<text x=\"{:.0}\" y=\"42\" font-weight=\"bold\">{label}</text>", x0 + left);
+        for (row, share) in shares.iter().enumerate() {
+            let y = top + row as f64 * cell;
+            let name = share.map_or_else(|| "-".to_string(), |s| format!("{:.0}% of a core", s * 100.0));
+            let _ = writeln!(svg, "<text x=\"{x0:.0}\" y=\"{:.0}\">{name}</text>", y + cell / 2.0 + 4.0);
+            for (column, length) in lengths.iter().enumerate() {
+                let x = x0 + left + column as f64 * cell;
+                let (fill, text) = match phase_cell(report, scenario, label, *share, *length) {
+                    Some(run) => match run.outcome.recovered_ms {
+                        Some(ms) => ("#a1d99b", format!("{:.1} s", ms / 1000.0)),
+                        None => ("#fb6a4a", "no".to_string()),
+                    },
+                    None => ("#d9d9d9", "failed".to_string()),
+                };
+                let _ = writeln!(
+                    svg,
+                    "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{:.0}\" height=\"{:.0}\" fill=\"{fill}\" stroke=\"white\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{text}</text>",
+                    cell,
+                    cell,
+                    x + cell / 2.0,
+                    y + cell / 2.0 + 4.0
+                );
+            }
+        }
+        let y = top + shares.len() as f64 * cell + 18.0;
+        for (column, length) in lengths.iter().enumerate() {
+            let x = x0 + left + column as f64 * cell + cell / 2.0;
+            let _ = writeln!(
+                svg,
+                "<text x=\"{x:.0}\" y=\"{y:.0}\" text-anchor=\"middle\">{:.1} s</text>",
+                length.as_secs_f64()
+            );
+        }
+        let _ = writeln!(svg, "<text x=\"{:.0}\" y=\"{:.0}\">trigger length</text>", x0 + left, y + 20.0);
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The phase diagram in markdown: per architecture and profile, a row per share and a column
+/// per length, each cell whether (and when) that run recovered.
+fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
+    let (shares, lengths) = phase_axes(report, scenario);
+    let _ = writeln!(
+        md,
+        "\n## Phase diagram: {scenario}\n\n![phase diagram](phase-{}.svg)\n\nThe same load, the trigger varied in size (the share of a core left to the process) and length. Each cell is one run: *recovered after* as in the matrix, or **did not recover** when the load after the trigger never again met the objective within the {:.1} s after it, a metastable failure in the sense of Huang et al. (OSDI'22) as far as this window can tell: a longer window might still see it recover. One run per cell, no repetitions.\n",
+        scenario.slug(),
+        report.timing.after.as_secs_f64()
+    );
+    let header: Vec<String> = lengths.iter().map(|l| format!("{:.1} s", l.as_secs_f64())).collect();
+    for label in labels(report, scenario) {
+        let _ = writeln!(
+            md,
+            "**{label}**\n\n| share of a core \\ length | {} |\n|---|{}",
+            header.join(" | "),
+            "---|".repeat(lengths.len())
+        );
+        for share in &shares {
+            let cells: Vec<String> = lengths
+                .iter()
+                .map(|length| match phase_cell(report, scenario, &label, *share, *length) {
+                    Some(run) => match run.outcome.recovered_ms {
+                        Some(ms) => format!("recovered after {}", after_fault(ms)),
+                        None => "**did not recover**".to_string(),
+                    },
+                    None => "run failed".to_string(),
+                })
+                .collect();
+            let name = share.map_or_else(|| "-".to_string(), |s| format!("{:.0}%", s * 100.0));
+            let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
+        }
+        md.push('\n');
+    }
 }
 
 /// The scenarios in the order run.
@@ -99,7 +273,7 @@ fn timeline_csv(run: &FaultRun) -> String {
 }
 
 /// Success share and p99 per slice, both architectures, the fault's window drawn as a box.
-fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
+fn timeline_svg(title: &str, runs: &[&FaultRun]) -> String {
     let mut success = Vec::new();
     let mut p99 = Vec::new();
     for run in runs {
@@ -134,7 +308,7 @@ fn timeline_svg(scenario: &Scenario, runs: &[&FaultRun]) -> String {
         });
     }
     svg::Figure {
-        title: format!("{scenario}: complete answers and p99 per 100 ms"),
+        title: format!("{title}: complete answers and p99 per 100 ms"),
         x_label: "seconds into the measured window".into(),
         x_scale: svg::Scale::Linear,
         panels: vec![
@@ -241,14 +415,13 @@ fn markdown(report: &FaultReport) -> String {
     let t = &report.timing;
     let _ = writeln!(
         md,
-        "| took | {:.0} s (systems started, faults, checks and stops; building not) |\n| core layout | {} |\n| database | {} |\n| load | open loop at {} req/s, mix `{}`; after the warm-up, {:.1} s before the fault, {:.1} s of fault, {:.1} s after it; every request's latency from its due time, in 100 ms slices; at most {} requests in flight, timeout {} ms |\n| objective | p99 of every request ≤ {}, failed{} requests ≤ {:.3}% |\n| shop settings (every process) | `{}` |\n",
+        "| took | {:.0} s (systems started, faults, checks and stops; building not) |\n| core layout | {} |\n| database | {} |\n| load | open loop at {} req/s, mix `{}`; after the warm-up, {:.1} s before the fault, the fault held as the matrix says, {:.1} s after it; every request's latency from its due time, in 100 ms slices; at most {} requests in flight, timeout {} ms |\n| objective | p99 of every request ≤ {}, failed{} requests ≤ {:.3}% |\n| shop settings (every process) | `{}` |\n",
         report.measuring_secs,
         report.core_layout,
         report.database,
         report.rate,
         report.mix,
         t.before.as_secs_f64(),
-        t.during.as_secs_f64(),
         t.after.as_secs_f64(),
         report.max_in_flight,
         report.request_timeout_ms,
@@ -257,13 +430,27 @@ fn markdown(report: &FaultReport) -> String {
         report.objective.error_budget * 100.0,
         report.shop_settings.join(" ")
     );
-    let (quota, period) = (report.parameters.cpu_quota_us, report.parameters.cpu_period_us);
+    // Every quota the starve runs had (one unless the run varied --starve-share).
+    let period = report.parameters.cpu_period_us;
+    let mut quotas: Vec<u64> = report
+        .runs
+        .iter()
+        .filter(|r| r.scenario.fault == super::FaultKind::Starve)
+        .map(|r| r.parameters.unwrap_or(report.parameters).cpu_quota_us)
+        .collect();
+    quotas.sort_unstable();
+    quotas.dedup();
+    let quota = if quotas.is_empty() {
+        report.parameters.cpu_quota_us.to_string()
+    } else {
+        quotas.iter().map(|q| q.to_string()).collect::<Vec<_>>().join(", ")
+    };
     let recovered = super::analysis::RECOVERED_SHARE * 100.0;
     let degraded = if report.degraded_ok { " (degraded ones counted as complete, `--degraded-ok`)" } else { "" };
     md.push_str(&format!(
         "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. The microservices run once per resilience profile (`--resilience`): *none* (one attempt per call), *naive-retries* (a failed GET tried again at once, up to 3 more times, no limit), *full* (a circuit breaker per upstream: 5 calls in a row without an answer open it for 500 ms, then one probe; GETs retried with jittered backoff under a retry budget of 10% of calls plus 10 a second); the monolith makes no calls between processes, so it runs once. *Calls between processes per offered user request*: the calls every process counted as it made them (when each ended, answered or not, so calls to a dead or frozen process count) between the phase's edges (for a crash, the fault's edge is when the restarted process was ready), over the user requests the schedule made due in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge.\n\n",
     ));
-    md.push_str("## Matrix\n\n| scenario | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per offered user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("## Matrix\n\n| scenario | fault held | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per offered user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
         let (mut ok, mut requests) = (0, 0);
         let mut p99 = None::<u64>;
@@ -277,8 +464,9 @@ fn markdown(report: &FaultReport) -> String {
         let share = if requests == 0 { "-".into() } else { format!("{:.1}%", 100.0 * ok as f64 / requests as f64) };
         let _ = writeln!(
             md,
-            "| {} | {} | {share} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {share} | {} | {} | {} | {} | {} | {} |",
             run.scenario,
+            run.trigger(&report.parameters).describe(),
             run.label(),
             p99.map_or_else(|| "-".into(), |p| format!("{} (worst endpoint)", human_micros(p))),
             endpoints_list(&run.outcome.blast_radius),
@@ -289,56 +477,13 @@ fn markdown(report: &FaultReport) -> String {
         );
     }
     for scenario in scenarios(report) {
-        let _ = writeln!(md, "\n## {scenario}\n\n![{scenario}]({}.svg)\n", scenario.slug());
-        for run in report.runs.iter().filter(|r| r.scenario == scenario) {
-            let _ = writeln!(
-                md,
-                "### {}: {} hit from {:.1} s to {:.1} s{}\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
-                run.label(),
-                run.process,
-                run.fault.started_ms / 1000.0,
-                run.fault.ended_ms / 1000.0,
-                run.fault
-                    .restart_ready_ms
-                    .map_or_else(String::new, |ms| format!(", ready again at {:.1} s", ms / 1000.0)),
-                run.scenario.module,
-                endpoints_list(&run.outcome.breached_needing),
-                endpoints_list(&run.outcome.blast_radius),
-                first_success(run),
-                ms(run.outcome.recovered_ms),
-                books(run)
-            );
-            let _ = writeln!(
-                md,
-                "Calls between processes per offered user request (before, during, after the fault): {}.\n",
-                calls_cell(run)
-            );
-            if let Some(evidence) = evidence(run) {
-                let _ = writeln!(md, "Evidence the fault took hold: {evidence}.\n");
-            }
-            md.push_str("| endpoint | needs it | phase | requests | complete | degraded | failed | p50 | p99 | goodput req/s | missed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
-            for (endpoint, phases) in &run.outcome.phases {
-                let needs = super::modules_needed(*endpoint).contains(&run.scenario.module.as_str());
-                for phase in Phase::ALL {
-                    let Some(s) = phases.get(&phase) else { continue };
-                    let _ = writeln!(
-                        md,
-                        "| {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {:.1} | {} |",
-                        endpoint.name(),
-                        if needs { "yes" } else { "no" },
-                        phase.name(),
-                        s.requests,
-                        s.availability * 100.0,
-                        s.degraded,
-                        failed_cell(s),
-                        s.p50_us.map_or_else(|| "-".into(), human_micros),
-                        s.p99_us.map_or_else(|| "-".into(), human_micros),
-                        s.goodput,
-                        if s.breached { "yes" } else { "no" }
-                    );
-                }
-            }
-            md.push('\n');
+        if triggers(report, &scenario).len() > 1 {
+            phase_section(&mut md, report, &scenario);
+        }
+    }
+    for scenario in scenarios(report) {
+        for trigger in triggers(report, &scenario) {
+            scenario_section(&mut md, report, &scenario, &trigger);
         }
     }
     if !report.failed.is_empty() {
@@ -347,6 +492,60 @@ fn markdown(report: &FaultReport) -> String {
             let _ = writeln!(md, "- {} on the {}: {}", f.scenario, f.architecture, f.error);
         }
     }
-    md.push_str("\n## Files\n\n- `faults.json`: everything above: each endpoint per phase, all endpoints per 100 ms slice.\n- `timelines/<scenario>-<architecture>[-<profile>].csv`: the 100 ms slices.\n- `<scenario>.svg`: the timeline plots.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
+    md.push_str("\n## Files\n\n- `faults.json`: everything above: each endpoint per phase, all endpoints per 100 ms slice.\n- `timelines/<scenario>[-<trigger>]-<architecture>[-<profile>].csv`: the 100 ms slices (the trigger's length and share in the name when a scenario ran with several).\n- `<scenario>[-<trigger>].svg`: the timeline plots; `phase-<scenario>.svg`: a phase diagram.\n- `logs/`: every process's output, a restarted process's in a log of its own.\n");
     md
+}
+
+/// A scenario's runs at one trigger: the timeline plot, then each run's phases per endpoint.
+fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, trigger: &Trigger) {
+    let title = group_title(report, scenario, trigger);
+    let _ = writeln!(md, "\n## {title}\n\n![{title}]({}.svg)\n", group_slug(report, scenario, trigger));
+    for run in runs_of(report, scenario, trigger) {
+        let _ = writeln!(
+            md,
+            "### {}: {} hit from {:.1} s to {:.1} s{}\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
+            run.label(),
+            run.process,
+            run.fault.started_ms / 1000.0,
+            run.fault.ended_ms / 1000.0,
+            run.fault.restart_ready_ms.map_or_else(String::new, |ms| format!(", ready again at {:.1} s", ms / 1000.0)),
+            run.scenario.module,
+            endpoints_list(&run.outcome.breached_needing),
+            endpoints_list(&run.outcome.blast_radius),
+            first_success(run),
+            ms(run.outcome.recovered_ms),
+            books(run)
+        );
+        let _ = writeln!(
+            md,
+            "Calls between processes per offered user request (before, during, after the fault): {}.\n",
+            calls_cell(run)
+        );
+        if let Some(evidence) = evidence(run) {
+            let _ = writeln!(md, "Evidence the fault took hold: {evidence}.\n");
+        }
+        md.push_str("| endpoint | needs it | phase | requests | complete | degraded | failed | p50 | p99 | goodput req/s | missed |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (endpoint, phases) in &run.outcome.phases {
+            let needs = super::modules_needed(*endpoint).contains(&run.scenario.module.as_str());
+            for phase in Phase::ALL {
+                let Some(s) = phases.get(&phase) else { continue };
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.1}% | {} | {} | {} | {} | {:.1} | {} |",
+                    endpoint.name(),
+                    if needs { "yes" } else { "no" },
+                    phase.name(),
+                    s.requests,
+                    s.availability * 100.0,
+                    s.degraded,
+                    failed_cell(s),
+                    s.p50_us.map_or_else(|| "-".into(), human_micros),
+                    s.p99_us.map_or_else(|| "-".into(), human_micros),
+                    s.goodput,
+                    if s.breached { "yes" } else { "no" }
+                );
+            }
+        }
+        md.push('\n');
+    }
 }

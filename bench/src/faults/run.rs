@@ -46,6 +46,10 @@ pub struct FaultRun {
     pub process: String,
     pub offered_rate: f64,
     pub timing: FaultTiming,
+    /// The fault's parameters in this run (`None` in files written before runs could differ:
+    /// the report's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<FaultParameters>,
     /// When the fault was in force, as it happened.
     pub fault: FaultWindow,
     /// What the injector saw: that the fault took hold.
@@ -64,6 +68,14 @@ impl FaultRun {
         label(&self.architecture, self.resilience)
     }
 
+    /// The trigger: how long the fault was held and, for `starve`, the CPU share left.
+    pub fn trigger(&self, report_parameters: &FaultParameters) -> Trigger {
+        let parameters = self.parameters.unwrap_or(*report_parameters);
+        let share = (self.scenario.fault == FaultKind::Starve)
+            .then(|| parameters.cpu_quota_us as f64 / parameters.cpu_period_us as f64);
+        Trigger { length: self.timing.during, share }
+    }
+
     /// `monolith`, `microservices-full`, for file names.
     pub fn slug(&self) -> String {
         match self.resilience {
@@ -71,6 +83,38 @@ impl FaultRun {
             None => self.architecture.clone(),
         }
     }
+}
+
+/// A fault's size: how long it is held and, for `starve`, the share of a core left to the
+/// process. A metastability experiment varies both ([`super::report`]'s phase diagram).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trigger {
+    pub length: Duration,
+    pub share: Option<f64>,
+}
+
+impl Trigger {
+    /// `5.0 s`, `3.0 s at 10% of a core`.
+    pub fn describe(&self) -> String {
+        match self.share {
+            Some(share) => format!("{:.1} s at {} of a core", self.length.as_secs_f64(), percent(share)),
+            None => format!("{:.1} s", self.length.as_secs_f64()),
+        }
+    }
+
+    /// `5000ms`, `3000ms-10pct`, for file names.
+    pub fn slug(&self) -> String {
+        match self.share {
+            Some(share) => format!("{}ms-{}pct", self.length.as_millis(), percent(share).trim_end_matches('%')),
+            None => format!("{}ms", self.length.as_millis()),
+        }
+    }
+}
+
+/// A share as a percentage, to a tenth where it has one: `2%`, `12.5%`.
+fn percent(share: f64) -> String {
+    let tenths = (share * 1000.0).round() / 10.0;
+    if tenths.fract() == 0.0 { format!("{tenths:.0}%") } else { format!("{tenths:.1}%") }
 }
 
 /// `monolith`, `microservices (full)`: an architecture and, for the microservices, the
@@ -177,6 +221,7 @@ async fn measure(
         process,
         offered_rate: rate,
         timing,
+        parameters: Some(*parameters),
         fault,
         evidence,
         calls,
@@ -188,6 +233,15 @@ async fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_trigger_says_its_length_and_share() {
+        let starve = Trigger { length: Duration::from_millis(3000), share: Some(0.1) };
+        assert_eq!((starve.describe(), starve.slug()), ("3.0 s at 10% of a core".into(), "3000ms-10pct".into()));
+        let hang = Trigger { length: Duration::from_millis(500), share: None };
+        assert_eq!((hang.describe(), hang.slug()), ("0.5 s".into(), "500ms".into()));
+        assert_eq!(percent(0.125), "12.5%");
+    }
 
     #[test]
     fn every_request_due_within_a_timeout_fits_in_flight() {

@@ -112,5 +112,59 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
         assert!(dir.join(file).is_file(), "{file} written");
     }
     let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
-    assert!(md.contains("| crash:inventory | microservices (none) |"), "{md}");
+    assert!(md.contains("| crash:inventory | 1.0 s | microservices (none) |"), "{md}");
+    assert!(!md.contains("## Phase diagram"), "one trigger per scenario: no phase diagram");
+}
+
+#[test]
+fn several_lengths_and_shares_run_each_trigger_and_draw_a_phase_diagram() {
+    let quotas = splitbench::launch::cgroup::CpuQuota::available();
+    let args = format!(
+        "{}{}",
+        concat!(
+            "faults --arch microservices --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms ",
+            "--before 1s --fault-for 1s,2s --after 2s --scenario hang:catalog --resilience none"
+        ),
+        if quotas { " --scenario starve:reviews --starve-share 2%,10%" } else { "" }
+    );
+    let (_out, dir, output) = run_splitbench_against_stand_ins(&args, "phase");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json = std::fs::read_to_string(dir.join("faults.json")).unwrap_or_else(|err| panic!("{err}: {stderr}"));
+    let report: FaultReport = serde_json::from_str(&json).expect("faults.json parses");
+    let triggers: Vec<(String, String)> =
+        report.runs.iter().map(|r| (r.scenario.to_string(), r.trigger(&report.parameters).describe())).collect();
+    let mut expected = vec![("hang:catalog", "1.0 s"), ("hang:catalog", "2.0 s")];
+    if quotas {
+        expected.extend([
+            ("starve:reviews", "1.0 s at 2% of a core"),
+            ("starve:reviews", "2.0 s at 2% of a core"),
+            ("starve:reviews", "1.0 s at 10% of a core"),
+            ("starve:reviews", "2.0 s at 10% of a core"),
+        ]);
+        let limits: Vec<_> = report.runs[2..].iter().map(|r| r.evidence.cpu_limit).collect();
+        let (two, ten) = (Some((50_000, Some(1_000))), Some((50_000, Some(5_000))));
+        assert_eq!(limits, [two, two, ten, ten], "each run's own quota, read back from the cgroup");
+    }
+    let expected: Vec<(String, String)> = expected.into_iter().map(|(s, t)| (s.into(), t.into())).collect();
+    assert_eq!(triggers, expected, "every length (and for starve every share), one run each");
+
+    for file in ["hang-catalog-1000ms.svg", "hang-catalog-2000ms.svg", "phase-hang-catalog.svg"] {
+        assert!(dir.join(file).is_file(), "{file} written");
+    }
+    assert!(dir.join("timelines/hang-catalog-2000ms-microservices-none.csv").is_file());
+    let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
+    assert!(md.contains("## Phase diagram: hang:catalog"), "{md}");
+    assert!(md.contains("| hang:catalog | 2.0 s | microservices (none) |"), "{md}");
+    // /health does not pass through the catalog: the gateway answers it throughout, so each
+    // cell of the diagram is a recovery, read from the run it names.
+    let row = md
+        .lines()
+        .skip_while(|l| !l.starts_with("## Phase diagram: hang:catalog"))
+        .find(|l| l.starts_with("| - |"))
+        .expect("the diagram's one row (a hang has no share)");
+    assert_eq!(row.matches("recovered after").count(), 2, "{row}");
+    if quotas {
+        assert!(dir.join("phase-starve-reviews.svg").is_file());
+        assert!(md.contains("| 10% |"), "{md}");
+    }
 }

@@ -29,7 +29,8 @@ pub enum Command {
     Run(BenchArgs),
     /// Only the rate sweep: each architecture's maximum sustainable rate.
     Sweep(BenchArgs),
-    /// Rebuild report.md and the plots of a results directory from its raw data.
+    /// Rebuild report.md and the plots of a results directory from its raw data (run.json), or
+    /// a fault run's faults.md, timelines and plots from its faults.json.
     Report {
         /// A results directory (holding run.json).
         dir: PathBuf,
@@ -409,6 +410,12 @@ pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabase
     match cli.command {
         Command::Report { dir, threshold, degraded_ok } => {
             let thresholds = parse_thresholds(&threshold)?;
+            if !dir.join("run.json").exists() && dir.join("faults.json").exists() {
+                anyhow::ensure!(thresholds.is_empty(), "a fault report judges no --threshold");
+                crate::faults::report::rebuild(&dir)?;
+                println!("rebuilt {}", dir.join("faults.md").display());
+                return Ok(Finished::Ok);
+            }
             crate::report::write_report(&dir)?;
             println!("rebuilt {}", dir.join("report.md").display());
             let run = RunData::read(&dir.join("run.json"))?;

@@ -54,9 +54,9 @@ pub enum SweepGrid {
 pub const DEFAULT_SWEEP_RATES: [f64; 7] = [1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 6000.0, 8000.0];
 
 /// The grid relative to an architecture's saturation throughput. The open loop's knee lay at
-/// 0.8-1.05 of it in trial runs (it is the rate at which the one core is fully busy, so a
-/// Poisson load near it queues): one step below it, then steps of a tenth across it; the
-/// points above 1.05 are only run if everything below passed.
+/// 0.8-1.05 of it in trial runs, and once at 1.09 (the service rate moves between the stage and
+/// the sweep; near it a Poisson load queues): one step below, steps of about a tenth across
+/// it, then wider ones, run only if everything below passed.
 pub const SATURATION_GRID_FRACTIONS: [f64; 6] = [0.7, 0.85, 0.95, 1.05, 1.2, 1.4];
 
 /// The grid for a saturation throughput of `throughput` requests per second: its fractions,
@@ -65,8 +65,8 @@ pub fn grid_from_saturation(throughput: f64) -> Vec<f64> {
     SATURATION_GRID_FRACTIONS.iter().map(|f| (f * throughput / 10.0).round() * 10.0).filter(|r| *r > 0.0).collect()
 }
 
-/// The saturation stage: rounds of one closed-loop window per architecture, on systems started
-/// once ([`measure_saturation`]).
+/// The saturation stage: rounds of one closed-loop window per architecture, each round on
+/// systems started afresh ([`measure_saturation`]).
 #[derive(Debug, Clone, Copy)]
 pub struct SaturationPlan {
     pub users: usize,

@@ -57,6 +57,24 @@ pub const FAULT_SCHEMA_VERSION: u32 = 1;
 pub fn write(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     let json = serde_json::to_string_pretty(report)?;
     std::fs::write(dir.join("faults.json"), json).context("writing faults.json")?;
+    write_derived(dir, report)
+}
+
+/// Rebuilds everything but `faults.json` from it (`splitbench report <dir>`).
+pub fn rebuild(dir: &Path) -> anyhow::Result<()> {
+    let path = dir.join("faults.json");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let report: FaultReport = serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    anyhow::ensure!(
+        report.schema_version <= FAULT_SCHEMA_VERSION,
+        "faults.json has schema version {}; this splitbench reads up to {FAULT_SCHEMA_VERSION}",
+        report.schema_version
+    );
+    write_derived(dir, &report)
+}
+
+/// faults.md, the CSV timelines and the plots, all from the report's data.
+fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("timelines"))?;
     for run in &report.runs {
         let stem = format!("{}-{}", group_slug(report, &run.scenario, &run.trigger(&report.parameters)), run.slug());
@@ -230,7 +248,8 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
                 .iter()
                 .map(|length| match phase_cell(report, scenario, &label, *share, *length) {
                     Some(run) => match run.outcome.recovered_ms {
-                        Some(ms) => format!("recovered after {}", after_fault(ms)),
+                        Some(ms) if ms < super::run::SLICE.as_secs_f64() * 1000.0 => "recovered within 0.1 s".into(),
+                        Some(ms) => format!("recovered after {:.1} s", ms / 1000.0),
                         None => "**did not recover**".to_string(),
                     },
                     None => "run failed".to_string(),

@@ -667,6 +667,10 @@ pub struct Saturation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ArchitectureSaturation {
     pub architecture: String,
+    /// The round of each window (the ratios pair windows by it; empty in the first schema-7
+    /// files, which paired by order).
+    #[serde(default)]
+    pub rounds: Vec<u32>,
     /// Requests answered (ok, or degraded with `--degraded-ok`) per second of each window.
     pub throughput: Vec<f64>,
     pub throughput_spread: Spread,
@@ -689,20 +693,41 @@ pub struct RoundRatio {
     /// `None` with fewer than 6 rounds, too few to bound it at 95%. It assumes independent
     /// rounds (each round runs on systems of its own; they share the machine).
     pub median_interval: Option<(f64, f64)>,
+    /// The medians of the first and the second half of the rounds (in order; with 4 rounds or
+    /// more): far apart, the rounds drifted, and the interval, which takes them as
+    /// exchangeable, understates the uncertainty ([`RoundRatio::drifted`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halves: Option<(f64, f64)>,
 }
 
 impl RoundRatio {
-    /// `numerator[i] / denominator[i]` per round (rounds where the denominator is zero are left
-    /// out); `None` if no round is left.
+    /// How far apart the halves' medians may be, as a share of the whole median, before the
+    /// report warns of a drift.
+    pub const DRIFT_WARNING: f64 = 0.10;
+
+    /// `numerator[i] / denominator[i]` per round, in round order; a round whose denominator is
+    /// zero (one side answered nothing) is infinite, so it sorts last rather than vanishing.
+    /// `None` without rounds.
     pub fn of(numerator: &[f64], denominator: &[f64]) -> Option<Self> {
-        let each: Vec<f64> = numerator.iter().zip(denominator).filter(|(_, d)| **d > 0.0).map(|(n, d)| n / d).collect();
+        let each: Vec<f64> =
+            numerator.iter().zip(denominator).map(|(n, d)| if *d > 0.0 { n / d } else { f64::INFINITY }).collect();
         let spread = Spread::of(&each)?;
+        let half = each.len() / 2;
+        let halves = (each.len() >= 4)
+            .then(|| Some((Spread::of(&each[..half])?.median, Spread::of(&each[each.len() - half..])?.median)))
+            .flatten();
         let mut sorted = each.clone();
         sorted.sort_by(f64::total_cmp);
         let n = sorted.len() as u64;
         let (low, high) = crate::analyse::quantile_confidence_ranks(n, 0.5);
         let median_interval = (low >= 1 && high <= n).then(|| (sorted[low as usize - 1], sorted[high as usize - 1]));
-        Some(Self { each, spread, median_interval })
+        Some(Self { each, spread, median_interval, halves })
+    }
+
+    /// The halves' medians when they differ by more than [`Self::DRIFT_WARNING`] of the median.
+    pub fn drifted(&self) -> Option<(f64, f64)> {
+        let (first, second) = self.halves?;
+        ((first - second).abs() > Self::DRIFT_WARNING * self.spread.median).then_some((first, second))
     }
 
     pub fn describe(&self) -> String {
@@ -738,6 +763,7 @@ impl RunData {
                 None => {
                     architectures.push(ArchitectureSaturation {
                         architecture: m.architecture.clone(),
+                        rounds: Vec::new(),
                         throughput: Vec::new(),
                         throughput_spread: Spread { median: 0.0, min: 0.0, max: 0.0, n: 0 },
                         cpu_us_per_request: Vec::new(),
@@ -748,6 +774,7 @@ impl RunData {
                 }
             };
             let a = &mut architectures[index];
+            a.rounds.push(m.repetition);
             a.throughput.push(m.achieved_rate(degraded_ok));
             a.cpu_us_per_request.push(m.cpu_ms_per_request() * 1000.0);
             a.p99_us.push(m.all_requests_percentiles()?.map_or(0, |p| p.p99));
@@ -761,10 +788,26 @@ impl RunData {
         }
         let find = |name: &str| architectures.iter().find(|a| a.architecture == name);
         let (throughput_ratio, cpu_ratio) = match (find("monolith"), find("microservices")) {
-            (Some(mono), Some(micro)) => (
-                RoundRatio::of(&mono.throughput, &micro.throughput),
-                RoundRatio::of(&micro.cpu_us_per_request, &mono.cpu_us_per_request),
-            ),
+            (Some(mono), Some(micro)) => {
+                // Paired by round number: (numerator, denominator) of every round both ran.
+                let paired = |numerator: &ArchitectureSaturation,
+                              denominator: &ArchitectureSaturation,
+                              value: fn(&ArchitectureSaturation, usize) -> f64|
+                 -> (Vec<f64>, Vec<f64>) {
+                    numerator
+                        .rounds
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, round)| {
+                            let j = denominator.rounds.iter().position(|r| r == round)?;
+                            Some((value(numerator, i), value(denominator, j)))
+                        })
+                        .unzip()
+                };
+                let (mono_rate, micro_rate) = paired(mono, micro, |a, i| a.throughput[i]);
+                let (micro_cpu, mono_cpu) = paired(micro, mono, |a, i| a.cpu_us_per_request[i]);
+                (RoundRatio::of(&mono_rate, &micro_rate), RoundRatio::of(&micro_cpu, &mono_cpu))
+            }
             _ => (None, None),
         };
         Ok(Some(Saturation { users: self.config.saturation_users, architectures, throughput_ratio, cpu_ratio }))
@@ -1211,9 +1254,16 @@ mod tests {
         assert_eq!(ratio.median_interval, Some((1.1, 1.8)));
         // Five rounds cannot bound a median at 95% (even min..max covers 1 - 2/32 = 93.75%).
         assert_eq!(RoundRatio::of(&numerator[..5], &[10.0; 5]).expect("five rounds").median_interval, None);
-        // A round with nothing in the denominator is left out, and no round at all is no ratio.
-        assert_eq!(RoundRatio::of(&[1.0, 2.0], &[0.0, 1.0]).expect("one round").each, vec![2.0]);
-        assert_eq!(RoundRatio::of(&[1.0], &[0.0]), None);
+        // A round with nothing in the denominator is infinite (it sorts last), no round at all
+        // is no ratio.
+        assert_eq!(RoundRatio::of(&[1.0, 2.0], &[0.0, 1.0]).expect("two rounds").each, vec![f64::INFINITY, 2.0]);
+        assert_eq!(RoundRatio::of(&[], &[]), None);
+        // Rounds rising from 1.0 to 1.9 drifted (halves 1.2 and 1.7, over 10% of 1.45 apart);
+        // rounds alternating between two values did not.
+        assert_eq!(ratio.halves, Some((1.2, 1.7)));
+        assert_eq!(ratio.drifted(), Some((1.2, 1.7)));
+        let steady = RoundRatio::of(&[1.0, 1.1, 1.0, 1.1], &[1.0; 4]).expect("four rounds");
+        assert_eq!(steady.drifted(), None, "{steady:?}");
     }
 
     #[test]

@@ -945,7 +945,7 @@ fn saturation_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
     );
     let _ = writeln!(
         md,
-        "Each architecture in closed loop: {} users, each sending its next request as soon as the last is answered, so the system under test's core never waits for work and the throughput is its service rate (the open loop's knee in the sweep below lies under it: there a Poisson burst queues). Each round starts both systems afresh (fresh databases, the same seed data) and loads them one after the other (warm-up {}, measured {}; the order reversed every other round), so a round's windows run seconds apart and share the machine's slow periods, and each ratio is taken within a round. The headline is the median over the rounds, with its distribution-free 95% interval (order statistics; it assumes independent rounds). Throughput counts answered requests (complete{}) per second; CPU is the system under test's per answered request.\n",
+        "Each architecture in closed loop: {} users, each sending its next request as soon as the last is answered, so the system under test's core never waits for work and the throughput is its service rate (the open loop's knee in the sweep below usually lies under it, as a Poisson burst queues there; not always, as the service rate itself moves between the stage and the sweep). Each round starts both systems afresh (fresh databases, the same seed data) and loads them one after the other (warm-up {}, measured {}; the order reversed every other round), so a round's windows run seconds apart and share the machine's slow periods, and each ratio is taken within a round. The headline is the median over the rounds, with its distribution-free 95% interval (order statistics; it assumes independent rounds). Throughput counts answered requests (complete{}) per second; CPU is the system under test's per answered request.\n",
         saturation.users.map_or_else(|| "?".to_string(), |u| u.to_string()),
         seconds(c.saturation_warmup_secs),
         seconds(c.saturation_duration_secs),
@@ -979,7 +979,19 @@ fn saturation_section(md: &mut String, run: &RunData) -> anyhow::Result<()> {
         let _ = writeln!(md, "\n**Saturation throughput, monolith / microservices: {}.**", ratio.describe());
     }
     if let Some(ratio) = &saturation.cpu_ratio {
-        let _ = writeln!(md, "\n**CPU per answered request, microservices / monolith: {}.**", ratio.describe());
+        let _ = writeln!(
+            md,
+            "\nCPU per answered request, microservices / monolith: {}. While the system's core is busy the whole window, as it is in closed loop, a window's CPU per request is its CPU time over the requests it answered, so this ratio restates the throughput ratio (it differs where a window left the core idle); the cost at an equal, lower rate is another question (`--sweep-rates` shares a grid, and the report then pairs the costs at the highest rate both passed).",
+            ratio.describe()
+        );
+    }
+    for (name, ratio) in [("throughput", &saturation.throughput_ratio), ("CPU", &saturation.cpu_ratio)] {
+        if let Some((first, second)) = ratio.as_ref().and_then(|r| r.drifted()) {
+            let _ = writeln!(
+                md,
+                "\n**Warning**: the {name} ratio drifted over the rounds (median of the first half {first:.2}, of the second {second:.2}): the rounds were not alike, and the interval, which takes them as independent draws of one distribution, understates the uncertainty."
+            );
+        }
     }
     if let Some(objective) = c.objective {
         let failing: Vec<String> = run

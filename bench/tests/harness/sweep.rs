@@ -133,6 +133,18 @@ fn the_saturation_stage_alternates_fresh_systems_and_places_each_sweep_grid() {
         assert!((ratio.each[round as usize - 1] - expected).abs() < 1e-9, "round {round}: within the round");
     }
 
+    let cpu = |architecture: &str, round: u32| {
+        run.saturation_measurements()
+            .find(|m| m.architecture == architecture && m.repetition == round)
+            .map(|m| m.cpu_ms_per_request())
+            .expect("a window")
+    };
+    let cpu_ratio = saturation.cpu_ratio.as_ref().expect("both architectures");
+    for round in 1..=2u32 {
+        let expected = cpu("microservices", round) / cpu("monolith", round);
+        assert!((cpu_ratio.each[round as usize - 1] - expected).abs() < 1e-9, "round {round}: micro / mono");
+    }
+
     for architecture in ["monolith", "microservices"] {
         let rates: Vec<f64> = (1..=2).map(|round| throughput(architecture, round)).collect();
         let median = (rates[0] + rates[1]) / 2.0;

@@ -89,9 +89,12 @@ pub struct FaultsArgs {
     /// A scenario, fault:module; repeat for several. Faults: crash (SIGKILL, restart on the same
     /// port after --fault-for), hang (SIGSTOP for --fault-for, then SIGCONT), starve (a CPU
     /// quota of --starve-share; root and cgroup v1), db-outage (the module's database locked
-    /// for writes on SQLite, closed on PostgreSQL). Modules: accounts, catalog, inventory,
-    /// reviews, payments, orders. Default: crash:inventory, hang:inventory, starve:catalog,
-    /// db-outage:orders.
+    /// for writes on SQLite, closed on PostgreSQL); network faults on every call to the
+    /// module's service, through a proxy with Toxiproxy's toxics (microservices only): latency
+    /// (answers 100 ± 20 ms late), bandwidth (100 kB/s), slicer (64 ± 16 byte segments),
+    /// partition (nothing through, connections held), reset-peer (connections reset). Modules:
+    /// accounts, catalog, inventory, reviews, payments, orders. Default: crash:inventory,
+    /// hang:inventory, starve:catalog, db-outage:orders.
     #[arg(long)]
     pub scenario: Vec<String>,
     /// The microservices' resilience profiles to compare, each a run of every scenario (the
@@ -759,11 +762,32 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         let shares = if scenario.fault == FaultKind::Starve { &all_parameters[..] } else { &all_parameters[..1] };
         shares.iter().flat_map(|p| timings.iter().map(move |t| (*t, *p))).collect()
     };
-    let per_trigger = plan.architectures.iter().map(|a| runs_of(*a).len()).sum::<usize>();
-    let total: usize = scenarios.iter().map(|s| triggers_of(s).len() * per_trigger).sum();
+    // A network fault needs a network between processes: the monolith has none.
+    let applies = |scenario: &Scenario, architecture: Architecture| {
+        !scenario.fault.is_network() || architecture == Architecture::Microservices
+    };
+    let mut not_run = Vec::new();
+    for scenario in &scenarios {
+        for &architecture in plan.architectures.iter().filter(|a| !applies(scenario, **a)) {
+            not_run.push(report::FailedRun {
+                scenario: scenario.clone(),
+                architecture: architecture.name().to_string(),
+                error: "its modules call each other inside one process: there is no network between them to fault"
+                    .into(),
+            });
+        }
+    }
+    let total: usize = scenarios
+        .iter()
+        .map(|s| {
+            let per_trigger: usize =
+                plan.architectures.iter().filter(|a| applies(s, **a)).map(|a| runs_of(*a).len()).sum();
+            triggers_of(s).len() * per_trigger
+        })
+        .sum();
     for scenario in &scenarios {
         for (timing, parameters) in triggers_of(scenario) {
-            for &architecture in &plan.architectures {
+            for &architecture in plan.architectures.iter().filter(|a| applies(scenario, **a)) {
                 for resilience in runs_of(architecture) {
                     let mut plan = plan.clone();
                     if let Some(profile) = resilience {
@@ -825,6 +849,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         shop_settings: shop_args_of(&plan),
         runs,
         failed,
+        not_run,
         measuring_secs: measuring.elapsed().as_secs_f64(),
     };
     report::write(&plan.run_dir, &faults)?;

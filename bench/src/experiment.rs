@@ -350,8 +350,19 @@ pub(crate) async fn start(
     launcher: &Launcher,
     architecture: Architecture,
 ) -> anyhow::Result<(SystemUnderTest, Vec<drive::Session>)> {
+    let (sut, sessions, _) = start_proxied(plan, launcher, architecture, None).await?;
+    Ok((sut, sessions))
+}
+
+/// [`start`], with the calls to one service through a fault proxy ([`Launcher::start_proxied`]).
+pub(crate) async fn start_proxied(
+    plan: &Plan,
+    launcher: &Launcher,
+    architecture: Architecture,
+    proxied: Option<(&str, u64)>,
+) -> anyhow::Result<(SystemUnderTest, Vec<drive::Session>, Option<crate::faults::proxy::Proxy>)> {
     let started = Instant::now();
-    let sut = launcher.start(architecture, &plan.shop, &plan.run_dir).await?;
+    let (sut, proxy) = launcher.start_proxied(architecture, &plan.shop, &plan.run_dir, proxied).await?;
     eprintln!(
         "{} ready in {:.1} s ({} process(es))",
         architecture.name(),
@@ -367,7 +378,7 @@ pub(crate) async fn start(
     } else {
         Vec::new()
     };
-    Ok((sut, sessions))
+    Ok((sut, sessions, proxy))
 }
 
 /// Waits until the system's checkouts have settled, then checks its books against them and

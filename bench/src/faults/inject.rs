@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
 use super::FaultKind;
+use super::proxy::{Proxy, Stream, StreamToxic, Toxic};
 use crate::launch::cgroup::{CpuQuota, Throttling};
 use crate::launch::{Launcher, SystemUnderTest};
 
@@ -36,6 +37,55 @@ pub struct FaultEvidence {
     pub throttling: Option<Throttling>,
     /// `db-outage`: what was done to the database.
     pub database: Option<String>,
+    /// Network faults: the toxics the proxy applied and what it counted meanwhile.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
+}
+
+/// The toxics of a network fault, Toxiproxy's names and defaults where it has them: answers
+/// 100 ms late ± 20 ms; answers at 100 kB/s; answers in slices of 64 ± 16 bytes 200 µs apart;
+/// nothing through either way, connections held (a partition); every connection reset.
+/// Answers (`downstream`) is Toxiproxy's default direction; a partition and a reset cut both.
+pub fn network_toxics(fault: FaultKind) -> Vec<StreamToxic> {
+    use std::time::Duration;
+    let downstream = |toxic| vec![StreamToxic { stream: Stream::Downstream, toxic }];
+    let both = |toxic| {
+        vec![StreamToxic { stream: Stream::Upstream, toxic }, StreamToxic { stream: Stream::Downstream, toxic }]
+    };
+    match fault {
+        FaultKind::Latency => {
+            downstream(Toxic::Latency { latency: Duration::from_millis(100), jitter: Duration::from_millis(20) })
+        }
+        FaultKind::Bandwidth => downstream(Toxic::Bandwidth { bytes_per_second: 100_000 }),
+        FaultKind::Slicer => {
+            downstream(Toxic::Slicer { average_size: 64, size_variation: 16, delay: Duration::from_micros(200) })
+        }
+        FaultKind::Partition => both(Toxic::Timeout { after: None }),
+        FaultKind::ResetPeer => both(Toxic::ResetPeer { after: Duration::ZERO }),
+        _ => Vec::new(),
+    }
+}
+
+/// A network fault's evidence: the toxics, and the proxy's counts over the fault.
+pub fn network_evidence(toxics: &[StreamToxic], before: [u64; 4], proxy: &Proxy) -> String {
+    let now = proxy_counts(proxy);
+    let described: Vec<String> = toxics.iter().map(|t| format!("{:?} {:?}", t.stream, t.toxic)).collect();
+    format!(
+        "proxy on port {} applied {}; during the fault it accepted {} connections, wrote {} chunks, dropped {} bytes and reset {} connections",
+        proxy.port,
+        described.join(", "),
+        now[0] - before[0],
+        now[1] - before[1],
+        now[2] - before[2],
+        now[3] - before[3]
+    )
+}
+
+/// The proxy's counters now, for [`network_evidence`].
+pub fn proxy_counts(proxy: &Proxy) -> [u64; 4] {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = &proxy.counters;
+    [c.connections.load(Relaxed), c.writes.load(Relaxed), c.dropped_bytes.load(Relaxed), c.resets.load(Relaxed)]
 }
 
 /// A fault in force, until [`end`]. Dropped without `end` (an error, Ctrl-C), each undoes
@@ -84,6 +134,7 @@ pub async fn begin(
             let url = sut.database_urls.get(process).with_context(|| format!("{process} has no database"))?;
             take_database(url).await?
         }
+        network => anyhow::bail!("{} is a network fault: the proxy in front of {process} applies it", network.name()),
     })
 }
 

@@ -18,13 +18,16 @@
 //! The window is recorded in 100 ms slices ([`crate::record::Recorder::with_slices`]) and split
 //! into phases at the moments the fault began and ended ([`analysis`]); each run ends with the
 //! consistency check of the books, so a fault that lost or created an order shows.
-//! Still to come (issue "Fault-injection runs"): slow and failing calls at the module seam,
-//! network faults through a proxy, and the resilience profiles (retries, breakers, bulkheads)
-//! to compare.
+//! - **latency**, **bandwidth**, **slicer**, **partition**, **reset-peer**: network faults on
+//!   every connection to the module's service, through a proxy with Toxiproxy's toxics
+//!   ([`proxy`]), the microservices only: the monolith's modules share a process and no network.
+//!
+//! Still to come (issue "Fault-injection runs"): slow and failing calls at the module seam.
 
 pub mod analysis;
 pub mod calls;
 pub mod inject;
+pub mod proxy;
 pub mod report;
 pub mod run;
 
@@ -52,6 +55,19 @@ pub enum FaultKind {
     /// The module's database unavailable: SQLite's write lock held by another connection,
     /// or the PostgreSQL database closed to connections and its connections terminated.
     DbOutage,
+    /// Network faults on every connection to the module's service, through a proxy with
+    /// Toxiproxy's toxics ([`proxy`]); microservices only (the monolith's modules call each
+    /// other in-process). Answers delayed by a latency with jitter:
+    Latency,
+    /// answers paced to a bandwidth;
+    Bandwidth,
+    /// answers cut into small, delayed segments;
+    Slicer,
+    /// nothing gets through either way, connections held open (Toxiproxy's `timeout` with no
+    /// close): a partition, a blackhole;
+    Partition,
+    /// every connection reset (TCP RST), new ones too.
+    ResetPeer,
 }
 
 impl FaultKind {
@@ -61,7 +77,29 @@ impl FaultKind {
             Self::Hang => "hang",
             Self::Starve => "starve",
             Self::DbOutage => "db-outage",
+            Self::Latency => "latency",
+            Self::Bandwidth => "bandwidth",
+            Self::Slicer => "slicer",
+            Self::Partition => "partition",
+            Self::ResetPeer => "reset-peer",
         }
+    }
+
+    pub const ALL: [Self; 9] = [
+        Self::Crash,
+        Self::Hang,
+        Self::Starve,
+        Self::DbOutage,
+        Self::Latency,
+        Self::Bandwidth,
+        Self::Slicer,
+        Self::Partition,
+        Self::ResetPeer,
+    ];
+
+    /// A fault of the network between processes (through the proxy): the monolith has none.
+    pub fn is_network(self) -> bool {
+        matches!(self, Self::Latency | Self::Bandwidth | Self::Slicer | Self::Partition | Self::ResetPeer)
     }
 }
 
@@ -78,13 +116,10 @@ impl Scenario {
         let (fault, module) = spec
             .split_once(':')
             .ok_or_else(|| anyhow::anyhow!("a scenario is fault:module, e.g. crash:inventory; got '{spec}'"))?;
-        let fault = match fault.trim() {
-            "crash" => FaultKind::Crash,
-            "hang" => FaultKind::Hang,
-            "starve" => FaultKind::Starve,
-            "db-outage" => FaultKind::DbOutage,
-            other => anyhow::bail!("unknown fault '{other}' (known: crash, hang, starve, db-outage)"),
-        };
+        let fault = FaultKind::ALL.into_iter().find(|k| k.name() == fault.trim()).ok_or_else(|| {
+            let known: Vec<&str> = FaultKind::ALL.iter().map(|k| k.name()).collect();
+            anyhow::anyhow!("unknown fault '{}' (known: {})", fault.trim(), known.join(", "))
+        })?;
         let module = module.trim();
         anyhow::ensure!(MODULES.contains(&module), "unknown module '{module}' (known: {})", MODULES.join(", "));
         Ok(Self { fault, module: module.to_string() })

@@ -40,6 +40,10 @@ pub struct FaultReport {
     pub runs: Vec<FaultRun>,
     /// Runs that could not finish, and why.
     pub failed: Vec<FailedRun>,
+    /// Runs left out by design, and why (a network fault on the monolith, which has no
+    /// network between its modules).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<FailedRun>,
     pub measuring_secs: f64,
 }
 
@@ -493,6 +497,13 @@ fn markdown(report: &FaultReport) -> String {
             ms(run.outcome.recovered_ms),
             calls_cell(run),
             books(run)
+        );
+    }
+    for not_run in &report.not_run {
+        let _ = writeln!(
+            md,
+            "| {} | - | {} | not run: {} | | | | | | |",
+            not_run.scenario, not_run.architecture, not_run.error
         );
     }
     for scenario in scenarios(report) {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::analysis::{self, FaultOutcome, FaultWindow, Phase};
 use super::calls::{self, PhaseCalls};
 use super::inject::{self, FaultEvidence, FaultParameters};
+use super::proxy::Proxy;
 use super::{FaultKind, FaultTiming, Scenario};
 use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::experiment::{self, Plan};
@@ -137,8 +138,11 @@ pub async fn run_scenario(
     parameters: &FaultParameters,
     rate: f64,
 ) -> anyhow::Result<FaultRun> {
-    let (mut sut, sessions) = experiment::start(plan, launcher, architecture).await?;
-    let result = measure(plan, launcher, &mut sut, &sessions, scenario, timing, parameters, rate).await;
+    // A network fault needs the proxy in front of the module's service from the start, so the
+    // phases before and after it pass through the same hop.
+    let proxied = scenario.fault.is_network().then_some((scenario.module.as_str(), plan.seed));
+    let (mut sut, sessions, proxy) = experiment::start_proxied(plan, launcher, architecture, proxied).await?;
+    let result = measure(plan, launcher, &mut sut, &sessions, proxy.as_ref(), scenario, timing, parameters, rate).await;
     sut.stop().await;
     result
 }
@@ -149,6 +153,7 @@ async fn measure(
     launcher: &Launcher,
     sut: &mut SystemUnderTest,
     sessions: &[drive::Session],
+    proxy: Option<&Proxy>,
     scenario: &Scenario,
     timing: FaultTiming,
     parameters: &FaultParameters,
@@ -181,14 +186,30 @@ async fn measure(
         let at_start = calls::snapshot(sut).await;
         tokio::time::sleep_until((measured + timing.before).into()).await;
         let at_fault = calls::snapshot(sut).await;
-        let active = inject::begin(scenario.fault, parameters, sut, &process).await?;
+        // A network fault is the proxy's toxics; every other fault an injector's.
+        let toxics = inject::network_toxics(scenario.fault);
+        let (active, counts) = match proxy {
+            Some(proxy) if scenario.fault.is_network() => {
+                let counts = inject::proxy_counts(proxy);
+                proxy.set(toxics.clone());
+                (None, counts)
+            }
+            _ => (Some(inject::begin(scenario.fault, parameters, sut, &process).await?), [0; 4]),
+        };
         // In force once its injector returns (a database lock may first wait for a write).
         let began = Instant::now();
         eprintln!("{name}: {scenario}: {} {process}", scenario.fault.name());
         tokio::time::sleep_until((measured + timing.before + timing.during).into()).await;
         // The fault ends as it is lifted; a crashed process's restart is part of the recovery.
         let ended = Instant::now();
-        let evidence = inject::end(active, launcher, sut, &process).await?;
+        let evidence = match (active, proxy) {
+            (Some(active), _) => inject::end(active, launcher, sut, &process).await?,
+            (None, Some(proxy)) => {
+                proxy.set(Vec::new());
+                FaultEvidence { network: Some(inject::network_evidence(&toxics, counts, proxy)), ..Default::default() }
+            }
+            (None, None) => anyhow::bail!("a network fault without its proxy"),
+        };
         let restart_ready_ms = (scenario.fault == FaultKind::Crash).then(|| since_window(Instant::now()));
         eprintln!("{name}: {scenario}: {process} back");
         let at_fault_end = calls::snapshot(sut).await;

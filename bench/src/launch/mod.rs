@@ -229,6 +229,25 @@ impl Launcher {
         settings: &Settings,
         run_dir: &Path,
     ) -> anyhow::Result<SystemUnderTest> {
+        Ok(self.start_proxied(architecture, settings, run_dir, None).await?.0)
+    }
+
+    /// [`Launcher::start`], with every call to the service `proxied` (the microservices only)
+    /// going through a fault proxy ([`crate::faults::proxy`], seeded with `seed`), which comes
+    /// back with the system; it adds a loopback hop to those calls in every phase of the run.
+    pub async fn start_proxied(
+        &self,
+        architecture: Architecture,
+        settings: &Settings,
+        run_dir: &Path,
+        proxied: Option<(&str, u64)>,
+    ) -> anyhow::Result<(SystemUnderTest, Option<crate::faults::proxy::Proxy>)> {
+        anyhow::ensure!(
+            proxied.is_none() || architecture == Architecture::Microservices,
+            "only the microservices call between processes: nothing to proxy in the {}",
+            architecture.name()
+        );
+        let mut proxy = None;
         let logs = run_dir.join("logs");
         tokio::fs::create_dir_all(&logs).await?;
         // Numbered per start, so a system started later (the next sweep step) never overwrites
@@ -258,7 +277,16 @@ impl Launcher {
                     sut.database_urls.insert(service.name(), url.clone());
                     settings.database.database_url = Some(url);
                     let process = self.spawn(service.name(), &settings, logs.path_of(service.name())).await?;
-                    let url = format!("http://127.0.0.1:{}", process.port);
+                    let mut port = process.port;
+                    if let Some((name, seed)) = proxied.filter(|(name, _)| *name == service.name()) {
+                        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], process.port));
+                        let started = crate::faults::proxy::Proxy::start(upstream, seed)
+                            .await
+                            .with_context(|| format!("starting the proxy in front of {name}"))?;
+                        port = started.port;
+                        proxy = Some(started);
+                    }
+                    let url = format!("http://127.0.0.1:{port}");
                     service.point_upstream(&mut settings.upstreams, url);
                     sut.processes.push(process);
                 }
@@ -272,7 +300,8 @@ impl Launcher {
         let public = sut.processes.last().context("at least one process")?;
         sut.base_url = format!("http://127.0.0.1:{}", public.port);
         self.wait_until_ready(&sut).await?;
-        Ok(sut)
+        anyhow::ensure!(proxied.is_none() || proxy.is_some(), "no service named {:?} to proxy", proxied.map(|p| p.0));
+        Ok((sut, proxy))
     }
 
     async fn database_url(&self, architecture: Architecture, process: &str, dir: &Path) -> anyhow::Result<String> {

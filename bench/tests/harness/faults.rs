@@ -181,3 +181,76 @@ fn several_lengths_and_shares_run_each_trigger_and_draw_a_phase_diagram() {
         assert!(md.contains("| 10% |"), "{md}");
     }
 }
+
+#[tokio::test]
+async fn a_proxied_service_is_reached_through_its_proxy_by_every_caller() {
+    use splitbench::launch::{CoreLayout, DatabaseChoice, Launcher};
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let null_server = env!("CARGO_BIN_EXE_null-server");
+    for name in ["accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
+        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
+    }
+    let run_dir = tempfile::tempdir().expect("a temp dir");
+    let launcher = Launcher {
+        bin_dir: bin_dir.path().to_path_buf(),
+        cores: CoreLayout::auto(false),
+        database: DatabaseChoice::Sqlite,
+        created_databases: Default::default(),
+        ready_timeout: std::time::Duration::from_secs(60),
+        scratch: std::sync::Arc::new(tempfile::tempdir().expect("a temp dir")),
+        binaries: Default::default(),
+    };
+    let architecture = splitbench::topology::Architecture::Microservices;
+    let (sut, proxy) = launcher
+        .start_proxied(architecture, &shop::Settings::defaults(), run_dir.path(), Some(("catalog", 7)))
+        .await
+        .expect("started");
+    let proxy = proxy.expect("a proxy in front of the catalog");
+    let catalog = sut.processes.iter().find(|p| p.name == "catalog").expect("a catalog").port;
+    assert_ne!(proxy.port, catalog);
+    // Every process started after the catalog (its callers) was told the proxy's address.
+    let proxied = format!("http://127.0.0.1:{}", proxy.port);
+    for process in sut.processes.iter().skip_while(|p| p.name != "catalog").skip(1) {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", process.pid)).expect("a command line");
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let url = args.iter().position(|a| a == "--catalog-url").and_then(|i| args.get(i + 1));
+        assert_eq!(url, Some(&proxied), "{}: {args:?}", process.name);
+    }
+    // And the proxy reaches the catalog.
+    let health = reqwest::get(format!("{proxied}/health")).await.expect("through the proxy");
+    assert!(health.status().is_success());
+    assert_eq!(proxy.counters.connections.load(std::sync::atomic::Ordering::Relaxed), 1);
+    sut.stop().await;
+    // The monolith has nothing to proxy.
+    let refused = launcher
+        .start_proxied(
+            splitbench::topology::Architecture::Monolith,
+            &shop::Settings::defaults(),
+            run_dir.path(),
+            Some(("catalog", 7)),
+        )
+        .await;
+    assert!(refused.is_err());
+}
+
+#[test]
+fn network_faults_run_on_the_microservices_alone_and_the_report_says_why() {
+    let (_out, dir, output) = run_splitbench_against_stand_ins(
+        concat!(
+            "faults --arch both --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms ",
+            "--before 1s --fault-for 1s --after 1s --scenario partition:catalog --resilience none"
+        ),
+        "network",
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json = std::fs::read_to_string(dir.join("faults.json")).unwrap_or_else(|err| panic!("{err}: {stderr}"));
+    let report: FaultReport = serde_json::from_str(&json).expect("faults.json parses");
+    let ran: Vec<&str> = report.runs.iter().map(|r| r.architecture.as_str()).collect();
+    assert_eq!(ran, ["microservices"]);
+    assert_eq!(report.not_run.len(), 1);
+    assert_eq!(report.not_run[0].architecture, "monolith");
+    let evidence = report.runs[0].evidence.network.as_deref().expect("the proxy's evidence");
+    assert!(evidence.contains("Timeout"), "{evidence}");
+    let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
+    assert!(md.contains("| partition:catalog | - | monolith | not run: its modules call each other"), "{md}");
+}

@@ -91,7 +91,8 @@ pub struct FaultsArgs {
     /// quota of --starve-share; root and cgroup v1), db-outage (the module's database locked
     /// for writes on SQLite, closed on PostgreSQL); network faults on every call to the
     /// module's service, through a proxy with Toxiproxy's toxics (microservices only): latency
-    /// (answers 100 ± 20 ms late), bandwidth (100 kB/s), slicer (64 ± 16 byte segments),
+    /// (answers 100 ± 20 ms late), bandwidth (100 kB/s per connection), slicer (64 ± 16 byte
+    /// segments),
     /// partition (nothing through, connections held), reset-peer (connections reset). Modules:
     /// accounts, catalog, inventory, reviews, payments, orders. Default: crash:inventory,
     /// hang:inventory, starve:catalog, db-outage:orders.

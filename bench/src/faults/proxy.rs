@@ -3,18 +3,22 @@
 //! (github.com/Shopify/toxiproxy, `toxics/`), to the bytes on their way:
 //!
 //! - `latency`: each chunk waits `latency` ± `jitter` (uniform) before it is written;
-//! - `bandwidth`: a direction carries at most this many bytes a second;
+//! - `bandwidth`: a direction of each connection carries at most this many bytes a second;
 //! - `slicer`: each chunk is cut into slices of `average_size` ± `size_variation` bytes,
 //!   `delay` apart (small TCP segments, as a congested path delivers them);
 //! - `timeout`: nothing gets through (what is read is dropped), and the connection is closed
-//!   after `after` (never, with `None`: a blackhole);
+//!   after `after` (never, with `None`, Toxiproxy's `timeout: 0`: a blackhole);
 //! - `reset_peer`: the connection is reset (TCP RST: the client's socket closed with a zero
-//!   linger) after `after`, new connections too.
+//!   linger) `after` the toxic is set or the connection opened, new connections at once when
+//!   `after` is zero.
 //!
 //! As in Toxiproxy, a toxic applies to one direction (`Stream::Downstream`, upstream to client,
 //! as its default; `Upstream`, client to upstream) and the set can change while connections are
-//! open: every pump reads the current set before each chunk and is woken when it changes, so
-//! a `timeout` or `reset_peer` also reaches connections idling in a keep-alive pool. Jitter and
+//! open: every pump reads the current set for each chunk. Two deviations: `timeout` and
+//! `reset_peer` end a connection whichever direction they name, and they reach connections
+//! idling in a keep-alive pool at once (Toxiproxy resets a connection only when data next
+//! arrives on it): a fault run wants every connection to the faulted service cut when the
+//! fault begins. Jitter and
 //! slice sizes come from a seeded generator per connection and direction: the same seed and
 //! the same traffic give the same delays. No maintained Rust crate proxies with toxics; this
 //! is the small part of Toxiproxy a fault run needs, in-process, without its HTTP API.
@@ -115,7 +119,11 @@ async fn accept_loop(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let Ok((client, _)) = accepted else { continue };
+                let Ok((client, _)) = accepted else {
+                    // Out of descriptors, most likely: wait rather than spin on the error.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
                 index += 1;
                 counters.connections.fetch_add(1, Ordering::Relaxed);
                 let (toxics, counters) = (toxics.clone(), counters.clone());
@@ -173,11 +181,16 @@ enum End {
 /// Resolves when a `timeout` with a deadline or a `reset_peer` in force has run its time.
 async fn ending(mut toxics: watch::Receiver<Vec<StreamToxic>>) -> End {
     loop {
-        let deadline = toxics.borrow_and_update().iter().find_map(|t| match t.toxic {
-            Toxic::ResetPeer { after } => Some((after, End::Reset)),
-            Toxic::Timeout { after: Some(after) } => Some((after, End::Close)),
-            _ => None,
-        });
+        // The earliest of the toxics that end connections.
+        let deadline = toxics
+            .borrow_and_update()
+            .iter()
+            .filter_map(|t| match t.toxic {
+                Toxic::ResetPeer { after } => Some((after, End::Reset)),
+                Toxic::Timeout { after: Some(after) } => Some((after, End::Close)),
+                _ => None,
+            })
+            .min_by_key(|(after, _)| *after);
         match deadline {
             Some((after, end)) => {
                 tokio::select! {
@@ -194,7 +207,9 @@ async fn ending(mut toxics: watch::Receiver<Vec<StreamToxic>>) -> End {
     }
 }
 
-/// Copies one direction, applying that direction's toxics to every chunk.
+/// Copies one direction, applying that direction's toxics to every chunk. A reader stamps each
+/// chunk as it arrives and a writer delays it from that stamp (as Toxiproxy does), so an answer
+/// that arrives in several reads is late by one latency, not one per read.
 async fn pump(
     mut from: impl AsyncRead + Unpin,
     mut to: impl AsyncWrite + Unpin,
@@ -203,57 +218,73 @@ async fn pump(
     counters: Arc<ProxyCounters>,
     seed: u64,
 ) {
-    let mut rng = StdRng::seed_from_u64(seed);
-    let mut buffer = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let in_force: Vec<Toxic> = toxics.borrow().iter().filter(|t| t.stream == stream).map(|t| t.toxic).collect();
-        if in_force.iter().any(|t| matches!(t, Toxic::Timeout { .. })) {
-            counters.dropped_bytes.fetch_add(n as u64, Ordering::Relaxed);
-            continue;
-        }
-        let chunk = &buffer[..n];
-        for toxic in &in_force {
-            if let Toxic::Latency { latency, jitter } = *toxic {
-                tokio::time::sleep(jittered(latency, jitter, &mut rng)).await;
+    let in_force = |toxics: &watch::Receiver<Vec<StreamToxic>>| -> Vec<Toxic> {
+        toxics.borrow().iter().filter(|t| t.stream == stream).map(|t| t.toxic).collect()
+    };
+    let (chunks, mut arrived) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(64);
+    let reader = async {
+        let mut buffer = vec![0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            if in_force(&toxics).iter().any(|t| matches!(t, Toxic::Timeout { .. })) {
+                counters.dropped_bytes.fetch_add(n as u64, Ordering::Relaxed);
+                continue;
+            }
+            if chunks.send((tokio::time::Instant::now(), buffer[..n].to_vec())).await.is_err() {
+                break;
             }
         }
-        let slicer = in_force.iter().find_map(|t| match *t {
-            Toxic::Slicer { average_size, size_variation, delay } => Some((average_size, size_variation, delay)),
-            _ => None,
-        });
-        let slices: Vec<&[u8]> = match slicer {
-            Some((average, variation, _)) => slice(chunk, average, variation, &mut rng),
-            None => vec![chunk],
-        };
-        let bandwidth = in_force.iter().find_map(|t| match *t {
-            Toxic::Bandwidth { bytes_per_second } => Some(bytes_per_second.max(1)),
-            _ => None,
-        });
-        for (i, slice) in slices.iter().enumerate() {
-            if i > 0
-                && let Some((_, _, delay)) = slicer
-            {
-                tokio::time::sleep(delay).await;
-            }
-            // Under a bandwidth limit, pieces of 10 ms worth of bytes, each written once its
-            // time has passed, so the last byte leaves no sooner than the rate allows.
-            let piece = bandwidth.map_or(slice.len(), |rate| (rate as usize / 100).max(1));
-            for part in slice.chunks(piece.max(1)) {
-                if let Some(rate) = bandwidth {
-                    tokio::time::sleep(Duration::from_secs_f64(part.len() as f64 / rate as f64)).await;
+        // The sender goes with the reader: the writer drains what is queued, then closes.
+        drop(chunks);
+    };
+    let writer = async {
+        let mut rng = StdRng::seed_from_u64(seed);
+        while let Some((read_at, chunk)) = arrived.recv().await {
+            let toxics_now = in_force(&toxics);
+            for toxic in &toxics_now {
+                if let Toxic::Latency { latency, jitter } = *toxic {
+                    tokio::time::sleep_until(read_at + jittered(latency, jitter, &mut rng)).await;
                 }
-                if to.write_all(part).await.is_err() {
-                    return;
+            }
+            let slicer = toxics_now.iter().find_map(|t| match *t {
+                Toxic::Slicer { average_size, size_variation, delay } => Some((average_size, size_variation, delay)),
+                _ => None,
+            });
+            let slices: Vec<&[u8]> = match slicer {
+                Some((average, variation, _)) => slice(&chunk, average, variation, &mut rng),
+                None => vec![&chunk[..]],
+            };
+            let bandwidth = toxics_now.iter().find_map(|t| match *t {
+                Toxic::Bandwidth { bytes_per_second } => Some(bytes_per_second.max(1)),
+                _ => None,
+            });
+            for (i, slice) in slices.iter().enumerate() {
+                if i > 0
+                    && let Some((_, _, delay)) = slicer
+                {
+                    tokio::time::sleep(delay).await;
                 }
-                counters.writes.fetch_add(1, Ordering::Relaxed);
+                // Under a bandwidth limit, pieces of 10 ms worth of bytes, each written once its
+                // time has passed, so the last byte leaves no sooner than the rate allows.
+                let piece = bandwidth.map_or(slice.len(), |rate| (rate as usize / 100).max(1));
+                for part in slice.chunks(piece.max(1)) {
+                    if let Some(rate) = bandwidth {
+                        tokio::time::sleep(Duration::from_secs_f64(part.len() as f64 / rate as f64)).await;
+                    }
+                    if to.write_all(part).await.is_err() {
+                        return;
+                    }
+                    counters.writes.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
-    }
-    let _ = to.shutdown().await;
+        let _ = to.shutdown().await;
+    };
+    // The writer stopping (its peer gone) drops the receiver, which stops the reader's sends.
+    tokio::join!(reader, writer);
 }
 
 /// `latency` ± `jitter`, uniform, never below zero.
@@ -338,6 +369,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_answer_in_many_reads_is_late_by_one_latency_not_one_per_read() {
+        let latency = Duration::from_secs(1);
+        let (proxy, mut client) = proxied(downstream(Toxic::Latency { latency, jitter: Duration::ZERO })).await;
+        // Ten writes 10 ms apart reach the echo, and so the proxy, as separate reads.
+        let started = std::time::Instant::now();
+        for _ in 0..10 {
+            client.write_all(&[9u8; 100]).await.expect("write");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut back = vec![0u8; 1000];
+        client.read_exact(&mut back).await.expect("read back");
+        let took = started.elapsed();
+        assert!(took >= latency, "{took:?}");
+        assert!(proxy.counters.writes.load(Ordering::Relaxed) >= 2, "several reads");
+        // Delayed from when it was read, each read after the first would wait a latency after
+        // the one before (2 s at least: the rest coalesce into a second read); stamped as they
+        // arrive, the last leaves a latency after it arrived (about 1.1 s). The bound sits
+        // between, 0.7 s from the expected time.
+        assert!(took < Duration::from_millis(1800), "{took:?}: the latencies stacked");
+    }
+
+    #[tokio::test]
     async fn bandwidth_paces_the_bytes() {
         let (_proxy, mut client) = proxied(downstream(Toxic::Bandwidth { bytes_per_second: 20_000 })).await;
         // 10,000 bytes at 20,000 bytes a second: half a second at least.
@@ -358,13 +411,20 @@ mod tests {
 
     #[tokio::test]
     async fn a_timeout_drops_everything_then_closes() {
-        let after = Duration::from_millis(200);
+        let after = Duration::from_secs(2);
         let (proxy, mut client) = proxied(downstream(Toxic::Timeout { after: Some(after) })).await;
         client.write_all(b"lost").await.expect("write");
+        // The echo comes back to the proxy and is dropped there...
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while proxy.counters.dropped_bytes.load(Ordering::Relaxed) < 4 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        waited.await.expect("the echo reached the proxy");
+        // ...and the client gets nothing but the close.
         let mut buffer = [0u8; 16];
         let read = tokio::time::timeout(Duration::from_secs(10), client.read(&mut buffer)).await;
         assert!(matches!(read, Ok(Ok(0))), "closed with nothing delivered: {read:?}");
-        assert!(proxy.counters.dropped_bytes.load(Ordering::Relaxed) >= 4, "the echo was dropped");
     }
 
     #[tokio::test]
@@ -386,8 +446,8 @@ mod tests {
         let mut buffer = [0u8; 16];
         let read = tokio::time::timeout(Duration::from_secs(10), idle.read(&mut buffer)).await.expect("not hung");
         assert_eq!(read.map_err(|e| e.kind()), Err(std::io::ErrorKind::ConnectionReset), "an idle pooled connection");
+        // Nothing written first: a write could take the reset's error and leave the read an EOF.
         let mut fresh = TcpStream::connect(("127.0.0.1", proxy.port)).await.expect("connect");
-        let _ = fresh.write_all(b"x").await;
         let read = tokio::time::timeout(Duration::from_secs(10), fresh.read(&mut buffer)).await.expect("not hung");
         assert_eq!(read.map_err(|e| e.kind()), Err(std::io::ErrorKind::ConnectionReset), "a new connection");
         assert!(proxy.counters.resets.load(Ordering::Relaxed) >= 2);

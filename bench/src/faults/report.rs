@@ -183,7 +183,8 @@ fn phase_svg(report: &FaultReport, scenario: &Scenario) -> String {
     let labels = labels(report, scenario);
     let (cell, left, top, gap) = (64.0, 110.0, 56.0, 40.0);
     let panel_width = left + cell * lengths.len() as f64;
-    let width = gap + (panel_width + gap) * labels.len() as f64;
+    // Wide enough for the title, too.
+    let width = (gap + (panel_width + gap) * labels.len() as f64).max(800.0);
     let height = top + cell * shares.len() as f64 + 60.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width:.0}\" height=\"{height:.0}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{gap}\" y=\"20\" font-size=\"14\">{scenario}: did the system recover after the trigger? (time from the trigger's end to recovery)</text>\n"
@@ -193,7 +194,7 @@ fn phase_svg(report: &FaultReport, scenario: &Scenario) -> String {
         let _ = writeln!(svg, "<text x=\"{:.0}\" y=\"42\" font-weight=\"bold\">{label}</text>", x0 + left);
         for (row, share) in shares.iter().enumerate() {
             let y = top + row as f64 * cell;
-            let name = share.map_or_else(|| "-".to_string(), |s| format!("{:.0}% of a core", s * 100.0));
+            let name = share.map_or_else(|| "-".to_string(), |s| format!("{} of a core", super::run::percent(s)));
             let _ = writeln!(svg, "<text x=\"{x0:.0}\" y=\"{:.0}\">{name}</text>", y + cell / 2.0 + 4.0);
             for (column, length) in lengths.iter().enumerate() {
                 let x = x0 + left + column as f64 * cell;
@@ -259,7 +260,7 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
                     None => "run failed".to_string(),
                 })
                 .collect();
-            let name = share.map_or_else(|| "-".to_string(), |s| format!("{:.0}%", s * 100.0));
+            let name = share.map_or_else(|| "-".to_string(), super::run::percent);
             let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
         }
         md.push('\n');
@@ -422,6 +423,9 @@ fn evidence(run: &FaultRun) -> Option<String> {
     }
     if let Some(database) = &e.database {
         parts.push(database.clone());
+    }
+    if let Some(network) = &e.network {
+        parts.push(network.clone());
     }
     (!parts.is_empty()).then(|| parts.join("; "))
 }

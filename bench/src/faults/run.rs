@@ -113,7 +113,7 @@ impl Trigger {
 }
 
 /// A share as a percentage, to a tenth where it has one: `2%`, `12.5%`.
-fn percent(share: f64) -> String {
+pub(crate) fn percent(share: f64) -> String {
     let tenths = (share * 1000.0).round() / 10.0;
     if tenths.fract() == 0.0 { format!("{tenths:.0}%") } else { format!("{tenths:.1}%") }
 }

@@ -247,6 +247,9 @@ impl Launcher {
             "only the microservices call between processes: nothing to proxy in the {}",
             architecture.name()
         );
+        if let Some((name, _)) = proxied {
+            anyhow::ensure!(Service::MODULES.iter().any(|s| s.name() == name), "no service named {name} to proxy");
+        }
         let mut proxy = None;
         let logs = run_dir.join("logs");
         tokio::fs::create_dir_all(&logs).await?;
@@ -300,7 +303,6 @@ impl Launcher {
         let public = sut.processes.last().context("at least one process")?;
         sut.base_url = format!("http://127.0.0.1:{}", public.port);
         self.wait_until_ready(&sut).await?;
-        anyhow::ensure!(proxied.is_none() || proxy.is_some(), "no service named {:?} to proxy", proxied.map(|p| p.0));
         Ok((sut, proxy))
     }
 

@@ -11,13 +11,14 @@ use splitbench::record::Endpoint;
 
 use crate::stand_ins::run_splitbench_against_stand_ins;
 
-/// The cpu cgroups splitbench processes made (`splitbench-<pid>-<process>`).
-fn splitbench_groups() -> Vec<String> {
+/// The cpu cgroups splitbench processes made for `process` (`splitbench-<pid>-<process>`); each
+/// test starves a process of its own, as tests run side by side.
+fn splitbench_groups(process: &str) -> Vec<String> {
     std::fs::read_dir("/sys/fs/cgroup/cpu")
         .map(|dir| {
             dir.filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|name| name.starts_with("splitbench-"))
+                .filter(|name| name.starts_with("splitbench-") && name.ends_with(&format!("-{process}")))
                 .collect()
         })
         .unwrap_or_default()
@@ -27,7 +28,7 @@ fn splitbench_groups() -> Vec<String> {
 fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolith_shares_the_fault() {
     // Quotas need root and cgroup v1 (CI has both); elsewhere the run leaves starve out.
     let quotas = splitbench::launch::cgroup::CpuQuota::available();
-    let groups_before = splitbench_groups();
+    let groups_before = splitbench_groups("reviews");
     let args = format!(
         "{}{}",
         concat!(
@@ -61,7 +62,7 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
             assert_eq!(run.evidence.cpu_limit, Some((50_000, Some(1_000))), "the quota, read back: {run:?}");
             assert!(run.evidence.throttling.is_some_and(|t| t.periods > 0), "{:?}", run.evidence);
         }
-        assert_eq!(splitbench_groups(), groups_before, "no group left behind");
+        assert_eq!(splitbench_groups("reviews"), groups_before, "no group left behind");
     }
     for run in report.runs.iter().filter(|r| r.scenario.fault != FaultKind::Starve) {
         let health = &run.outcome.phases[&Endpoint::Health];
@@ -125,7 +126,7 @@ fn several_lengths_and_shares_run_each_trigger_and_draw_a_phase_diagram() {
             "faults --arch microservices --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms ",
             "--before 1s --fault-for 1s,2s --after 2s --scenario hang:catalog --resilience none"
         ),
-        if quotas { " --scenario starve:reviews --starve-share 2%,10%" } else { "" }
+        if quotas { " --scenario starve:payments --starve-share 2%,10%" } else { "" }
     );
     let (_out, dir, output) = run_splitbench_against_stand_ins(&args, "phase");
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -136,10 +137,10 @@ fn several_lengths_and_shares_run_each_trigger_and_draw_a_phase_diagram() {
     let mut expected = vec![("hang:catalog", "1.0 s"), ("hang:catalog", "2.0 s")];
     if quotas {
         expected.extend([
-            ("starve:reviews", "1.0 s at 2% of a core"),
-            ("starve:reviews", "2.0 s at 2% of a core"),
-            ("starve:reviews", "1.0 s at 10% of a core"),
-            ("starve:reviews", "2.0 s at 10% of a core"),
+            ("starve:payments", "1.0 s at 2% of a core"),
+            ("starve:payments", "2.0 s at 2% of a core"),
+            ("starve:payments", "1.0 s at 10% of a core"),
+            ("starve:payments", "2.0 s at 10% of a core"),
         ]);
         let limits: Vec<_> = report.runs[2..].iter().map(|r| r.evidence.cpu_limit).collect();
         let (two, ten) = (Some((50_000, Some(1_000))), Some((50_000, Some(5_000))));
@@ -177,7 +178,7 @@ fn several_lengths_and_shares_run_each_trigger_and_draw_a_phase_diagram() {
     assert_eq!(std::fs::read_to_string(dir.join("faults.md")).expect("rebuilt"), written);
     assert!(dir.join("phase-hang-catalog.svg").is_file(), "the phase diagram rebuilt");
     if quotas {
-        assert!(dir.join("phase-starve-reviews.svg").is_file());
+        assert!(dir.join("phase-starve-payments.svg").is_file());
         assert!(md.contains("| 10% |"), "{md}");
     }
 }

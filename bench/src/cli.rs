@@ -93,8 +93,10 @@ pub struct FaultsArgs {
     /// module's service, through a proxy with Toxiproxy's toxics (microservices only): latency
     /// (answers 100 ± 20 ms late), bandwidth (100 kB/s per connection), slicer (64 ± 16 byte
     /// segments),
-    /// partition (nothing through, connections held), reset-peer (connections reset). Modules:
-    /// accounts, catalog, inventory, reviews, payments, orders. Default: crash:inventory,
+    /// partition (nothing through, connections held), reset-peer (connections reset); at the
+    /// product page's seam, in both architectures (catalog, inventory or reviews only): slow
+    /// (calls 200 ms later), failing (half the calls fail as a 503). Modules: accounts,
+    /// catalog, inventory, reviews, payments, orders. Default: crash:inventory,
     /// hang:inventory, starve:catalog, db-outage:orders.
     #[arg(long)]
     pub scenario: Vec<String>,
@@ -794,6 +796,8 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
                     if let Some(profile) = resilience {
                         plan.shop.upstreams.resilience = profile;
                     }
+                    // The seam's fault layer, in both architectures alike, for seam faults only.
+                    plan.shop.server.faults_enabled = scenario.fault.is_seam();
                     let label = run::label(architecture.name(), resilience);
                     let trigger = run::Trigger {
                         length: timing.during,

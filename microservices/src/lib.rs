@@ -24,14 +24,15 @@ use actix_web::middleware::from_fn;
 use actix_web::web;
 use shop::accounts::AccountsState;
 use shop::auth::{ServiceCredential, TokenKeys, require_service_credential};
-use shop::catalog::{CatalogClient, CatalogState};
+use shop::catalog::{CatalogClient, CatalogState, SharedCatalog};
 use shop::gateway::Upstreams;
 use shop::http_client::ServiceClient;
-use shop::inventory::{InventoryClient, LocalInventory};
+use shop::inventory::{InventoryClient, LocalInventory, SharedInventory};
 use shop::orders::{CheckoutPolicy, OrdersState, SagaCheckout, SharedCheckout};
 use shop::payments::{LocalPayments, PaymentsClient};
 use shop::product_page::ProductPages;
-use shop::reviews::{ReviewsClient, ReviewsState};
+use shop::reviews::{ReviewsClient, ReviewsState, SharedReviews};
+use shop::seam_faults::SeamFaults;
 use shop::settings::default_port;
 use shop::telemetry::Readiness;
 use shop::{Application, Schema, Settings};
@@ -256,11 +257,19 @@ fn build_gateway(
     };
     // One client per upstream, shared by the product page and the readiness check.
     let inventory = clients.inventory()?;
-    let pages = web::Data::new(ProductPages {
-        catalog: Arc::new(CatalogClient(upstreams.catalog.clone())),
-        inventory: Arc::new(InventoryClient(inventory.clone())),
-        reviews: Arc::new(ReviewsClient(upstreams.reviews.clone())),
-    });
+    let (catalog, page_inventory, reviews): (SharedCatalog, SharedInventory, SharedReviews) = (
+        Arc::new(CatalogClient(upstreams.catalog.clone())),
+        Arc::new(InventoryClient(inventory.clone())),
+        Arc::new(ReviewsClient(upstreams.reviews.clone())),
+    );
+    // With --faults-enabled, the page's seams pass through the fault layer (as the monolith's do).
+    let seam_faults = settings.server.faults_enabled.then(|| SeamFaults::new(settings.seed.seed));
+    let (catalog, page_inventory, reviews) = match &seam_faults {
+        Some(faults) => faults.wrap(catalog, page_inventory, reviews),
+        None => (catalog, page_inventory, reviews),
+    };
+    let pages = web::Data::new(ProductPages { catalog, inventory: page_inventory, reviews });
+    let credential = ServiceCredential(settings.security.service_token.clone());
     let readiness = web::Data::new(Readiness::Upstreams(vec![
         upstreams.accounts.clone(),
         upstreams.catalog.clone(),
@@ -275,8 +284,11 @@ fn build_gateway(
             .app_data(readiness.clone())
             .app_data(upstreams.clone())
             .app_data(pages.clone())
-            .configure(shop::telemetry::configure_ops)
-            .configure(shop::gateway::configure);
+            .configure(shop::telemetry::configure_ops);
+        if let Some(faults) = &seam_faults {
+            shop::seam_faults::configure_admin(cfg, faults.clone(), credential.clone());
+        }
+        cfg.configure(shop::gateway::configure);
     })
 }
 

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use actix_web::web;
 use shop::accounts::AccountsState;
+use shop::auth::ServiceCredential;
 use shop::auth::TokenKeys;
 use shop::catalog::{CatalogState, LocalCatalog, SharedCatalog};
 use shop::inventory::{LocalInventory, SharedInventory};
@@ -17,6 +18,7 @@ use shop::orders::{CheckoutPolicy, LocalCheckout, OrdersState, SharedCheckout};
 use shop::payments::LocalPayments;
 use shop::product_page::ProductPages;
 use shop::reviews::{LocalReviews, ReviewsState};
+use shop::seam_faults::SeamFaults;
 use shop::settings::default_port;
 use shop::telemetry::Readiness;
 use shop::{Application, Schema, Settings};
@@ -44,11 +46,17 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
     let policy = CheckoutPolicy::from_settings(settings);
     let checkout: SharedCheckout = Arc::new(LocalCheckout { db: db.clone(), payments: payments.clone(), policy });
     let orders = web::Data::new(OrdersState { db: db.clone(), checkout: checkout.clone() });
-    let pages = web::Data::new(ProductPages {
-        catalog,
-        inventory: shared_inventory,
-        reviews: Arc::new(LocalReviews(db.clone())),
-    });
+    // With --faults-enabled, the page's seams pass through the fault layer (as the gateway's do).
+    let seam_faults = settings.server.faults_enabled.then(|| SeamFaults::new(settings.seed.seed));
+    let (page_catalog, page_inventory, page_reviews): (_, _, shop::reviews::SharedReviews) =
+        (catalog.clone(), shared_inventory, Arc::new(LocalReviews(db.clone())));
+    let (page_catalog, page_inventory, page_reviews) = match &seam_faults {
+        Some(faults) => faults.wrap(page_catalog, page_inventory, page_reviews),
+        None => (page_catalog, page_inventory, page_reviews),
+    };
+    let pages =
+        web::Data::new(ProductPages { catalog: page_catalog, inventory: page_inventory, reviews: page_reviews });
+    let credential = ServiceCredential(settings.security.service_token.clone());
 
     let mut app =
         Application::build("monolith", settings, default_port::PUBLIC, move |cfg: &mut web::ServiceConfig| {
@@ -65,6 +73,9 @@ pub async fn build(settings: &Settings) -> anyhow::Result<Application> {
                 .configure(shop::product_page::configure_public)
                 .configure(shop::reviews::configure_public)
                 .configure(shop::orders::configure_public);
+            if let Some(faults) = &seam_faults {
+                shop::seam_faults::configure_admin(cfg, faults.clone(), credential.clone());
+            }
         })?;
     app.run_beside(shop::orders::recovery::run(checkout, policy.recovery_deadline));
     Ok(app)

@@ -28,6 +28,7 @@ pub mod product_page;
 pub mod resilience;
 pub mod reviews;
 pub mod seam;
+pub mod seam_faults;
 pub mod seed;
 pub mod settings;
 pub mod telemetry;

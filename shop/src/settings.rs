@@ -53,6 +53,10 @@ pub struct ServerSettings {
     /// tracing filter (e.g. warn, info, shop=debug); quiet by default.
     #[arg(long, env = "SPLITBENCH_LOG", default_value = "warn")]
     pub log_level: String,
+    /// Wrap the product page's module seams in the fault layer and serve its admin routes
+    /// (`/admin/faults`, behind the service credential): for fault runs only.
+    #[arg(long, env = "SPLITBENCH_FAULTS_ENABLED")]
+    pub faults_enabled: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -306,6 +310,9 @@ impl Settings {
         }
         if self.seed.no_seed {
             args.push("--no-seed".into());
+        }
+        if self.server.faults_enabled {
+            args.push("--faults-enabled".into());
         }
         if let Some(point) = self.checkout.crash_at {
             args.extend(["--crash-at".into(), point.name().into()]);

@@ -40,6 +40,39 @@ pub struct FaultEvidence {
     /// Network faults: the toxics the proxy applied and what it counted meanwhile.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network: Option<String>,
+    /// Seam faults: the faults the process's admin route answered it had set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seam: Option<String>,
+}
+
+/// The delay of `slow` and the share of calls `failing` fails (as a 503).
+pub const SEAM_DELAY_MS: u64 = 200;
+pub const SEAM_FAILURE_SHARE: f64 = 0.5;
+
+/// The body `POST /admin/faults` gets for a seam fault on `module`.
+pub fn seam_faults_body(fault: FaultKind, module: &str) -> serde_json::Value {
+    match fault {
+        FaultKind::Slow => serde_json::json!({"faults": [{"module": module, "delay_ms": SEAM_DELAY_MS}]}),
+        _ => {
+            serde_json::json!({"faults": [{"module": module, "failure_share": SEAM_FAILURE_SHARE, "failure": "status503"}]})
+        }
+    }
+}
+
+/// Sets (or with `body` `None`, clears) the seam faults of the process listening on `port`,
+/// through its admin route and the service credential; what the route answered.
+async fn admin_faults(port: u16, credential: &str, body: Option<serde_json::Value>) -> anyhow::Result<String> {
+    let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+    let url = format!("http://127.0.0.1:{port}/admin/faults");
+    let request = match body {
+        Some(body) => client.post(&url).json(&body),
+        None => client.delete(&url),
+    };
+    let answer = request.header(shop::auth::SERVICE_TOKEN_HEADER, credential).send().await?;
+    let status = answer.status();
+    let text = answer.text().await?;
+    anyhow::ensure!(status.is_success(), "{url} answered {status}: {text}");
+    Ok(text)
 }
 
 /// The toxics of a network fault, Toxiproxy's names and defaults where it has them: answers
@@ -100,11 +133,14 @@ pub enum Active {
     SqliteLocked(sqlx::AnyConnection, String),
     /// PostgreSQL: the database closed to connections.
     PostgresClosed(String),
+    /// Seam faults set in the process on this port (with this credential).
+    Seam(u16, String),
 }
 
 /// Begins `fault` on `sut`'s process `process`.
 pub async fn begin(
     fault: FaultKind,
+    module: &str,
     parameters: &FaultParameters,
     sut: &mut SystemUnderTest,
     process: &str,
@@ -134,6 +170,11 @@ pub async fn begin(
             let url = sut.database_urls.get(process).with_context(|| format!("{process} has no database"))?;
             take_database(url).await?
         }
+        FaultKind::Slow | FaultKind::Failing => {
+            let (port, credential) = sut.admin_of(process)?;
+            admin_faults(port, &credential, Some(seam_faults_body(fault, module))).await?;
+            Active::Seam(port, credential)
+        }
         network => anyhow::bail!("{} is a network fault: the proxy in front of {process} applies it", network.name()),
     })
 }
@@ -159,6 +200,10 @@ pub async fn end(
             .await?;
             evidence.cpu_limit = Some(limit?);
             evidence.throttling = Some(throttling?);
+        }
+        Active::Seam(port, credential) => {
+            let set = admin_faults(port, &credential, None).await?;
+            evidence.seam = Some(format!("the admin route cleared the faults it had set ({set})"));
         }
         database @ (Active::SqliteLocked(..) | Active::PostgresClosed(_)) => {
             evidence.database = Some(give_back_database(database).await?);

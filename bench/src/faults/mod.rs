@@ -22,7 +22,9 @@
 //!   every connection to the module's service, through a proxy with Toxiproxy's toxics
 //!   ([`proxy`]), the microservices only: the monolith's modules share a process and no network.
 //!
-//! Still to come (issue "Fault-injection runs"): slow and failing calls at the module seam.
+//! - **slow**, **failing**: calls into the module at the product page's seam take 200 ms
+//!   longer, or half of them fail as a 503 would (`shop::seam_faults`, set through the admin
+//!   routes of the process composing the page: the monolith's, the gateway's).
 
 pub mod analysis;
 pub mod calls;
@@ -68,6 +70,11 @@ pub enum FaultKind {
     Partition,
     /// every connection reset (TCP RST), new ones too.
     ResetPeer,
+    /// Calls into the module at the product page's seam take longer (the fault layer of
+    /// `shop::seam_faults`, in the monolith's one process and in the gateway alike).
+    Slow,
+    /// A share of those calls fail (as a 503 answer would).
+    Failing,
 }
 
 impl FaultKind {
@@ -82,10 +89,12 @@ impl FaultKind {
             Self::Slicer => "slicer",
             Self::Partition => "partition",
             Self::ResetPeer => "reset-peer",
+            Self::Slow => "slow",
+            Self::Failing => "failing",
         }
     }
 
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 11] = [
         Self::Crash,
         Self::Hang,
         Self::Starve,
@@ -95,7 +104,14 @@ impl FaultKind {
         Self::Slicer,
         Self::Partition,
         Self::ResetPeer,
+        Self::Slow,
+        Self::Failing,
     ];
+
+    /// A fault at the product page's module seam (the fault layer, `--faults-enabled`).
+    pub fn is_seam(self) -> bool {
+        matches!(self, Self::Slow | Self::Failing)
+    }
 
     /// A fault of the network between processes (through the proxy): the monolith has none.
     pub fn is_network(self) -> bool {
@@ -122,6 +138,11 @@ impl Scenario {
         })?;
         let module = module.trim();
         anyhow::ensure!(MODULES.contains(&module), "unknown module '{module}' (known: {})", MODULES.join(", "));
+        anyhow::ensure!(
+            !fault.is_seam() || shop::seam_faults::SEAMS.iter().any(|(seam, _)| *seam == module),
+            "{} faults the product page's seams: catalog, inventory or reviews, not {module}",
+            fault.name()
+        );
         Ok(Self { fault, module: module.to_string() })
     }
 
@@ -133,9 +154,11 @@ impl Scenario {
             .collect()
     }
 
-    /// The process the fault hits in `architecture`.
+    /// The process the fault hits in `architecture`: for a seam fault the one holding the
+    /// seam (the caller: the gateway composes the product page), otherwise the module's.
     pub fn process(&self, architecture: Architecture) -> &str {
         match architecture {
+            Architecture::Microservices if self.fault.is_seam() => "gateway",
             Architecture::Microservices => &self.module,
             Architecture::Monolith | Architecture::NullServer => architecture.name(),
         }
@@ -204,6 +227,11 @@ mod tests {
         assert_eq!(Scenario::parse("starve:catalog").expect("valid").slug(), "starve-catalog");
         let no_colon = Scenario::parse("crash").expect_err("no colon").to_string();
         assert!(no_colon.contains("fault:module"), "{no_colon}");
+        let seam = Scenario::parse("slow:inventory").expect("a seam fault");
+        assert_eq!(seam.process(Architecture::Microservices), "gateway", "the seam is where the page composes");
+        assert_eq!(seam.process(Architecture::Monolith), "monolith");
+        let err = Scenario::parse("failing:payments").expect_err("no seam layer there").to_string();
+        assert!(err.contains("catalog, inventory or reviews"), "{err}");
         let fault = Scenario::parse("melt:inventory").expect_err("unknown fault").to_string();
         assert!(fault.contains("unknown fault 'melt'"), "{fault}");
         let module = Scenario::parse("crash:gateway").expect_err("unknown module").to_string();

@@ -194,7 +194,7 @@ async fn measure(
                 proxy.set(toxics.clone());
                 (None, counts)
             }
-            _ => (Some(inject::begin(scenario.fault, parameters, sut, &process).await?), [0; 4]),
+            _ => (Some(inject::begin(scenario.fault, &scenario.module, parameters, sut, &process).await?), [0; 4]),
         };
         // In force once its injector returns (a database lock may first wait for a write).
         let began = Instant::now();

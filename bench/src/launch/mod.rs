@@ -463,6 +463,13 @@ impl SystemUnderTest {
         Ok(process.pid)
     }
 
+    /// The port and service credential of the process `name`, for its admin routes.
+    pub fn admin_of(&self, name: &str) -> anyhow::Result<(u16, String)> {
+        let process = &self.processes[self.index_of(name)?];
+        anyhow::ensure!(process.settings.server.faults_enabled, "{name} was started without --faults-enabled");
+        Ok((process.port, process.settings.security.service_token.clone()))
+    }
+
     /// Sends `signal` to the process `name` (a fault run's SIGSTOP and SIGCONT).
     pub fn signal(&self, name: &str, signal: Signal) -> anyhow::Result<()> {
         let pid = self.pid_of(name)?;

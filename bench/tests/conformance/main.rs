@@ -19,3 +19,4 @@ mod microservices_only;
 mod operations;
 mod orders;
 mod reviews;
+mod seam_faults;

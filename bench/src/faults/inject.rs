@@ -133,8 +133,8 @@ pub enum Active {
     SqliteLocked(sqlx::AnyConnection, String),
     /// PostgreSQL: the database closed to connections.
     PostgresClosed(String),
-    /// Seam faults set in the process on this port (with this credential).
-    Seam(u16, String),
+    /// Seam faults set in the process on this port (with this credential; what it answered).
+    Seam(u16, String, String),
 }
 
 /// Begins `fault` on `sut`'s process `process`.
@@ -172,8 +172,8 @@ pub async fn begin(
         }
         FaultKind::Slow | FaultKind::Failing => {
             let (port, credential) = sut.admin_of(process)?;
-            admin_faults(port, &credential, Some(seam_faults_body(fault, module))).await?;
-            Active::Seam(port, credential)
+            let set = admin_faults(port, &credential, Some(seam_faults_body(fault, module))).await?;
+            Active::Seam(port, credential, set)
         }
         network => anyhow::bail!("{} is a network fault: the proxy in front of {process} applies it", network.name()),
     })
@@ -201,9 +201,9 @@ pub async fn end(
             evidence.cpu_limit = Some(limit?);
             evidence.throttling = Some(throttling?);
         }
-        Active::Seam(port, credential) => {
-            let set = admin_faults(port, &credential, None).await?;
-            evidence.seam = Some(format!("the admin route cleared the faults it had set ({set})"));
+        Active::Seam(port, credential, set) => {
+            admin_faults(port, &credential, None).await?;
+            evidence.seam = Some(format!("the admin route on port {port} answered {set}, and cleared them after"));
         }
         database @ (Active::SqliteLocked(..) | Active::PostgresClosed(_)) => {
             evidence.database = Some(give_back_database(database).await?);

@@ -427,6 +427,9 @@ fn evidence(run: &FaultRun) -> Option<String> {
     if let Some(network) = &e.network {
         parts.push(network.clone());
     }
+    if let Some(seam) = &e.seam {
+        parts.push(seam.clone());
+    }
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 

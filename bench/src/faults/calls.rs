@@ -41,13 +41,26 @@ pub type Snapshot = BTreeMap<String, Option<Counted>>;
 /// Reads every process's `/metrics` at once (each within 2 s; a process that does not answer
 /// has `None`). The reads run beside the load, so a slow one does not delay anything else.
 pub async fn snapshot(sut: &SystemUnderTest) -> Snapshot {
-    let Ok(client) = reqwest::Client::builder().timeout(Duration::from_secs(2)).build() else {
+    let processes: Vec<(String, u16, u32)> =
+        sut.processes.iter().map(|p| (p.name.to_string(), p.port, p.restarts)).collect();
+    read_all(&processes, Duration::from_secs(2)).await
+}
+
+/// [`snapshot`] by ports alone (restart counts unknown: 0), each read within `timeout`, for the
+/// once-a-second sampler, which runs while the injector holds the system.
+pub async fn snapshot_ports(processes: &[(String, u16)], timeout: Duration) -> Snapshot {
+    let processes: Vec<(String, u16, u32)> = processes.iter().map(|(name, port)| (name.clone(), *port, 0)).collect();
+    read_all(&processes, timeout).await
+}
+
+async fn read_all(processes: &[(String, u16, u32)], timeout: Duration) -> Snapshot {
+    let Ok(client) = reqwest::Client::builder().timeout(timeout).build() else {
         return Snapshot::new();
     };
     let mut reads = tokio::task::JoinSet::new();
-    for process in &sut.processes {
-        let (client, name, restarts) = (client.clone(), process.name.to_string(), process.restarts);
-        let url = format!("http://127.0.0.1:{}/metrics", process.port);
+    for (name, port, restarts) in processes {
+        let (client, name, restarts) = (client.clone(), name.clone(), *restarts);
+        let url = format!("http://127.0.0.1:{port}/metrics");
         reads.spawn(async move {
             let text = async { client.get(url).send().await?.text().await }.await;
             (name, text.ok().map(|t| Counted::from_metrics(&t, restarts)))
@@ -60,6 +73,36 @@ pub async fn snapshot(sut: &SystemUnderTest) -> Snapshot {
         }
     }
     counts
+}
+
+/// Calls made between two snapshots taken by ports alone ([`snapshot_ports`]): a count that
+/// went down belongs to a process restarted in between, counted from 0 (the calls it made
+/// before it was killed are lost). `None` if a process was not read at either edge.
+pub fn calls_between(start: &Snapshot, end: &Snapshot) -> Option<u64> {
+    let mut calls = 0;
+    for (name, at_end) in end {
+        let (at_start, at_end) = ((*start.get(name)?)?, (*at_end)?);
+        calls += if at_end.calls_made < at_start.calls_made {
+            at_end.calls_made
+        } else {
+            at_end.calls_made - at_start.calls_made
+        };
+    }
+    Some(calls)
+}
+
+/// Calls between processes per offered user request in each second of the window, from a
+/// snapshot at every second's edge and the requests due per second (`None` for a second
+/// with a process unread at an edge, or no request due).
+pub fn per_second(snapshots: &[Snapshot], due: &[u64]) -> Vec<Option<f64>> {
+    snapshots
+        .windows(2)
+        .zip(due)
+        .map(|(edges, &due)| {
+            let calls = calls_between(&edges[0], &edges[1])?;
+            (due > 0).then(|| calls as f64 / due as f64)
+        })
+        .collect()
 }
 
 /// One phase's offered user requests and calls between processes.
@@ -121,6 +164,19 @@ splitbench_http_request_duration_seconds_count{method="GET",process="gateway",ro
                 (name.to_string(), counts.map(|(calls_made, restarts)| Counted { calls_made, restarts }))
             })
             .collect()
+    }
+
+    #[test]
+    fn calls_per_second_divide_each_seconds_calls_by_its_due_requests() {
+        let edges = [
+            snapshot(&[("gateway", Some((100, 0))), ("orders", Some((10, 0)))]),
+            snapshot(&[("gateway", Some((300, 0))), ("orders", Some((30, 0)))]),
+            // orders restarted: its count fell, so the 5 are all since the restart.
+            snapshot(&[("gateway", Some((500, 0))), ("orders", Some((5, 0)))]),
+            snapshot(&[("gateway", Some((600, 0))), ("orders", None)]),
+        ];
+        assert_eq!(per_second(&edges, &[100, 41, 50]), vec![Some(2.2), Some(5.0), None]);
+        assert_eq!(per_second(&edges[..2], &[0]), vec![None], "nothing due, no ratio");
     }
 
     #[test]

@@ -558,6 +558,15 @@ fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, 
             "Calls between processes per offered user request (before, during, after the fault): {}.\n",
             calls_cell(run)
         );
+        if !run.calls_per_second.is_empty() {
+            let seconds: Vec<String> =
+                run.calls_per_second.iter().map(|c| c.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"))).collect();
+            let _ = writeln!(
+                md,
+                "The same per second of the window (`-`: a process could not be read, as a frozen one cannot): {}.\n",
+                seconds.join(", ")
+            );
+        }
         if let Some(evidence) = evidence(run) {
             let _ = writeln!(md, "Evidence the fault took hold: {evidence}.\n");
         }

@@ -58,6 +58,10 @@ pub struct FaultRun {
     /// Calls between processes per user request, per phase (as the processes answered them;
     /// a phase is missing when a process could not be read at one of its edges).
     pub calls: Vec<PhaseCalls>,
+    /// The same per second of the window (`None` for a second with a process unread at an
+    /// edge, as a frozen one is; empty in files written before it was sampled).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calls_per_second: Vec<Option<f64>>,
     pub outcome: FaultOutcome,
     /// The books after the run (`None`: the null server, which keeps none).
     pub consistency: Option<ConsistencyCheck>,
@@ -177,6 +181,9 @@ async fn measure(
     let process = scenario.process(architecture).to_string();
     let name = architecture.name();
 
+    // For the once-a-second sampler of calls between processes: the ports stay the same over
+    // a restart, and the sampler must not hold the system the injector changes.
+    let ports: Vec<(String, u16)> = sut.processes.iter().map(|p| (p.name.to_string(), p.port)).collect();
     let started = Instant::now();
     let load = drive::run_open_loop(client, workload, pace, window, seeds.schedule, recorder, acknowledged.clone());
     let inject = async {
@@ -216,7 +223,18 @@ async fn measure(
         let window = FaultWindow { started_ms: since_window(began), ended_ms: since_window(ended), restart_ready_ms };
         anyhow::Ok((window, evidence, [at_start, at_fault, at_fault_end]))
     };
-    let (recorded, fault) = tokio::join!(load, inject);
+    let seconds = window.duration.as_secs_f64().ceil() as u32;
+    let sampler = async {
+        let measured = started + window.warmup;
+        let mut snapshots = Vec::new();
+        for second in 0..=seconds {
+            tokio::time::sleep_until((measured + Duration::from_secs(u64::from(second))).into()).await;
+            // Within the second, so a frozen process costs one missing second, not the schedule.
+            snapshots.push(calls::snapshot_ports(&ports, Duration::from_millis(800)).await);
+        }
+        snapshots
+    };
+    let (recorded, fault, snapshots) = tokio::join!(load, inject, sampler);
     let recorded = recorded?;
     let (fault, evidence, [at_start, at_fault, at_fault_end]) = fault?;
     let at_end = calls::snapshot(sut).await;
@@ -234,6 +252,10 @@ async fn measure(
     .into_iter()
     .flatten()
     .collect();
+    let slices_per_second = (Duration::from_secs(1).as_nanos() / SLICE.as_nanos()) as usize;
+    let due_per_second: Vec<u64> =
+        recorded.seconds.chunks(slices_per_second).map(|slices| slices.iter().map(|s| s.due).sum()).collect();
+    let calls_per_second = calls::per_second(&snapshots, &due_per_second);
     let consistency = experiment::check_books(plan, sut, &acknowledged).await;
     Ok(FaultRun {
         architecture: name.to_string(),
@@ -246,6 +268,7 @@ async fn measure(
         fault,
         evidence,
         calls,
+        calls_per_second,
         outcome,
         consistency,
     })

@@ -85,6 +85,10 @@ fn crashed_processes_restart_on_their_port_frozen_ones_thaw_and_only_the_monolit
         }
     }
     assert!(report.runs[0].fault.restart_ready_ms.is_some_and(|ready| ready >= report.runs[0].fault.ended_ms));
+    for run in &report.runs {
+        // Calls between processes sampled at every second's edge of the 3 s window.
+        assert_eq!(run.calls_per_second.len(), 3, "{} {}", run.scenario, run.label());
+    }
 
     // The restarted processes logged apart, and came back on the port they had.
     let logs: Vec<String> = std::fs::read_dir(dir.join("logs"))

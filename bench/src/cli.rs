@@ -593,7 +593,8 @@ async fn bench(
     let think_time = duration(&args.think_time)?;
 
     let measuring = std::time::Instant::now();
-    let measurements = crate::experiment::execute(&plan, &launcher).await?;
+    let crate::experiment::Executed { measurements, sweep_grids } =
+        crate::experiment::execute(&plan, &launcher).await?;
     let measuring_secs = measuring.elapsed().as_secs_f64();
     // Beside the harness: every binary the launcher started, as it was when started.
     fingerprint.binaries.extend(launcher.binaries.list());
@@ -633,12 +634,8 @@ async fn bench(
                 Some(SweepGrid::Rates(rates)) => rates.clone(),
                 _ => Vec::new(),
             },
-            sweep_grids: plan
-                .sweep_grid
-                .as_ref()
-                .map(|grid| crate::experiment::sweep_grids(&plan, grid, &measurements))
+            sweep_grids: sweep_grids
                 .into_iter()
-                .flatten()
                 .map(|(architecture, rates)| (architecture.name().to_string(), rates))
                 .collect(),
             saturation_users: plan.saturation.map(|s| s.users),
@@ -799,11 +796,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
                     // The seam's fault layer, in both architectures alike, for seam faults only.
                     plan.shop.server.faults_enabled = scenario.fault.is_seam();
                     let label = run::label(architecture.name(), resilience);
-                    let trigger = run::Trigger {
-                        length: timing.during,
-                        share: (scenario.fault == FaultKind::Starve)
-                            .then(|| parameters.cpu_quota_us as f64 / parameters.cpu_period_us as f64),
-                    };
+                    let trigger = run::Trigger::of(scenario.fault, &timing, &parameters);
                     eprintln!(
                         "\n[{}/{total}] {scenario} ({}) on the {label}",
                         runs.len() + failed.len() + 1,

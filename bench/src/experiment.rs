@@ -546,13 +546,13 @@ async fn sweep_step(
 /// rate: unlike the open loop's knee, which a Poisson burst can tip either way, it has no coin
 /// flip in it. What moves it is the machine: in a trial with 5 s windows and a fresh pair of
 /// systems a minute apart, one pair's microservices cost 395 µs per request against 331-338 in
-/// the other two, so a ratio of windows far apart carries a slow period into one side only. So each round starts every architecture afresh (fresh
-/// databases, as every sweep attempt: the monolith, answering more, would otherwise grow its
-/// order histories faster, and a page of them costs more as it fills), then loads them one
-/// after the other, seconds apart (the order reversed every other round, so neither always
-/// goes first), and the ratio is taken within the round ([`RunData::saturation_summary`]);
-/// their median over the rounds is the headline. Each round draws its own requests, the
-/// same for both.
+/// the other two, so a ratio of windows far apart carries a slow period into one side only.
+/// So each round starts every architecture afresh (fresh databases, as every sweep attempt:
+/// the monolith, answering more, would otherwise grow its order histories faster, and a page
+/// of them costs more as it fills), then loads them one after the other, seconds apart (the
+/// order reversed every other round, so neither always goes first), and the ratio is taken
+/// within the round ([`RunData::saturation_summary`]); their median over the rounds is the
+/// headline. Each round draws its own requests, the same for both.
 async fn measure_saturation(
     plan: &Plan,
     launcher: &Launcher,
@@ -608,7 +608,7 @@ async fn measure_saturation(
 
 /// Each architecture's sweep grid: the given rates, or fractions of its median saturation
 /// throughput (the fixed default grid if it has no saturation window).
-pub fn sweep_grids(plan: &Plan, grid: &SweepGrid, measurements: &[Measurement]) -> Vec<(Architecture, Vec<f64>)> {
+fn sweep_grids(plan: &Plan, grid: &SweepGrid, measurements: &[Measurement]) -> Vec<(Architecture, Vec<f64>)> {
     plan.architectures
         .iter()
         .map(|&architecture| {
@@ -631,10 +631,17 @@ pub fn sweep_grids(plan: &Plan, grid: &SweepGrid, measurements: &[Measurement]) 
         .collect()
 }
 
+/// What [`execute`] measured, and each architecture's sweep grid as it ran (placed by the
+/// saturation stage unless the plan gave rates).
+pub struct Executed {
+    pub measurements: Vec<Measurement>,
+    pub sweep_grids: Vec<(Architecture, Vec<f64>)>,
+}
+
 /// Runs the plan: the saturation stage (if any), the sweep (if any), then the head-to-head
 /// window (if any).
 /// Each started system's books are checked before it stops, with its last window.
-pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Measurement>> {
+pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Executed> {
     procstat::init();
     let mut measurements = Vec::new();
     if let Some(saturation) = plan.saturation {
@@ -692,7 +699,7 @@ pub async fn execute(plan: &Plan, launcher: &Launcher) -> anyhow::Result<Vec<Mea
                 .push(measure_fresh_system(plan, launcher, architecture, load, plan.main_window, "main", seeds).await?);
         }
     }
-    Ok(measurements)
+    Ok(Executed { measurements, sweep_grids: grids.unwrap_or_default() })
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
 use super::FaultKind;
-use super::proxy::{Proxy, Stream, StreamToxic, Toxic};
+use super::proxy::{Proxy, ProxyCounts, Stream, StreamToxic, Toxic};
 use crate::launch::cgroup::{CpuQuota, Throttling};
 use crate::launch::{Launcher, SystemUnderTest};
 
@@ -100,25 +100,18 @@ pub fn network_toxics(fault: FaultKind) -> Vec<StreamToxic> {
 }
 
 /// A network fault's evidence: the toxics, and the proxy's counts over the fault.
-pub fn network_evidence(toxics: &[StreamToxic], before: [u64; 4], proxy: &Proxy) -> String {
-    let now = proxy_counts(proxy);
+pub fn network_evidence(toxics: &[StreamToxic], before: ProxyCounts, proxy: &Proxy) -> String {
+    let during = proxy.counts().since(before);
     let described: Vec<String> = toxics.iter().map(|t| format!("{:?} {:?}", t.stream, t.toxic)).collect();
     format!(
         "proxy on port {} applied {}; during the fault it accepted {} connections, wrote {} chunks, dropped {} bytes and reset {} connections",
         proxy.port,
         described.join(", "),
-        now[0] - before[0],
-        now[1] - before[1],
-        now[2] - before[2],
-        now[3] - before[3]
+        during.connections,
+        during.writes,
+        during.dropped_bytes,
+        during.resets
     )
-}
-
-/// The proxy's counters now, for [`network_evidence`].
-pub fn proxy_counts(proxy: &Proxy) -> [u64; 4] {
-    use std::sync::atomic::Ordering::Relaxed;
-    let c = &proxy.counters;
-    [c.connections.load(Relaxed), c.writes.load(Relaxed), c.dropped_bytes.load(Relaxed), c.resets.load(Relaxed)]
 }
 
 /// A fault in force, until [`end`]. Dropped without `end` (an error, Ctrl-C), each undoes

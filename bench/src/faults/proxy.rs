@@ -75,6 +75,27 @@ pub struct ProxyCounters {
     pub resets: AtomicU64,
 }
 
+/// [`ProxyCounters`] read at one moment.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyCounts {
+    pub connections: u64,
+    pub writes: u64,
+    pub dropped_bytes: u64,
+    pub resets: u64,
+}
+
+impl ProxyCounts {
+    /// What was counted between `before` and these counts.
+    pub fn since(self, before: Self) -> Self {
+        Self {
+            connections: self.connections - before.connections,
+            writes: self.writes - before.writes,
+            dropped_bytes: self.dropped_bytes - before.dropped_bytes,
+            resets: self.resets - before.resets,
+        }
+    }
+}
+
 /// A running proxy; stopped (its listener and every connection) when dropped.
 pub struct Proxy {
     pub port: u16,
@@ -92,6 +113,17 @@ impl Proxy {
         let counters = Arc::new(ProxyCounters::default());
         let task = tokio::spawn(accept_loop(listener, upstream, watching, counters.clone(), seed));
         Ok(Self { port, toxics, counters, task })
+    }
+
+    /// The counters now.
+    pub fn counts(&self) -> ProxyCounts {
+        let c = &self.counters;
+        ProxyCounts {
+            connections: c.connections.load(Ordering::Relaxed),
+            writes: c.writes.load(Ordering::Relaxed),
+            dropped_bytes: c.dropped_bytes.load(Ordering::Relaxed),
+            resets: c.resets.load(Ordering::Relaxed),
+        }
     }
 
     /// Replaces the toxics in force (an empty list lifts them all).

@@ -16,6 +16,7 @@ use super::run::{FaultRun, Trigger};
 use super::{FaultTiming, Scenario};
 use crate::analyse::{Objective, human_micros};
 use crate::report::data::Fingerprint;
+use crate::report::distinct_in_order;
 use crate::report::svg;
 
 /// Everything `splitbench faults` measured, as `faults.json`.
@@ -102,14 +103,7 @@ fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
 
 /// A scenario's triggers (length, share) in the order run.
 fn triggers(report: &FaultReport, scenario: &Scenario) -> Vec<Trigger> {
-    let mut seen: Vec<Trigger> = Vec::new();
-    for run in report.runs.iter().filter(|r| r.scenario == *scenario) {
-        let trigger = run.trigger(&report.parameters);
-        if !seen.contains(&trigger) {
-            seen.push(trigger);
-        }
-    }
-    seen
+    distinct_in_order(report.runs.iter().filter(|r| r.scenario == *scenario).map(|r| r.trigger(&report.parameters)))
 }
 
 fn runs_of<'a>(report: &'a FaultReport, scenario: &Scenario, trigger: &Trigger) -> Vec<&'a FaultRun> {
@@ -136,29 +130,15 @@ fn group_title(report: &FaultReport, scenario: &Scenario, trigger: &Trigger) -> 
 
 /// The labels (architecture and profile) of a scenario's runs, in the order run.
 fn labels(report: &FaultReport, scenario: &Scenario) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::new();
-    for run in report.runs.iter().filter(|r| r.scenario == *scenario) {
-        if !seen.contains(&run.label()) {
-            seen.push(run.label());
-        }
-    }
-    seen
+    distinct_in_order(report.runs.iter().filter(|r| r.scenario == *scenario).map(FaultRun::label))
 }
 
 /// The phase diagram's axes: the distinct shares (rows; `None` for faults without one) and
 /// lengths (columns), each in ascending order.
 fn phase_axes(report: &FaultReport, scenario: &Scenario) -> (Vec<Option<f64>>, Vec<Duration>) {
     let all = triggers(report, scenario);
-    let mut shares: Vec<Option<f64>> = Vec::new();
-    let mut lengths: Vec<Duration> = Vec::new();
-    for trigger in &all {
-        if !shares.contains(&trigger.share) {
-            shares.push(trigger.share);
-        }
-        if !lengths.contains(&trigger.length) {
-            lengths.push(trigger.length);
-        }
-    }
+    let mut shares = distinct_in_order(all.iter().map(|t| t.share));
+    let mut lengths = distinct_in_order(all.iter().map(|t| t.length));
     shares.sort_by(|a, b| a.unwrap_or(0.0).total_cmp(&b.unwrap_or(0.0)));
     lengths.sort();
     (shares, lengths)
@@ -253,8 +233,7 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
                 .iter()
                 .map(|length| match phase_cell(report, scenario, &label, *share, *length) {
                     Some(run) => match run.outcome.recovered_ms {
-                        Some(ms) if ms < super::run::SLICE.as_secs_f64() * 1000.0 => "recovered within 0.1 s".into(),
-                        Some(ms) => format!("recovered after {:.1} s", ms / 1000.0),
+                        Some(ms) => recovered(ms),
                         None => "**did not recover**".to_string(),
                     },
                     None => "run failed".to_string(),
@@ -269,13 +248,7 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
 
 /// The scenarios in the order run.
 fn scenarios(report: &FaultReport) -> Vec<Scenario> {
-    let mut seen: Vec<Scenario> = Vec::new();
-    for run in &report.runs {
-        if !seen.contains(&run.scenario) {
-            seen.push(run.scenario.clone());
-        }
-    }
-    seen
+    distinct_in_order(report.runs.iter().map(|r| r.scenario.clone()))
 }
 
 fn timeline_csv(run: &FaultRun) -> String {
@@ -378,7 +351,21 @@ fn first_success(run: &FaultRun) -> String {
 
 /// A time after the fault's end as read in 100 ms slices.
 fn after_fault(ms: f64) -> String {
-    if ms < super::run::SLICE.as_secs_f64() * 1000.0 { "within 0.1 s".into() } else { format!("{:.1} s", ms / 1000.0) }
+    if within_a_slice(ms) { "within 0.1 s".into() } else { format!("{:.1} s", ms / 1000.0) }
+}
+
+/// `recovered within 0.1 s`, `recovered after 2.4 s`.
+fn recovered(ms: f64) -> String {
+    if within_a_slice(ms) {
+        format!("recovered {}", after_fault(ms))
+    } else {
+        format!("recovered after {}", after_fault(ms))
+    }
+}
+
+/// Sooner than the timeline can tell apart from at once.
+fn within_a_slice(ms: f64) -> bool {
+    ms < super::run::SLICE.as_secs_f64() * 1000.0
 }
 
 fn ms(value: Option<f64>) -> String {

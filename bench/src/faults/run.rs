@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::analysis::{self, FaultOutcome, FaultWindow, Phase};
 use super::calls::{self, PhaseCalls};
 use super::inject::{self, FaultEvidence, FaultParameters};
-use super::proxy::Proxy;
+use super::proxy::{Proxy, ProxyCounts};
 use super::{FaultKind, FaultTiming, Scenario};
 use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::experiment::{self, Plan};
@@ -75,10 +75,7 @@ impl FaultRun {
 
     /// The trigger: how long the fault was held and, for `starve`, the CPU share left.
     pub fn trigger(&self, report_parameters: &FaultParameters) -> Trigger {
-        let parameters = self.parameters.unwrap_or(*report_parameters);
-        let share = (self.scenario.fault == FaultKind::Starve)
-            .then(|| parameters.cpu_quota_us as f64 / parameters.cpu_period_us as f64);
-        Trigger { length: self.timing.during, share }
+        Trigger::of(self.scenario.fault, &self.timing, &self.parameters.unwrap_or(*report_parameters))
     }
 
     /// `monolith`, `microservices-full`, for file names.
@@ -99,6 +96,13 @@ pub struct Trigger {
 }
 
 impl Trigger {
+    /// The trigger of `fault` held as `timing` says with `parameters`.
+    pub fn of(fault: FaultKind, timing: &FaultTiming, parameters: &FaultParameters) -> Self {
+        let share =
+            (fault == FaultKind::Starve).then(|| parameters.cpu_quota_us as f64 / parameters.cpu_period_us as f64);
+        Self { length: timing.during, share }
+    }
+
     /// `5.0 s`, `3.0 s at 10% of a core`.
     pub fn describe(&self) -> String {
         match self.share {
@@ -197,11 +201,14 @@ async fn measure(
         let toxics = inject::network_toxics(scenario.fault);
         let (active, counts) = match proxy {
             Some(proxy) if scenario.fault.is_network() => {
-                let counts = inject::proxy_counts(proxy);
+                let counts = proxy.counts();
                 proxy.set(toxics.clone());
                 (None, counts)
             }
-            _ => (Some(inject::begin(scenario.fault, &scenario.module, parameters, sut, &process).await?), [0; 4]),
+            _ => (
+                Some(inject::begin(scenario.fault, &scenario.module, parameters, sut, &process).await?),
+                ProxyCounts::default(),
+            ),
         };
         // In force once its injector returns (a database lock may first wait for a write).
         let began = Instant::now();

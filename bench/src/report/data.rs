@@ -756,57 +756,45 @@ impl RunData {
     /// `None` without a saturation stage.
     pub fn saturation_summary(&self) -> anyhow::Result<Option<Saturation>> {
         let degraded_ok = self.config.degraded_ok;
-        let mut architectures: Vec<ArchitectureSaturation> = Vec::new();
-        for m in self.saturation_measurements() {
-            let index = match architectures.iter().position(|a| a.architecture == m.architecture) {
-                Some(i) => i,
-                None => {
-                    architectures.push(ArchitectureSaturation {
-                        architecture: m.architecture.clone(),
-                        rounds: Vec::new(),
-                        throughput: Vec::new(),
-                        throughput_spread: Spread { median: 0.0, min: 0.0, max: 0.0, n: 0 },
-                        cpu_us_per_request: Vec::new(),
-                        p99_us: Vec::new(),
-                        error_rate: Vec::new(),
-                    });
-                    architectures.len() - 1
-                }
-            };
-            let a = &mut architectures[index];
-            a.rounds.push(m.repetition);
-            a.throughput.push(m.achieved_rate(degraded_ok));
-            a.cpu_us_per_request.push(m.cpu_ms_per_request() * 1000.0);
-            a.p99_us.push(m.all_requests_percentiles()?.map_or(0, |p| p.p99));
-            a.error_rate.push(m.error_rate(degraded_ok));
+        let mut architectures = Vec::new();
+        for name in crate::report::distinct_in_order(self.saturation_measurements().map(|m| &m.architecture)) {
+            let windows: Vec<&Measurement> =
+                self.saturation_measurements().filter(|m| m.architecture == *name).collect();
+            let throughput: Vec<f64> = windows.iter().map(|m| m.achieved_rate(degraded_ok)).collect();
+            let mut p99_us = Vec::new();
+            for m in &windows {
+                p99_us.push(m.all_requests_percentiles()?.map_or(0, |p| p.p99));
+            }
+            architectures.push(ArchitectureSaturation {
+                architecture: name.clone(),
+                rounds: windows.iter().map(|m| m.repetition).collect(),
+                throughput_spread: Spread::of(&throughput).expect("one window at least"),
+                throughput,
+                cpu_us_per_request: windows.iter().map(|m| m.cpu_ms_per_request() * 1000.0).collect(),
+                p99_us,
+                error_rate: windows.iter().map(|m| m.error_rate(degraded_ok)).collect(),
+            });
         }
         if architectures.is_empty() {
             return Ok(None);
         }
-        for a in &mut architectures {
-            a.throughput_spread = Spread::of(&a.throughput).expect("one window at least");
-        }
         let find = |name: &str| architectures.iter().find(|a| a.architecture == name);
         let (throughput_ratio, cpu_ratio) = match (find("monolith"), find("microservices")) {
             (Some(mono), Some(micro)) => {
-                // Paired by round number: (numerator, denominator) of every round both ran.
-                let paired = |numerator: &ArchitectureSaturation,
-                              denominator: &ArchitectureSaturation,
-                              value: fn(&ArchitectureSaturation, usize) -> f64|
-                 -> (Vec<f64>, Vec<f64>) {
-                    numerator
-                        .rounds
-                        .iter()
-                        .enumerate()
-                        .filter_map(|(i, round)| {
-                            let j = denominator.rounds.iter().position(|r| r == round)?;
-                            Some((value(numerator, i), value(denominator, j)))
-                        })
-                        .unzip()
+                // Paired by round number: each round both ran, as (monolith's, microservices') index.
+                let pairs: Vec<(usize, usize)> = mono
+                    .rounds
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, round)| Some((i, micro.rounds.iter().position(|r| r == round)?)))
+                    .collect();
+                let of = |a: &[f64], pick: fn(&(usize, usize)) -> usize| -> Vec<f64> {
+                    pairs.iter().map(|pair| a[pick(pair)]).collect()
                 };
-                let (mono_rate, micro_rate) = paired(mono, micro, |a, i| a.throughput[i]);
-                let (micro_cpu, mono_cpu) = paired(micro, mono, |a, i| a.cpu_us_per_request[i]);
-                (RoundRatio::of(&mono_rate, &micro_rate), RoundRatio::of(&micro_cpu, &mono_cpu))
+                (
+                    RoundRatio::of(&of(&mono.throughput, |p| p.0), &of(&micro.throughput, |p| p.1)),
+                    RoundRatio::of(&of(&micro.cpu_us_per_request, |p| p.1), &of(&mono.cpu_us_per_request, |p| p.0)),
+                )
             }
             _ => (None, None),
         };

@@ -533,13 +533,18 @@ fn mib(bytes: u64) -> String {
 
 /// The architectures of `windows`, each once, in the order they first appear.
 fn architectures_in_order<'a>(windows: impl IntoIterator<Item = &'a Measurement>) -> Vec<&'a str> {
-    let mut order: Vec<&str> = Vec::new();
-    for m in windows {
-        if !order.contains(&m.architecture.as_str()) {
-            order.push(&m.architecture);
+    distinct_in_order(windows.into_iter().map(|m| m.architecture.as_str()))
+}
+
+/// Each distinct item once, in the order first seen (the lists are short: a linear search).
+pub(crate) fn distinct_in_order<T: PartialEq>(items: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut seen: Vec<T> = Vec::new();
+    for item in items {
+        if !seen.contains(&item) {
+            seen.push(item);
         }
     }
-    order
+    seen
 }
 
 /// The sweep's windows grouped by architecture (in the order first swept), then repetition,

@@ -93,11 +93,12 @@ pub struct FaultsArgs {
     /// module's service, through a proxy with Toxiproxy's toxics (microservices only): latency
     /// (answers 100 ± 20 ms late), bandwidth (100 kB/s per connection), slicer (64 ± 16 byte
     /// segments),
-    /// partition (nothing through, connections held), reset-peer (connections reset); at the
+    /// partition (nothing through, connections held), reset-peer (connections reset), drop
+    /// (--drop-share of the packets lost, nftables; root); at the
     /// product page's seam, in both architectures (catalog, inventory or reviews only): slow
     /// (calls 200 ms later), failing (half the calls fail as a 503). Modules: accounts,
     /// catalog, inventory, reviews, payments, orders. Default: crash:inventory,
-    /// hang:inventory, starve:catalog, db-outage:orders.
+    /// hang:inventory, starve:catalog, db-outage:orders, drop:inventory.
     #[arg(long)]
     pub scenario: Vec<String>,
     /// The microservices' resilience profiles to compare, each a run of every scenario (the
@@ -114,6 +115,9 @@ pub struct FaultsArgs {
     /// metastability experiment: the trigger's size against its length).
     #[arg(long, value_delimiter = ',', default_value = "2%")]
     pub starve_share: Vec<String>,
+    /// drop: the share of TCP packets to and from the faulted service that is lost.
+    #[arg(long, default_value = "5%")]
+    pub drop_share: String,
     /// Steady load after the warm-up, before the fault.
     #[arg(long, default_value = "5s")]
     pub before: String,
@@ -205,7 +209,9 @@ pub struct BenchArgs {
     /// at most --max-in-flight): the requests in flight while each takes this long.
     #[arg(long, default_value = "100ms")]
     pub pool_latency: String,
-    /// Sweep repetitions (the report gives their median and spread).
+    /// Sweep repetitions (the report gives their median and spread); `faults`: runs of each
+    /// scenario, trigger and architecture (each repetition a schedule of its own, the
+    /// architectures of one repetition back to back on the same one).
     #[arg(long, default_value_t = 1)]
     pub repeat: u32,
     /// p99 objective of the sweep.
@@ -709,13 +715,18 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let period_us = FaultParameters::default().cpu_period_us;
+    let drop_share = percent(&args.drop_share).context("--drop-share")?;
+    anyhow::ensure!(drop_share > 0.0 && drop_share <= 1.0, "--drop-share must be above 0% and at most 100%");
     let all_parameters = args
         .starve_share
         .iter()
         .map(|share| {
             let share = percent(share).context("--starve-share")?;
-            let parameters =
-                FaultParameters { cpu_period_us: period_us, cpu_quota_us: (share * period_us as f64).round() as u64 };
+            let parameters = FaultParameters {
+                cpu_period_us: period_us,
+                cpu_quota_us: (share * period_us as f64).round() as u64,
+                drop_share,
+            };
             anyhow::ensure!(
                 parameters.cpu_quota_us >= crate::launch::cgroup::MIN_QUOTA_US && share <= 1.0,
                 "--starve-share must be between 2% (the kernel's smallest quota in a 50 ms period) and 100%"
@@ -728,6 +739,15 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         scenarios.iter().all(|s| s.fault != FaultKind::Starve) || crate::launch::cgroup::CpuQuota::available(),
         "starve needs root and cgroup v1's cpu controller (/sys/fs/cgroup/cpu); leave it out here"
     );
+    if scenarios.iter().any(|s| s.fault == FaultKind::Drop) {
+        anyhow::ensure!(
+            crate::faults::drops::available(),
+            "drop needs root and nft (Debian package nftables); leave it out here"
+        );
+        for table in crate::faults::drops::remove_orphaned_tables()? {
+            eprintln!("removed the nftables table {table}, left by a splitbench run that no longer runs");
+        }
+    }
     anyhow::ensure!(
         timing.after >= Duration::from_secs(1),
         "--after must be at least 1s: recovery is judged over seconds of it"
@@ -766,6 +786,8 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
     let applies = |scenario: &Scenario, architecture: Architecture| {
         !scenario.fault.is_network() || architecture == Architecture::Microservices
     };
+    let repetitions = args.bench.repeat;
+    anyhow::ensure!(repetitions >= 1, "--repeat must be at least 1");
     let mut not_run = Vec::new();
     for scenario in &scenarios {
         for &architecture in plan.architectures.iter().filter(|a| !applies(scenario, **a)) {
@@ -782,11 +804,13 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         .map(|s| {
             let per_trigger: usize =
                 plan.architectures.iter().filter(|a| applies(s, **a)).map(|a| runs_of(*a).len()).sum();
-            triggers_of(s).len() * per_trigger
+            triggers_of(s).len() * per_trigger * repetitions as usize
         })
         .sum();
     for scenario in &scenarios {
-        for (timing, parameters) in triggers_of(scenario) {
+        for ((timing, parameters), repetition) in
+            triggers_of(scenario).into_iter().flat_map(|trigger| (1..=repetitions).map(move |r| (trigger, r)))
+        {
             for &architecture in plan.architectures.iter().filter(|a| applies(scenario, **a)) {
                 for resilience in runs_of(architecture) {
                     let mut plan = plan.clone();
@@ -797,29 +821,26 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
                     plan.shop.server.faults_enabled = scenario.fault.is_seam();
                     let label = run::label(architecture.name(), resilience);
                     let trigger = run::Trigger::of(scenario.fault, &timing, &parameters);
+                    let of_repetitions = if repetitions > 1 {
+                        format!(", repetition {repetition}/{repetitions}")
+                    } else {
+                        String::new()
+                    };
                     eprintln!(
-                        "\n[{}/{total}] {scenario} ({}) on the {label}",
+                        "\n[{}/{total}] {scenario} ({}{of_repetitions}) on the {label}",
                         runs.len() + failed.len() + 1,
                         trigger.describe()
                     );
+                    let fault = run::FaultPlan { scenario, timing, parameters, rate: args.bench.rate, repetition };
                     // One run that fails (a restart that never got ready) does not lose the others.
-                    let result = run::run_scenario(
-                        &plan,
-                        &launcher,
-                        architecture,
-                        scenario,
-                        timing,
-                        &parameters,
-                        args.bench.rate,
-                    )
-                    .await;
+                    let result = run::run_scenario(&plan, &launcher, architecture, &fault).await;
                     match result {
                         Ok(run) => runs.push(run),
                         Err(err) => {
                             eprintln!("error: {scenario} on the {label}: {err:#}");
                             failed.push(report::FailedRun {
                                 scenario: scenario.clone(),
-                                architecture: format!("{label}, {}", trigger.describe()),
+                                architecture: format!("{label}, {}{of_repetitions}", trigger.describe()),
                                 error: format!("{err:#}"),
                             });
                         }
@@ -859,11 +880,12 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
             .recovered_ms
             .map_or_else(|| "did not recover".into(), |ms| format!("recovered after {:.1} s", ms / 1000.0));
         let blast: Vec<&str> = run.outcome.blast_radius.iter().map(|e| e.name()).collect();
+        let label = if repetitions > 1 { format!("{} #{}", run.label(), run.repetition) } else { run.label() };
         println!(
-            "{:<16} {:<24} {:<28} blast radius: {:<40} {recovered}",
+            "{:<16} {:<24} {:<32} blast radius: {:<40} {recovered}",
             run.scenario.to_string(),
             run.trigger(&faults.parameters).describe(),
-            run.label(),
+            label,
             if blast.is_empty() { "none".to_string() } else { blast.join(", ") }
         );
         match run.consistency.as_ref().map(|c| (&c.report, &c.error)) {

@@ -31,6 +31,7 @@ use shop::inventory::{InventoryClient, LocalInventory, SharedInventory};
 use shop::orders::{CheckoutPolicy, OrdersState, SagaCheckout, SharedCheckout};
 use shop::payments::{LocalPayments, PaymentsClient};
 use shop::product_page::ProductPages;
+use shop::resilience::Resilience;
 use shop::reviews::{ReviewsClient, ReviewsState, SharedReviews};
 use shop::seam_faults::SeamFaults;
 use shop::settings::default_port;
@@ -279,12 +280,18 @@ fn build_gateway(
         upstreams.orders.clone(),
     ]));
     let upstreams = web::Data::new(upstreams);
+    // `full` sheds load at the gateway: bounded requests in flight, a controlled-delay queue.
+    let admission = (settings.upstreams.resilience == Resilience::Full)
+        .then(|| web::Data::new(shop::admission::Admission::default()));
     Application::build("gateway", settings, Service::Gateway.default_port(), move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(token_keys.clone())
             .app_data(readiness.clone())
             .app_data(upstreams.clone())
             .app_data(pages.clone())
             .configure(shop::telemetry::configure_ops);
+        if let Some(admission) = &admission {
+            cfg.app_data(admission.clone());
+        }
         if let Some(faults) = &seam_faults {
             shop::seam_faults::configure_admin(cfg, faults.clone(), credential.clone());
         }

@@ -87,16 +87,22 @@ impl ServiceClient {
         self.policy.breaker.is_open()
     }
 
-    /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than `timeout`);
-    /// hold it until the answer's body is read.
+    /// Waits for one of the [`MAX_CALLS_IN_FLIGHT`] slots (no longer than `timeout`, and in
+    /// `full` no longer than its bulkhead allows); hold it until the answer's body is read.
     async fn slot(&self, timeout: Duration) -> Result<SemaphorePermit<'_>, ModuleError> {
-        match tokio::time::timeout(timeout, self.slots.acquire()).await {
+        let wait = self.policy.slot_wait(timeout);
+        match tokio::time::timeout(wait, self.slots.acquire()).await {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_closed)) => {
                 Err(ModuleError::Unavailable { module: self.name, message: "its client is shut down".into() })
             }
             // All call slots stayed busy for the whole timeout.
-            Err(_elapsed) => Err(ModuleError::Timeout { module: self.name }),
+            Err(_elapsed) if wait == timeout => Err(ModuleError::Timeout { module: self.name }),
+            // `full`'s bulkhead: the upstream already has all the calls it may have.
+            Err(_elapsed) => Err(ModuleError::Unavailable {
+                module: self.name,
+                message: format!("bulkhead full: {MAX_CALLS_IN_FLIGHT} calls in flight"),
+            }),
         }
     }
 
@@ -257,6 +263,22 @@ mod tests {
         // Every clone shares the slots: the next call finds none and gives up at its timeout.
         let err = client.slot(client.timeout).await.expect_err("no slot left");
         assert!(matches!(err, ModuleError::Timeout { module: "inventory" }), "{err}");
+        drop(held.pop());
+        assert!(client.slot(client.timeout).await.is_ok(), "a released slot is free again");
+    }
+
+    #[tokio::test]
+    async fn the_full_profiles_bulkhead_refuses_a_call_beyond_the_bound_instead_of_queueing_it() {
+        // A timeout no test waits for: the refusal must come from the bulkhead, not the clock.
+        let client = ServiceClient::new("inventory", "http://127.0.0.1:9", "token", Duration::from_secs(3600))
+            .expect("a client")
+            .with_resilience(Resilience::Full);
+        let mut held = Vec::new();
+        for _ in 0..MAX_CALLS_IN_FLIGHT {
+            held.push(client.slot(client.timeout).await.expect("a free slot"));
+        }
+        let err = client.slot(client.timeout).await.expect_err("the bulkhead is full");
+        assert!(matches!(err, ModuleError::Unavailable { module: "inventory", .. }), "{err}");
         drop(held.pop());
         assert!(client.slot(client.timeout).await.is_ok(), "a released slot is free again");
     }

@@ -12,6 +12,7 @@
 //! only this crate does, so the two architectures differ in wiring alone.
 
 pub mod accounts;
+pub mod admission;
 pub mod app;
 pub mod auth;
 pub mod catalog;

@@ -10,7 +10,11 @@
 //!   [`BREAKER_COOLDOWN`]; then one call probes it, and its answer closes or reopens the
 //!   breaker; an answer, even a 5xx, is a sign of life), and retries of idempotent calls with jittered exponential
 //!   backoff under a retry budget (tower's: retries at most 10% of the calls of the last 10 s,
-//!   plus 10 a second), so a failing upstream costs one fast failure, not a timeout per call.
+//!   plus 10 a second), so a failing upstream costs one fast failure, not a timeout per call;
+//!   a bulkhead per upstream (a call that finds all [`crate::http_client::MAX_CALLS_IN_FLIGHT`]
+//!   slots to that upstream taken waits at most [`BULKHEAD_WAIT`], then fails as unavailable,
+//!   so one stuck upstream cannot hold the caller's requests for a whole timeout each); and
+//!   load shedding at the gateway ([`crate::admission`]).
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -44,6 +48,8 @@ pub const BREAKER_FAILURES: u32 = 5;
 pub const BREAKER_COOLDOWN: Duration = Duration::from_millis(500);
 /// Attempts of one idempotent call at most (the first and its retries).
 pub const MAX_ATTEMPTS: u32 = 4;
+/// `full`: how long a call waits for one of its upstream's slots before it fails.
+pub const BULKHEAD_WAIT: Duration = Duration::from_millis(10);
 /// The first backoff of `full`; each retry doubles it, with full jitter.
 pub const BASE_BACKOFF: Duration = Duration::from_millis(5);
 
@@ -130,6 +136,14 @@ impl CallPolicy {
     pub fn call_begins(&self) {
         if self.resilience == Resilience::Full {
             self.budget.deposit();
+        }
+    }
+
+    /// How long a call may wait for a free slot to its upstream, given `timeout` for the call.
+    pub fn slot_wait(&self, timeout: Duration) -> Duration {
+        match self.resilience {
+            Resilience::Full => timeout.min(BULKHEAD_WAIT),
+            Resilience::None | Resilience::NaiveRetries => timeout,
         }
     }
 

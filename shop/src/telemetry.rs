@@ -45,6 +45,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone())).expect("registered once");
         registry.register(Box::new(CHECKOUT_RECOVERIES.clone())).expect("registered once per registry");
         registry.register(Box::new(UPSTREAM_CALLS.clone())).expect("registered once per registry");
+        registry.register(Box::new(SHED_REQUESTS.clone())).expect("registered once per registry");
         registry.register(Box::new(latency.clone())).expect("registered once");
         Self { registry, requests, latency }
     }
@@ -82,6 +83,23 @@ static UPSTREAM_CALLS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock:
     IntCounterVec::new(Opts::new("upstream_calls_total", "Calls made to other processes"), &["upstream", "outcome"])
         .expect("static metric definition is valid")
 });
+
+/// Public requests the gateway's admission control answered `503 overloaded` without handling
+/// them ([`crate::admission`]).
+static SHED_REQUESTS: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
+    prometheus::IntCounter::new("shed_requests_total", "Requests shed by admission control")
+        .expect("static metric definition is valid")
+});
+
+/// Counts one request shed by admission control.
+pub fn count_shed() {
+    SHED_REQUESTS.inc();
+}
+
+/// Requests this process has shed so far.
+pub fn shed_requests() -> u64 {
+    SHED_REQUESTS.get()
+}
 
 /// The counters of calls to `upstream` that were answered and that failed, looked up once (a
 /// client keeps them, so counting a call costs an atomic add, not a label lookup).

@@ -20,11 +20,18 @@ pub struct FaultParameters {
     pub cpu_period_us: u64,
     /// `starve`: the CPU time allowed in each period, microseconds.
     pub cpu_quota_us: u64,
+    /// `drop`: the share of packets lost (0..=1).
+    #[serde(default = "default_drop_share")]
+    pub drop_share: f64,
+}
+
+fn default_drop_share() -> f64 {
+    0.05
 }
 
 impl Default for FaultParameters {
     fn default() -> Self {
-        Self { cpu_period_us: 50_000, cpu_quota_us: 1_000 }
+        Self { cpu_period_us: 50_000, cpu_quota_us: 1_000, drop_share: default_drop_share() }
     }
 }
 
@@ -128,6 +135,8 @@ pub enum Active {
     PostgresClosed(String),
     /// Seam faults set in the process on this port (with this credential; what it answered).
     Seam(u16, String, String),
+    /// Packets to and from the proxy in front of the process being lost.
+    Dropping(super::drops::PacketDrops),
 }
 
 /// Begins `fault` on `sut`'s process `process`.
@@ -168,7 +177,9 @@ pub async fn begin(
             let set = admin_faults(port, &credential, Some(seam_faults_body(fault, module))).await?;
             Active::Seam(port, credential, set)
         }
-        network => anyhow::bail!("{} is a network fault: the proxy in front of {process} applies it", network.name()),
+        network => {
+            anyhow::bail!("{} is a network fault: it is applied at the proxy in front of {process}", network.name())
+        }
     })
 }
 
@@ -197,6 +208,9 @@ pub async fn end(
         Active::Seam(port, credential, set) => {
             admin_faults(port, &credential, None).await?;
             evidence.seam = Some(format!("the admin route on port {port} answered {set}, and cleared them after"));
+        }
+        Active::Dropping(drops) => {
+            evidence.network = Some(tokio::task::spawn_blocking(move || drops.remove()).await??);
         }
         database @ (Active::SqliteLocked(..) | Active::PostgresClosed(_)) => {
             evidence.database = Some(give_back_database(database).await?);

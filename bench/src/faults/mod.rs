@@ -21,6 +21,8 @@
 //! - **latency**, **bandwidth**, **slicer**, **partition**, **reset-peer**: network faults on
 //!   every connection to the module's service, through a proxy with Toxiproxy's toxics
 //!   ([`proxy`]), the microservices only: the monolith's modules share a process and no network.
+//!   **drop** loses a share of the packets to and from that proxy in the kernel (nftables,
+//!   [`drops`]), so TCP retransmits.
 //!
 //! - **slow**, **failing**: calls into the module at the product page's seam take 200 ms
 //!   longer, or half of them fail as a 503 would (`shop::seam_faults`, set through the admin
@@ -28,6 +30,7 @@
 
 pub mod analysis;
 pub mod calls;
+pub mod drops;
 pub mod inject;
 pub mod proxy;
 pub mod report;
@@ -68,8 +71,11 @@ pub enum FaultKind {
     /// nothing gets through either way, connections held open (Toxiproxy's `timeout` with no
     /// close): a partition, a blackhole;
     Partition,
-    /// every connection reset (TCP RST), new ones too.
+    /// every connection reset (TCP RST), new ones too;
     ResetPeer,
+    /// a share of the TCP packets to and from the proxy lost (nftables, [`drops`]; root), so
+    /// TCP waits for retransmissions.
+    Drop,
     /// Calls into the module at the product page's seam take longer (the fault layer of
     /// `shop::seam_faults`, in the monolith's one process and in the gateway alike).
     Slow,
@@ -89,12 +95,13 @@ impl FaultKind {
             Self::Slicer => "slicer",
             Self::Partition => "partition",
             Self::ResetPeer => "reset-peer",
+            Self::Drop => "drop",
             Self::Slow => "slow",
             Self::Failing => "failing",
         }
     }
 
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 12] = [
         Self::Crash,
         Self::Hang,
         Self::Starve,
@@ -104,6 +111,7 @@ impl FaultKind {
         Self::Slicer,
         Self::Partition,
         Self::ResetPeer,
+        Self::Drop,
         Self::Slow,
         Self::Failing,
     ];
@@ -115,7 +123,7 @@ impl FaultKind {
 
     /// A fault of the network between processes (through the proxy): the monolith has none.
     pub fn is_network(self) -> bool {
-        matches!(self, Self::Latency | Self::Bandwidth | Self::Slicer | Self::Partition | Self::ResetPeer)
+        matches!(self, Self::Latency | Self::Bandwidth | Self::Slicer | Self::Partition | Self::ResetPeer | Self::Drop)
     }
 }
 
@@ -148,7 +156,7 @@ impl Scenario {
 
     /// The scenarios `splitbench faults` runs without `--scenario`.
     pub fn defaults() -> Vec<Self> {
-        ["crash:inventory", "hang:inventory", "starve:catalog", "db-outage:orders"]
+        ["crash:inventory", "hang:inventory", "starve:catalog", "db-outage:orders", "drop:inventory"]
             .iter()
             .map(|s| Self::parse(s).expect("the default scenarios parse"))
             .collect()

@@ -82,7 +82,11 @@ pub fn rebuild(dir: &Path) -> anyhow::Result<()> {
 fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir.join("timelines"))?;
     for run in &report.runs {
-        let stem = format!("{}-{}", group_slug(report, &run.scenario, &run.trigger(&report.parameters)), run.slug());
+        let mut stem =
+            format!("{}-{}", group_slug(report, &run.scenario, &run.trigger(&report.parameters)), run.slug());
+        if repetitions(report) > 1 {
+            stem.push_str(&format!("-r{}", run.repetition));
+        }
         let file = dir.join("timelines").join(format!("{stem}.csv"));
         std::fs::write(&file, timeline_csv(run)).with_context(|| format!("writing {}", file.display()))?;
     }
@@ -91,7 +95,7 @@ fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
             let runs = runs_of(report, &scenario, &trigger);
             let title = group_title(report, &scenario, &trigger);
             let file = format!("{}.svg", group_slug(report, &scenario, &trigger));
-            std::fs::write(dir.join(file), timeline_svg(&title, &runs))?;
+            std::fs::write(dir.join(file), timeline_svg(report, &title, &runs))?;
         }
         if triggers(report, &scenario).len() > 1 {
             std::fs::write(dir.join(format!("phase-{}.svg", scenario.slug())), phase_svg(report, &scenario))?;
@@ -99,6 +103,16 @@ fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     }
     std::fs::write(dir.join("faults.md"), markdown(report)).context("writing faults.md")?;
     Ok(())
+}
+
+/// How many times each run was repeated (`--repeat`; 1 in files written before).
+fn repetitions(report: &FaultReport) -> u32 {
+    report.runs.iter().map(|r| r.repetition).max().unwrap_or(1)
+}
+
+/// A run's name in tables and legends: its label, and its repetition when there were several.
+fn run_name(report: &FaultReport, run: &FaultRun) -> String {
+    if repetitions(report) > 1 { format!("{} #{}", run.label(), run.repetition) } else { run.label() }
 }
 
 /// A scenario's triggers (length, share) in the order run.
@@ -144,16 +158,63 @@ fn phase_axes(report: &FaultReport, scenario: &Scenario) -> (Vec<Option<f64>>, V
     (shares, lengths)
 }
 
-/// One cell of the phase diagram: the run of `label` at that trigger, if it finished.
+/// One cell of the phase diagram: the runs of `label` at that trigger that finished (one per
+/// repetition).
 fn phase_cell<'a>(
     report: &'a FaultReport,
     scenario: &Scenario,
     label: &str,
     share: Option<f64>,
     length: Duration,
-) -> Option<&'a FaultRun> {
+) -> Vec<&'a FaultRun> {
     let trigger = Trigger { length, share };
-    runs_of(report, scenario, &trigger).into_iter().find(|r| r.label() == label)
+    runs_of(report, scenario, &trigger).into_iter().filter(|r| r.label() == label).collect()
+}
+
+/// How the runs of one cell ended: how many recovered, and their median time to recover.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Recoveries {
+    runs: usize,
+    recovered: usize,
+    median_ms: Option<f64>,
+}
+
+impl Recoveries {
+    fn of(runs: &[&FaultRun]) -> Self {
+        Self::of_outcomes(runs.iter().map(|r| r.outcome.recovered_ms))
+    }
+
+    /// From each run's time to recover (`None`: it did not).
+    fn of_outcomes(outcomes: impl Iterator<Item = Option<f64>>) -> Self {
+        let outcomes: Vec<Option<f64>> = outcomes.collect();
+        let times: Vec<f64> = outcomes.iter().flatten().copied().collect();
+        let median_ms = crate::analyse::Spread::of(&times).map(|spread| spread.median);
+        Self { runs: outcomes.len(), recovered: times.len(), median_ms }
+    }
+
+    /// The markdown cell: one run as before; several as `2 of 3 recovered (median 1.2 s)`.
+    fn cell(&self) -> String {
+        match (self.runs, self.median_ms) {
+            (0, _) => "run failed".into(),
+            (1, Some(ms)) => recovered(ms),
+            (1, None) => "**did not recover**".into(),
+            (n, Some(ms)) if self.recovered == n => format!("{n} of {n} recovered (median {:.1} s)", ms / 1000.0),
+            (n, Some(ms)) => format!("**{} of {n} recovered** (median {:.1} s)", self.recovered, ms / 1000.0),
+            (n, None) => format!("**none of {n} recovered**"),
+        }
+    }
+
+    /// The SVG square's colour and text.
+    fn square(&self) -> (&'static str, String) {
+        match (self.runs, self.median_ms) {
+            (0, _) => ("#d9d9d9", "failed".into()),
+            (1, Some(ms)) => ("#a1d99b", format!("{:.1} s", ms / 1000.0)),
+            (1, None) => ("#fb6a4a", "no".into()),
+            (n, _) if self.recovered == n => ("#a1d99b", format!("{n}/{n}")),
+            (n, _) if self.recovered == 0 => ("#fb6a4a", format!("0/{n}")),
+            (n, _) => ("#fdae6b", format!("{}/{n}", self.recovered)),
+        }
+    }
 }
 
 /// The phase diagram as an SVG: one panel per architecture and profile, a square per trigger,
@@ -178,13 +239,7 @@ fn phase_svg(report: &FaultReport, scenario: &Scenario) -> String {
             let _ = writeln!(svg, "<text x=\"{x0:.0}\" y=\"{:.0}\">{name}</text>", y + cell / 2.0 + 4.0);
             for (column, length) in lengths.iter().enumerate() {
                 let x = x0 + left + column as f64 * cell;
-                let (fill, text) = match phase_cell(report, scenario, label, *share, *length) {
-                    Some(run) => match run.outcome.recovered_ms {
-                        Some(ms) => ("#a1d99b", format!("{:.1} s", ms / 1000.0)),
-                        None => ("#fb6a4a", "no".to_string()),
-                    },
-                    None => ("#d9d9d9", "failed".to_string()),
-                };
+                let (fill, text) = Recoveries::of(&phase_cell(report, scenario, label, *share, *length)).square();
                 let _ = writeln!(
                     svg,
                     "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{:.0}\" height=\"{:.0}\" fill=\"{fill}\" stroke=\"white\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{text}</text>",
@@ -216,9 +271,15 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
     let (shares, lengths) = phase_axes(report, scenario);
     let _ = writeln!(
         md,
-        "\n## Phase diagram: {scenario}\n\n![phase diagram](phase-{}.svg)\n\nThe same load, the trigger varied in size (the share of a core left to the process) and length. Each cell is one run: *recovered after* as in the matrix, or **did not recover** when the load after the trigger never again met the objective within the {:.1} s after it, a metastable failure in the sense of Huang et al. (OSDI'22) as far as this window can tell: a longer window might still see it recover. One run per cell, no repetitions.\n",
+        "\n## Phase diagram: {scenario}\n\n![phase diagram](phase-{}.svg)\n\nThe same load, the trigger varied in size (the share of a core left to the process) and length. Each cell is one run: *recovered after* as in the matrix, or **did not recover** when the load after the trigger never again met the objective within the {:.1} s after it, a metastable failure in the sense of Huang et al. (OSDI'22) as far as this window can tell: a longer window might still see it recover. {}\n",
         scenario.slug(),
-        report.timing.after.as_secs_f64()
+        report.timing.after.as_secs_f64(),
+        match repetitions(report) {
+            1 => "One run per cell, no repetitions: read the pattern, not a boundary.".to_string(),
+            n => format!(
+                "{n} runs per cell (`--repeat`), each on a schedule of its own; a cell says how many recovered and their median time."
+            ),
+        }
     );
     let header: Vec<String> = lengths.iter().map(|l| format!("{:.1} s", l.as_secs_f64())).collect();
     for label in labels(report, scenario) {
@@ -231,13 +292,7 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
         for share in &shares {
             let cells: Vec<String> = lengths
                 .iter()
-                .map(|length| match phase_cell(report, scenario, &label, *share, *length) {
-                    Some(run) => match run.outcome.recovered_ms {
-                        Some(ms) => recovered(ms),
-                        None => "**did not recover**".to_string(),
-                    },
-                    None => "run failed".to_string(),
-                })
+                .map(|length| Recoveries::of(&phase_cell(report, scenario, &label, *share, *length)).cell())
                 .collect();
             let name = share.map_or_else(|| "-".to_string(), super::run::percent);
             let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
@@ -270,7 +325,7 @@ fn timeline_csv(run: &FaultRun) -> String {
 }
 
 /// Success share and p99 per slice, both architectures, the fault's window drawn as a box.
-fn timeline_svg(title: &str, runs: &[&FaultRun]) -> String {
+fn timeline_svg(report: &FaultReport, title: &str, runs: &[&FaultRun]) -> String {
     let mut success = Vec::new();
     let mut p99 = Vec::new();
     for run in runs {
@@ -281,7 +336,7 @@ fn timeline_svg(title: &str, runs: &[&FaultRun]) -> String {
             Some(shop::resilience::Resilience::NaiveRetries) => svg::Style::Dashed,
             Some(shop::resilience::Resilience::Full) => svg::Style::Dotted,
         };
-        let series = |values: Vec<(f64, f64)>| svg::Series { name: run.label(), colour, style, values };
+        let series = |values: Vec<(f64, f64)>| svg::Series { name: run_name(report, run), colour, style, values };
         let timeline = &run.outcome.timeline;
         success.push(series(
             timeline
@@ -463,28 +518,21 @@ fn markdown(report: &FaultReport) -> String {
         quotas.iter().map(|q| q.to_string()).collect::<Vec<_>>().join(", ")
     };
     let recovered = super::analysis::RECOVERED_SHARE * 100.0;
+    let drop = super::run::percent(report.parameters.drop_share);
     let degraded = if report.degraded_ok { " (degraded ones counted as complete, `--degraded-ok`)" } else { "" };
     md.push_str(&format!(
-        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. **latency**, **bandwidth**, **slicer**, **partition** and **reset-peer** apply Toxiproxy's toxics in a proxy in front of the module's service (present for the whole run; the microservices only: the monolith's modules share one process). **slow** and **failing** act at the product page's seam of the module, in the process composing the page (the monolith's, the gateway's), through the same fault layer: calls 200 ms later, or half of them failing as a 503 would. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. The microservices run once per resilience profile (`--resilience`): *none* (one attempt per call), *naive-retries* (a failed GET tried again at once, up to 3 more times, no limit), *full* (a circuit breaker per upstream: 5 calls in a row without an answer open it for 500 ms, then one probe; GETs retried with jittered backoff under a retry budget of 10% of calls plus 10 a second); the monolith makes no calls between processes, so it runs once. *Calls between processes per offered user request*: the calls every process counted as it made them (when each ended, answered or not, so calls to a dead or frozen process count) between the phase's edges (for a crash, the fault's edge is when the restarted process was ready), over the user requests the schedule made due in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge.\n\n",
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. **latency**, **bandwidth**, **slicer**, **partition** and **reset-peer** apply Toxiproxy's toxics in a proxy in front of the module's service (present for the whole run; the microservices only: the monolith's modules share one process); **drop** loses {drop} of the TCP packets to and from that proxy in the kernel (an nftables table of the run's own; TCP retransmits, after at least 200 ms). **slow** and **failing** act at the product page's seam of the module, in the process composing the page (the monolith's, the gateway's), through the same fault layer: calls 200 ms later, or half of them failing as a 503 would. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. The microservices run once per resilience profile (`--resilience`): *none* (one attempt per call), *naive-retries* (a failed GET tried again at once, up to 3 more times, no limit), *full* (a circuit breaker per upstream: 5 calls in a row without an answer open it for 500 ms, then one probe; GETs retried with jittered backoff under a retry budget of 10% of calls plus 10 a second; a bulkhead per upstream: a call that finds 64 calls to it in flight waits at most 10 ms for a slot, then fails; load shedding at the gateway: at most 64 public requests handled at once, a request waits for a slot at most 100 ms, or 5 ms once the queue has not been empty for 100 ms, and is otherwise answered `503 overloaded` at once); the monolith makes no calls between processes, so it runs once. *Calls between processes per offered user request*: the calls every process counted as it made them (when each ended, answered or not, so calls to a dead or frozen process count) between the phase's edges (for a crash, the fault's edge is when the restarted process was ready), over the user requests the schedule made due in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge.\n\n",
     ));
     md.push_str("## Matrix\n\n| scenario | fault held | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per offered user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
-        let (mut ok, mut requests) = (0, 0);
-        let mut p99 = None::<u64>;
-        for phases in run.outcome.phases.values() {
-            if let Some(s) = phases.get(&Phase::During) {
-                ok += s.ok;
-                requests += s.requests;
-                p99 = p99.max(s.p99_us);
-            }
-        }
-        let share = if requests == 0 { "-".into() } else { format!("{:.1}%", 100.0 * ok as f64 / requests as f64) };
+        let p99 = run.outcome.phases.values().filter_map(|phases| phases.get(&Phase::During)?.p99_us).max();
+        let share = complete_during(run).map_or_else(|| "-".into(), |share| format!("{share:.1}%"));
         let _ = writeln!(
             md,
             "| {} | {} | {} | {share} | {} | {} | {} | {} | {} | {} |",
             run.scenario,
             run.trigger(&report.parameters).describe(),
-            run.label(),
+            run_name(report, run),
             p99.map_or_else(|| "-".into(), |p| format!("{} (worst endpoint)", human_micros(p))),
             endpoints_list(&run.outcome.blast_radius),
             first_success(run),
@@ -499,6 +547,9 @@ fn markdown(report: &FaultReport) -> String {
             "| {} | - | {} | not run: {} | | | | | | |",
             not_run.scenario, not_run.architecture, not_run.error
         );
+    }
+    if repetitions(report) > 1 {
+        repetitions_section(&mut md, report);
     }
     for scenario in scenarios(report) {
         if triggers(report, &scenario).len() > 1 {
@@ -520,6 +571,59 @@ fn markdown(report: &FaultReport) -> String {
     md
 }
 
+/// With `--repeat`: per scenario, trigger and architecture, how the repetitions spread.
+fn repetitions_section(md: &mut String, report: &FaultReport) {
+    let _ = writeln!(
+        md,
+        "\n## Repetitions\n\nEach run was repeated {} times, each repetition on a schedule of its own (the architectures of one repetition on the same one). Median and range over the repetitions that finished.\n\n| scenario | fault held | architecture | runs | recovered | complete answers during the fault | blast radius (in how many runs) |\n|---|---|---|---|---|---|---|",
+        repetitions(report)
+    );
+    for scenario in scenarios(report) {
+        for trigger in triggers(report, &scenario) {
+            for label in labels(report, &scenario) {
+                let runs: Vec<&FaultRun> =
+                    runs_of(report, &scenario, &trigger).into_iter().filter(|r| r.label() == label).collect();
+                let shares: Vec<f64> = runs.iter().filter_map(|r| complete_during(r)).collect();
+                let complete = match crate::analyse::Spread::of(&shares) {
+                    Some(s) => format!("{:.1}% ({:.1}..{:.1}%)", s.median, s.min, s.max),
+                    None => "-".into(),
+                };
+                let mut radius: Vec<(crate::record::Endpoint, usize)> = Vec::new();
+                for endpoint in runs.iter().flat_map(|r| r.outcome.blast_radius.iter()) {
+                    match radius.iter_mut().find(|(e, _)| e == endpoint) {
+                        Some((_, n)) => *n += 1,
+                        None => radius.push((*endpoint, 1)),
+                    }
+                }
+                let radius = if radius.is_empty() {
+                    "none".to_string()
+                } else {
+                    radius.iter().map(|(e, n)| format!("{} ({n})", e.name())).collect::<Vec<_>>().join(", ")
+                };
+                let _ = writeln!(
+                    md,
+                    "| {scenario} | {} | {label} | {} | {} | {complete} | {radius} |",
+                    trigger.describe(),
+                    runs.len(),
+                    Recoveries::of(&runs).cell()
+                );
+            }
+        }
+    }
+}
+
+/// The share of complete answers, all endpoints, during the fault (percent).
+fn complete_during(run: &FaultRun) -> Option<f64> {
+    let (mut ok, mut requests) = (0, 0);
+    for phases in run.outcome.phases.values() {
+        if let Some(s) = phases.get(&Phase::During) {
+            ok += s.ok;
+            requests += s.requests;
+        }
+    }
+    (requests > 0).then(|| 100.0 * ok as f64 / requests as f64)
+}
+
 /// A scenario's runs at one trigger: the timeline plot, then each run's phases per endpoint.
 fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, trigger: &Trigger) {
     let title = group_title(report, scenario, trigger);
@@ -527,8 +631,8 @@ fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, 
     for run in runs_of(report, scenario, trigger) {
         let _ = writeln!(
             md,
-            "### {}: {} hit from {:.1} s to {:.1} s{}\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; recovered after {}. Books: {}.\n",
-            run.label(),
+            "### {}: {} hit from {:.1} s to {:.1} s{}\n\nEndpoints that need {} and missed the objective during the fault: {}. Blast radius: {}. First complete answer needing it after the fault: {}; {}. Books: {}.\n",
+            run_name(report, run),
             run.process,
             run.fault.started_ms / 1000.0,
             run.fault.ended_ms / 1000.0,
@@ -537,7 +641,7 @@ fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, 
             endpoints_list(&run.outcome.breached_needing),
             endpoints_list(&run.outcome.blast_radius),
             first_success(run),
-            ms(run.outcome.recovered_ms),
+            run.outcome.recovered_ms.map_or_else(|| "did not recover in the window".into(), recovered),
             books(run)
         );
         let _ = writeln!(
@@ -580,5 +684,30 @@ fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, 
             }
         }
         md.push('\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cell_of_repetitions_says_how_many_recovered_and_their_median() {
+        let cell = |outcomes: &[Option<f64>]| {
+            let r = Recoveries::of_outcomes(outcomes.iter().copied());
+            (r.cell(), r.square())
+        };
+        assert_eq!(cell(&[Some(1200.0)]), ("recovered after 1.2 s".into(), ("#a1d99b", "1.2 s".into())));
+        assert_eq!(cell(&[None]), ("**did not recover**".into(), ("#fb6a4a", "no".into())));
+        assert_eq!(
+            cell(&[Some(1000.0), None, Some(3000.0)]),
+            ("**2 of 3 recovered** (median 2.0 s)".into(), ("#fdae6b", "2/3".into()))
+        );
+        assert_eq!(
+            cell(&[Some(500.0), Some(700.0), Some(300.0)]),
+            ("3 of 3 recovered (median 0.5 s)".into(), ("#a1d99b", "3/3".into()))
+        );
+        assert_eq!(cell(&[None, None]), ("**none of 2 recovered**".into(), ("#fb6a4a", "0/2".into())));
+        assert_eq!(cell(&[]).0, "run failed");
     }
 }

@@ -43,6 +43,10 @@ pub struct FaultRun {
     /// between processes).
     pub resilience: Option<shop::resilience::Resilience>,
     pub scenario: Scenario,
+    /// Which repetition of its scenario, trigger and architecture this run was (from 1; each
+    /// repetition has a schedule of its own, shared by the architectures).
+    #[serde(default = "first_repetition")]
+    pub repetition: u32,
     /// The process the fault hit.
     pub process: String,
     pub offered_rate: f64,
@@ -65,6 +69,10 @@ pub struct FaultRun {
     pub outcome: FaultOutcome,
     /// The books after the run (`None`: the null server, which keeps none).
     pub consistency: Option<ConsistencyCheck>,
+}
+
+fn first_repetition() -> u32 {
+    1
 }
 
 impl FaultRun {
@@ -135,43 +143,50 @@ pub fn label(architecture: &str, resilience: Option<shop::resilience::Resilience
     }
 }
 
-/// Starts `architecture`, loads it at `rate` with `scenario`'s fault at its time, checks its
-/// books, stops it.
+/// What a fault run applies: the scenario, how long and how hard, at which offered rate, and
+/// which repetition it is (its schedule's seed).
+#[derive(Debug, Clone)]
+pub struct FaultPlan<'a> {
+    pub scenario: &'a Scenario,
+    pub timing: FaultTiming,
+    pub parameters: FaultParameters,
+    pub rate: f64,
+    pub repetition: u32,
+}
+
+/// Starts `architecture`, loads it at the fault plan's rate with its fault at its time, checks
+/// its books, stops it.
 pub async fn run_scenario(
     plan: &Plan,
     launcher: &Launcher,
     architecture: Architecture,
-    scenario: &Scenario,
-    timing: FaultTiming,
-    parameters: &FaultParameters,
-    rate: f64,
+    fault: &FaultPlan<'_>,
 ) -> anyhow::Result<FaultRun> {
+    let scenario = fault.scenario;
     // A network fault needs the proxy in front of the module's service from the start, so the
     // phases before and after it pass through the same hop.
     let proxied = scenario.fault.is_network().then_some((scenario.module.as_str(), plan.seed));
     let (mut sut, sessions, proxy) = experiment::start_proxied(plan, launcher, architecture, proxied).await?;
-    let result = measure(plan, launcher, &mut sut, &sessions, proxy.as_ref(), scenario, timing, parameters, rate).await;
+    let result = measure(plan, launcher, &mut sut, &sessions, proxy.as_ref(), fault).await;
     sut.stop().await;
     result
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn measure(
     plan: &Plan,
     launcher: &Launcher,
     sut: &mut SystemUnderTest,
     sessions: &[drive::Session],
     proxy: Option<&Proxy>,
-    scenario: &Scenario,
-    timing: FaultTiming,
-    parameters: &FaultParameters,
-    rate: f64,
+    fault_plan: &FaultPlan<'_>,
 ) -> anyhow::Result<FaultRun> {
+    let FaultPlan { scenario, timing, ref parameters, rate, repetition } = *fault_plan;
     let architecture = sut.architecture;
     let scale =
         Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
-    // Both architectures of a scenario meet the same schedule and requests.
-    let seeds = RepetitionSeeds::derive(plan.seed, 1);
+    // Both architectures of a scenario meet the same schedule and requests; each repetition
+    // another.
+    let seeds = RepetitionSeeds::derive(plan.seed, repetition);
     let workload = Workload::new(&plan.mix, scale, sessions.to_vec(), seeds.workload)?;
     let client = drive::LoadClient::new(&sut.base_url, plan.request_timeout)?;
     let window = Window { warmup: plan.main_window.warmup, duration: timing.window() };
@@ -200,6 +215,12 @@ async fn measure(
         // A network fault is the proxy's toxics; every other fault an injector's.
         let toxics = inject::network_toxics(scenario.fault);
         let (active, counts) = match proxy {
+            Some(proxy) if scenario.fault == FaultKind::Drop => {
+                let (port, share) = (proxy.port, parameters.drop_share);
+                let drops =
+                    tokio::task::spawn_blocking(move || super::drops::PacketDrops::start(port, share)).await??;
+                (Some(inject::Active::Dropping(drops)), ProxyCounts::default())
+            }
             Some(proxy) if scenario.fault.is_network() => {
                 let counts = proxy.counts();
                 proxy.set(toxics.clone());
@@ -268,6 +289,7 @@ async fn measure(
         architecture: name.to_string(),
         resilience: (architecture == Architecture::Microservices).then_some(plan.shop.upstreams.resilience),
         scenario: scenario.clone(),
+        repetition,
         process,
         offered_rate: rate,
         timing,

@@ -97,3 +97,57 @@ async fn a_checkout_interrupted_by_a_payments_outage_is_compensated_and_complete
     })
     .await;
 }
+
+/// `burst` product pages at once while every catalog call at the page's seam takes 500 ms;
+/// the statuses they got, and the codes of the errors.
+async fn page_burst(resilience: shop::resilience::Resilience, burst: usize) -> (Vec<u16>, Vec<String>) {
+    let mut settings = test_settings();
+    settings.server.faults_enabled = true;
+    settings.upstreams.resilience = resilience;
+    let app =
+        TestApp::spawn_with(splitbench::Architecture::Microservices, &splitbench::Backend::Sqlite, settings).await;
+    let client = reqwest::Client::new();
+    let credential = test_settings().security.service_token;
+    let slow_catalog = serde_json::json!({"faults": [{"module": "catalog", "delay_ms": 500}]});
+    let admin = format!("{}/admin/faults", app.shop.base_url);
+    let set = client.post(&admin).header(SERVICE_TOKEN_HEADER, &credential).json(&slow_catalog).send().await;
+    assert_eq!(set.expect("answers").status(), 200);
+    let page = format!("{}/api/products/1", app.shop.base_url);
+    let pages = (0..burst).map(|_| async {
+        let answer = client.get(&page).send().await.expect("answers");
+        let status = answer.status().as_u16();
+        let retry_after = answer.headers().get("retry-after").cloned();
+        let body: serde_json::Value = answer.json().await.expect("JSON");
+        if status == 503 {
+            assert_eq!(retry_after.expect("a shed request says when to retry"), "1");
+        }
+        (status, body["error"]["code"].as_str().unwrap_or_default().to_string())
+    });
+    // The operations routes answer during the burst: they are never shed.
+    let health = async {
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        client.get(format!("{}/health", app.shop.base_url)).send().await.expect("answers").status().as_u16()
+    };
+    let (answers, health) = tokio::join!(futures_util::future::join_all(pages), health);
+    assert_eq!(health, 200, "{resilience:?}: /health during the burst");
+    app.shop.stop().await;
+    answers.into_iter().unzip()
+}
+
+#[tokio::test]
+async fn the_full_profiles_gateway_sheds_what_it_cannot_admit_and_the_others_queue_it() {
+    use shop::admission::MAX_IN_FLIGHT;
+    use shop::resilience::Resilience;
+    // Twice what the gateway admits: each admitted page holds its slot 500 ms, longer than a
+    // waiting one may wait (100 ms), so the rest are shed at once.
+    let burst = 2 * MAX_IN_FLIGHT;
+    let (statuses, codes) = page_burst(Resilience::Full, burst).await;
+    let shed = codes.iter().filter(|code| *code == "overloaded").count();
+    let whole = statuses.iter().filter(|s| **s == 200).count();
+    assert!(shed > 0 && whole >= MAX_IN_FLIGHT, "full: {whole} pages, {shed} shed of {burst}");
+    assert_eq!(whole + shed, burst, "full: every request a page or shed: {statuses:?} {codes:?}");
+    assert!(statuses.iter().zip(&codes).all(|(s, c)| *s == 200 || (*s == 503 && c == "overloaded")));
+    // Without `full` nothing is shed: every page waits its 500 ms.
+    let (statuses, _) = page_burst(Resilience::None, burst).await;
+    assert!(statuses.iter().all(|s| *s == 200), "none: {statuses:?}");
+}

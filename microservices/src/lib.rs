@@ -282,7 +282,7 @@ fn build_gateway(
     let upstreams = web::Data::new(upstreams);
     // `full` sheds load at the gateway: bounded requests in flight, a controlled-delay queue.
     let admission = (settings.upstreams.resilience == Resilience::Full)
-        .then(|| web::Data::new(shop::admission::Admission::default()));
+        .then(|| web::Data::new(shop::admission::Admission::new(settings.upstreams.gateway_max_in_flight)));
     Application::build("gateway", settings, Service::Gateway.default_port(), move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(token_keys.clone())
             .app_data(readiness.clone())

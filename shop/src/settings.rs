@@ -115,6 +115,11 @@ pub struct UpstreamSettings {
     /// GETs retried with jittered backoff under a retry budget).
     #[arg(long, env = "SPLITBENCH_RESILIENCE", value_enum, default_value = "none")]
     pub resilience: crate::resilience::Resilience,
+    /// `full` only: public requests the gateway handles at once before it queues and sheds
+    /// (`shop::admission`). Above the 64 calls one upstream may have in flight, so one stuck
+    /// upstream cannot take every slot.
+    #[arg(long, env = "SPLITBENCH_GATEWAY_MAX_IN_FLIGHT", default_value_t = crate::admission::DEFAULT_MAX_IN_FLIGHT)]
+    pub gateway_max_in_flight: usize,
 }
 
 /// Deadlines of a request and of the checkouts it starts; they nest (validated at start-up):
@@ -221,6 +226,9 @@ impl Settings {
                  would take over checkouts that may still be running"
             ));
         }
+        if self.upstreams.gateway_max_in_flight == 0 {
+            return Err("--gateway-max-in-flight must be at least 1".into());
+        }
         if self.server.workers == 0 {
             return Err("--workers must be at least 1".into());
         }
@@ -289,6 +297,8 @@ impl Settings {
             self.upstreams.upstream_timeout_ms.to_string(),
             "--resilience".into(),
             self.upstreams.resilience.name().into(),
+            "--gateway-max-in-flight".into(),
+            self.upstreams.gateway_max_in_flight.to_string(),
             "--request-deadline-ms".into(),
             self.checkout.request_deadline_ms.to_string(),
             "--recovery-deadline-ms".into(),

@@ -259,3 +259,41 @@ fn network_faults_run_on_the_microservices_alone_and_the_report_says_why() {
     let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
     assert!(md.contains("| partition:catalog | - | monolith | not run: its modules call each other"), "{md}");
 }
+
+#[test]
+fn repetitions_run_on_schedules_of_their_own_and_packet_drops_leave_no_table_behind() {
+    // Packet drops need root and nft (CI has both); elsewhere a hang stands in for them.
+    let drops = splitbench::faults::drops::available();
+    let scenario = if drops { "drop:catalog --drop-share 100%" } else { "hang:catalog" };
+    let args = format!(
+        "faults --arch microservices --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms \
+         --before 1s --fault-for 1s --after 1s --resilience none --repeat 2 --scenario {scenario}"
+    );
+    let (_out, dir, output) = run_splitbench_against_stand_ins(&args, "repeat");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let json = std::fs::read_to_string(dir.join("faults.json")).unwrap_or_else(|err| panic!("{err}: {stderr}"));
+    let report: FaultReport = serde_json::from_str(&json).expect("faults.json parses");
+    let repetitions: Vec<u32> = report.runs.iter().map(|r| r.repetition).collect();
+    assert_eq!(repetitions, [1, 2], "{stderr}");
+    // A Poisson schedule of its own per repetition: the requests due per slice differ.
+    let due = |run: usize| -> Vec<u64> { report.runs[run].outcome.timeline.iter().map(|s| s.requests).collect() };
+    assert_ne!(due(0), due(1), "each repetition draws its own schedule");
+    let slug = if drops { "drop-catalog" } else { "hang-catalog" };
+    for r in [1, 2] {
+        assert!(
+            dir.join(format!("timelines/{slug}-microservices-none-r{r}.csv")).is_file(),
+            "repetition {r}'s timeline"
+        );
+    }
+    let md = std::fs::read_to_string(dir.join("faults.md")).expect("faults.md");
+    assert!(md.contains("## Repetitions") && md.contains("| microservices (none) | 2 |"), "{md}");
+    assert!(md.contains("microservices (none) #2"), "{md}");
+    if drops {
+        let evidence = report.runs[0].evidence.network.as_deref().expect("the drop table's evidence");
+        assert!(evidence.contains("nftables table splitbench_"), "{evidence}");
+        let table = evidence.split("nftables table ").nth(1).and_then(|rest| rest.split(' ').next()).expect("a name");
+        let tables = std::process::Command::new("nft").args(["list", "tables"]).output().expect("nft runs");
+        let tables = String::from_utf8_lossy(&tables.stdout);
+        assert!(!tables.contains(table), "the run's table {table} is gone: {tables}");
+    }
+}

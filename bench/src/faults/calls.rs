@@ -19,19 +19,28 @@ use crate::launch::SystemUnderTest;
 pub struct Counted {
     /// Calls it made to other processes.
     pub calls_made: u64,
+    /// Public requests it shed (the gateway's admission control, `full` only).
+    #[serde(default)]
+    pub shed: u64,
     /// How many times the process had been restarted (its counts start again from 0).
     pub restarts: u32,
 }
 
 impl Counted {
-    /// Sums the calls counter (every upstream and outcome) from Prometheus text.
+    /// Sums the calls counter (every upstream and outcome) and reads the shed counter from
+    /// Prometheus text.
     pub fn from_metrics(text: &str, restarts: u32) -> Self {
-        let calls_made = text
-            .lines()
-            .filter(|line| line.starts_with("splitbench_upstream_calls_total{"))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64;
-        Self { calls_made, restarts }
+        let sum = |metric: &str| {
+            text.lines()
+                .filter(|line| line.strip_prefix(metric).is_some_and(|rest| rest.starts_with(['{', ' '])))
+                .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+                .sum::<f64>() as u64
+        };
+        Self {
+            calls_made: sum("splitbench_upstream_calls_total"),
+            shed: sum("splitbench_shed_requests_total"),
+            restarts,
+        }
     }
 }
 
@@ -114,24 +123,29 @@ pub struct PhaseCalls {
     pub internal_calls: u64,
     /// internal calls / offered requests (`None` without offered requests).
     pub per_request: Option<f64>,
+    /// User requests the gateway shed in the phase (load shedding, `full` only).
+    #[serde(default)]
+    pub shed: u64,
 }
 
 /// The calls between two snapshots over `offered` user requests; `None` if a process was not
 /// read at either edge.
 pub fn between(phase: Phase, offered: u64, start: &Snapshot, end: &Snapshot) -> Option<PhaseCalls> {
-    let mut internal_calls = 0;
+    let (mut internal_calls, mut shed) = (0, 0);
     for (name, at_end) in end {
         let (at_start, at_end) = ((*start.get(name)?)?, (*at_end)?);
-        // Restarted in between: its count began again from 0.
+        // Restarted in between: its counts began again from 0.
         let restarted = at_end.restarts != at_start.restarts;
-        internal_calls +=
-            if restarted { at_end.calls_made } else { at_end.calls_made.saturating_sub(at_start.calls_made) };
+        let since = |at_start: u64, at_end: u64| if restarted { at_end } else { at_end.saturating_sub(at_start) };
+        internal_calls += since(at_start.calls_made, at_end.calls_made);
+        shed += since(at_start.shed, at_end.shed);
     }
     Some(PhaseCalls {
         phase,
         offered_requests: offered,
         internal_calls,
         per_request: (offered > 0).then(|| internal_calls as f64 / offered as f64),
+        shed,
     })
 }
 
@@ -146,12 +160,22 @@ splitbench_http_requests_total{method="POST",process="gateway",route="/api/order
 splitbench_http_requests_total{method="GET",process="gateway",route="/health",status="200"} 3
 splitbench_upstream_calls_total{outcome="answered",upstream="catalog"} 300
 splitbench_upstream_calls_total{outcome="failed",upstream="inventory"} 12
+splitbench_shed_requests_total 9
 splitbench_http_request_duration_seconds_count{method="GET",process="gateway",route="/api/products/{id}"} 120
 "#;
 
     #[test]
     fn calls_made_are_summed_over_upstreams_and_outcomes_and_the_rest_left_out() {
-        assert_eq!(Counted::from_metrics(METRICS, 2), Counted { calls_made: 312, restarts: 2 });
+        assert_eq!(Counted::from_metrics(METRICS, 2), Counted { calls_made: 312, shed: 9, restarts: 2 });
+    }
+
+    #[test]
+    fn requests_shed_in_a_phase_are_the_gateways_count_between_its_edges() {
+        let at = |calls_made, shed| -> Snapshot {
+            [("gateway".to_string(), Some(Counted { calls_made, shed, restarts: 0 }))].into_iter().collect()
+        };
+        let phase = between(Phase::During, 100, &at(10, 4), &at(40, 29)).expect("read");
+        assert_eq!((phase.internal_calls, phase.shed), (30, 25));
     }
 
     /// (process, (calls made, restarts) or not read).
@@ -161,7 +185,7 @@ splitbench_http_request_duration_seconds_count{method="GET",process="gateway",ro
         entries
             .iter()
             .map(|(name, counts)| {
-                (name.to_string(), counts.map(|(calls_made, restarts)| Counted { calls_made, restarts }))
+                (name.to_string(), counts.map(|(calls_made, restarts)| Counted { calls_made, shed: 0, restarts }))
             })
             .collect()
     }

@@ -396,6 +396,15 @@ fn calls_cell(run: &FaultRun) -> String {
     phases.join(", ")
 }
 
+/// `0, 412, 3`: requests the gateway shed per phase; `-` for a phase not read.
+fn shed_cell(run: &FaultRun) -> String {
+    let phases: Vec<String> = Phase::ALL
+        .iter()
+        .map(|phase| run.calls.iter().find(|c| c.phase == *phase).map_or_else(|| "-".into(), |c| c.shed.to_string()))
+        .collect();
+    phases.join(", ")
+}
+
 fn first_success(run: &FaultRun) -> String {
     match (run.outcome.module_in_mix, run.outcome.first_success_ms) {
         (false, _) => "not measured (no endpoint of the mix needs the module)".into(),
@@ -649,6 +658,13 @@ fn scenario_section(md: &mut String, report: &FaultReport, scenario: &Scenario, 
             "Calls between processes per offered user request (before, during, after the fault): {}.\n",
             calls_cell(run)
         );
+        if run.resilience == Some(shop::resilience::Resilience::Full) {
+            let _ = writeln!(
+                md,
+                "User requests the gateway shed, `503 overloaded` (before, during, after the fault): {}.\n",
+                shed_cell(run)
+            );
+        }
         if !run.calls_per_second.is_empty() {
             let seconds: Vec<String> =
                 run.calls_per_second.iter().map(|c| c.map_or_else(|| "-".to_string(), |c| format!("{c:.2}"))).collect();

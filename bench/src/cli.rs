@@ -474,6 +474,13 @@ pub(crate) fn setup(
     cores: &CoreLayout,
     created_databases: CreatedDatabases,
 ) -> anyhow::Result<Setup> {
+    // A drop table left by a harness killed outright would slow this run's connections on a
+    // reused port: remove them first (where nft can be used at all).
+    if crate::faults::drops::available() {
+        for table in crate::faults::drops::remove_orphaned_tables()? {
+            eprintln!("removed the nftables table {table}, left by a splitbench run that no longer runs");
+        }
+    }
     let mix = Mix::parse(&args.mix)?;
     anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
     anyhow::ensure!(
@@ -744,9 +751,6 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
             crate::faults::drops::available(),
             "drop needs root and nft (Debian package nftables); leave it out here"
         );
-        for table in crate::faults::drops::remove_orphaned_tables()? {
-            eprintln!("removed the nftables table {table}, left by a splitbench run that no longer runs");
-        }
     }
     anyhow::ensure!(
         timing.after >= Duration::from_secs(1),
@@ -870,6 +874,7 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         failed,
         not_run,
         measuring_secs: measuring.elapsed().as_secs_f64(),
+        repeat: repetitions,
     };
     report::write(&plan.run_dir, &faults)?;
     let mut violations = Vec::new();

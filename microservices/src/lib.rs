@@ -289,13 +289,20 @@ fn build_gateway(
             .app_data(upstreams.clone())
             .app_data(pages.clone())
             .configure(shop::telemetry::configure_ops);
-        if let Some(admission) = &admission {
-            cfg.app_data(admission.clone());
-        }
         if let Some(faults) = &seam_faults {
             shop::seam_faults::configure_admin(cfg, faults.clone(), credential.clone());
         }
-        cfg.configure(shop::gateway::configure);
+        match &admission {
+            // Only the public routes pass admission; the operations routes above never wait.
+            Some(admission) => {
+                cfg.app_data(admission.clone()).service(
+                    web::scope("").wrap(from_fn(shop::admission::admit_or_shed)).configure(shop::gateway::configure),
+                );
+            }
+            None => {
+                cfg.configure(shop::gateway::configure);
+            }
+        }
     })
 }
 

@@ -45,9 +45,7 @@ impl Application {
         let budget = web::Data::new(RequestBudget(settings.request_deadline()));
         let server = HttpServer::new(move || {
             App::new()
-                // Inner middleware first: admission (it sheds only where the app has an
-                // `Admission`) waits within the deadline, which is set inside the metrics' timing.
-                .wrap(from_fn(crate::admission::admit_or_shed))
+                // Inner middleware first: the deadline is set inside the metrics' timing.
                 .wrap(from_fn(set_request_deadline))
                 .wrap(from_fn(record_metrics))
                 .app_data(metrics.clone())

@@ -173,26 +173,16 @@ impl ServiceClient {
         Ok(self.exchange_within(request, CallBudget::WholeRequest).await?)
     }
 
+    /// Every call to the upstream: the time it may take, a slot (the bulkhead), the breaker,
+    /// then the exchange. Only a call that is sent counts (in `upstream_calls_total`, and for
+    /// the breaker): one given up before it went out, for want of a slot or of time, or refused
+    /// by the breaker, says nothing about the upstream's health and puts no load on it. So a
+    /// full bulkhead never opens the breaker, and a probe the breaker allows is always sent.
     async fn exchange_within(
         &self,
         request: reqwest::RequestBuilder,
         budget: CallBudget,
     ) -> Result<Answer, ModuleError> {
-        if !self.policy.may_call() {
-            return Err(ModuleError::Unavailable { module: self.name, message: "circuit breaker open".into() });
-        }
-        let result = self.exchange_once(request, budget).await;
-        self.calls.count(result.is_ok());
-        // Only calls that got no answer count against the upstream's breaker: a 5xx it answered
-        // may be its own dependency failing (orders answering 503 because inventory is down),
-        // and opening the breaker on it would refuse the calls that do not need that
-        // dependency (measured: the gateway then refused order history during an inventory
-        // crash, results/20261127T161047Z-faults).
-        self.policy.ended(result.is_ok());
-        result
-    }
-
-    async fn exchange_once(&self, request: reqwest::RequestBuilder, budget: CallBudget) -> Result<Answer, ModuleError> {
         let started = tokio::time::Instant::now();
         let timeout = match crate::deadline::remaining() {
             None => self.timeout,
@@ -205,9 +195,25 @@ impl ServiceClient {
             },
         };
         let _slot = self.slot(timeout).await?;
+        if !self.policy.may_call() {
+            return Err(ModuleError::Unavailable { module: self.name, message: "circuit breaker open".into() });
+        }
         let left = timeout.saturating_sub(started.elapsed());
-        // Told after the wait for a slot, so the callee's deadline is no later than ours; a
-        // little earlier, so its answer arrives in time.
+        let result = self.exchange_once(request, left).await;
+        self.calls.count(result.is_ok());
+        // Only calls that got no answer count against the upstream's breaker: a 5xx it answered
+        // may be its own dependency failing (orders answering 503 because inventory is down),
+        // and opening the breaker on it would refuse the calls that do not need that
+        // dependency (measured: the gateway then refused order history during an inventory
+        // crash, results/20261127T161047Z-faults).
+        self.policy.ended(result.is_ok());
+        result
+    }
+
+    /// Sends `request`, which may take `left`, and reads the whole answer.
+    async fn exchange_once(&self, request: reqwest::RequestBuilder, left: Duration) -> Result<Answer, ModuleError> {
+        // Told the time left after the wait for a slot, so the callee's deadline is no later
+        // than ours; a little earlier, so its answer arrives in time.
         let request = match crate::deadline::current() {
             Some(_) => request.header(
                 crate::deadline::DEADLINE_HEADER,
@@ -277,10 +283,31 @@ mod tests {
         for _ in 0..MAX_CALLS_IN_FLIGHT {
             held.push(client.slot(client.timeout).await.expect("a free slot"));
         }
-        let err = client.slot(client.timeout).await.expect_err("the bulkhead is full");
+        // Bounded, so a bulkhead that queued the call fails the test instead of hanging it.
+        let refused = tokio::time::timeout(Duration::from_secs(5), client.slot(client.timeout)).await;
+        let err = refused.expect("refused at once, not queued").expect_err("the bulkhead is full");
         assert!(matches!(err, ModuleError::Unavailable { module: "inventory", .. }), "{err}");
         drop(held.pop());
         assert!(client.slot(client.timeout).await.is_ok(), "a released slot is free again");
+    }
+
+    #[tokio::test]
+    async fn a_call_the_bulkhead_refuses_is_not_a_call_and_never_opens_the_breaker() {
+        let client = ServiceClient::new("bulkhead-full", "http://127.0.0.1:9", "token", Duration::from_secs(3600))
+            .expect("a client")
+            .with_resilience(Resilience::Full);
+        let mut held = Vec::new();
+        for _ in 0..MAX_CALLS_IN_FLIGHT {
+            held.push(client.slot(client.timeout).await.expect("a free slot"));
+        }
+        // More refusals in a row than open a breaker; none of them was sent.
+        for _ in 0..2 * crate::resilience::BREAKER_FAILURES {
+            let call = tokio::time::timeout(Duration::from_secs(5), client.get_json::<serde_json::Value>("/x"));
+            let err = call.await.expect("refused, not queued").expect_err("no slot");
+            assert!(matches!(err, ModuleError::Unavailable { .. }), "{err}");
+        }
+        assert!(!client.breaker_open(), "a busy upstream is not a dead one");
+        assert_eq!(crate::telemetry::upstream_calls("bulkhead-full"), 0, "nothing was sent");
     }
 
     #[tokio::test]

@@ -116,8 +116,8 @@ pub struct UpstreamSettings {
     #[arg(long, env = "SPLITBENCH_RESILIENCE", value_enum, default_value = "none")]
     pub resilience: crate::resilience::Resilience,
     /// `full` only: public requests the gateway handles at once before it queues and sheds
-    /// (`shop::admission`). Above the 64 calls one upstream may have in flight, so one stuck
-    /// upstream cannot take every slot.
+    /// (`shop::admission`). Keep it above the 64 calls one process may have in flight to one
+    /// upstream, so the requests stuck on one upstream cannot take every slot.
     #[arg(long, env = "SPLITBENCH_GATEWAY_MAX_IN_FLIGHT", default_value_t = crate::admission::DEFAULT_MAX_IN_FLIGHT)]
     pub gateway_max_in_flight: usize,
 }

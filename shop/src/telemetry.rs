@@ -76,9 +76,10 @@ static CHECKOUT_RECOVERIES: std::sync::LazyLock<IntCounterVec> = std::sync::Lazy
 });
 
 /// Calls this process made to other processes of the shop, by upstream and outcome
-/// (`answered`: an HTTP answer came back, whatever its status; `failed`: none did, or the call
-/// was given up before it was sent). Counted by the caller, so a call to a dead or frozen
-/// upstream counts too: the load a process puts on the others, retries included.
+/// (`answered`: an HTTP answer came back, whatever its status; `failed`: none did). Only calls
+/// that were sent: one given up before (no slot, no time left, the breaker open) is not a
+/// call. Counted by the caller, so a call to a dead or frozen upstream counts too: the load a
+/// process puts on the others, retries included.
 static UPSTREAM_CALLS: std::sync::LazyLock<IntCounterVec> = std::sync::LazyLock::new(|| {
     IntCounterVec::new(Opts::new("upstream_calls_total", "Calls made to other processes"), &["upstream", "outcome"])
         .expect("static metric definition is valid")

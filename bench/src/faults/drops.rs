@@ -7,10 +7,12 @@
 //! packet passes once. TCP then does what it does on a lossy link: a lost segment waits for a
 //! retransmission (Linux's minimum retransmission timeout is 200 ms; a lost SYN waits 1 s).
 //!
-//! The table is named after this process and the port (`splitbench_<pid>_drop_<port>`), holds
-//! only these rules, and is deleted when the fault ends or the value is dropped (an error,
-//! Ctrl-C). A harness killed outright cannot delete it: [`remove_orphaned_tables`] deletes the
-//! tables of processes that no longer exist before a fault run starts. Needs root and the `nft`
+//! The table is named after this process (its pid and start time, so a reused pid is not
+//! mistaken for it) and the port (`splitbench_<pid>_<start>_drop_<port>`), holds only these
+//! rules, and is deleted when the fault ends or the value is dropped (an error, Ctrl-C). A
+//! harness killed outright cannot delete it: [`remove_orphaned_tables`], which every
+//! `splitbench` command that measures calls first, deletes the tables of processes that no
+//! longer run, so a left-over table cannot slow a later run's connections on a reused port. Needs root and the `nft`
 //! command (Debian's `nftables` package). nftables' `numgen random` takes no seed: which
 //! packets are lost differs from run to run, their share does not.
 
@@ -52,7 +54,9 @@ impl PacketDrops {
     /// Starts dropping `share` (0..=1) of the TCP packets to and from `port`.
     pub fn start(port: u16, share: f64) -> anyhow::Result<Self> {
         anyhow::ensure!((0.0..=1.0).contains(&share), "a drop share is between 0% and 100%, not {share}");
-        let table = format!("{TABLE_PREFIX}{}_drop_{port}", std::process::id());
+        let pid = std::process::id();
+        let started = start_time(pid).context("reading this process's start time")?;
+        let table = format!("{TABLE_PREFIX}{pid}_{started}_drop_{port}");
         let threshold = (share * f64::from(RESOLUTION)).round() as u32;
         // nftables takes no `< 10000` on a `mod 10000` value: every packet needs no draw.
         let draw = if threshold >= RESOLUTION {
@@ -62,8 +66,11 @@ impl PacketDrops {
         };
         // Counting rules first (every packet of the port), then the drops: the counters give
         // the share actually dropped.
+        // Added and deleted first, so a table of the same name is replaced, not appended to.
         let ruleset = format!(
-            "table inet {table} {{\n\
+            "add table inet {table}\n\
+             delete table inet {table}\n\
+             table inet {table} {{\n\
              \tchain output {{\n\
              \t\ttype filter hook output priority 0; policy accept;\n\
              \t\ttcp dport {port} counter\n\
@@ -86,8 +93,8 @@ impl PacketDrops {
     /// Stops the drops; what they did.
     pub fn remove(mut self) -> anyhow::Result<String> {
         let counts = self.counts();
-        self.removed = true;
         nft(&["delete", "table", "inet", &self.table])?;
+        self.removed = true;
         let DropCounts { packets, dropped } = counts?;
         Ok(format!(
             "nftables table {} dropped {} of {} TCP packets to and from port {} ({:.1}%; set: {:.1}%)",
@@ -114,24 +121,36 @@ impl Drop for PacketDrops {
 pub fn remove_orphaned_tables() -> anyhow::Result<Vec<String>> {
     let listed = nft(&["list", "tables"])?;
     let mut removed = Vec::new();
-    for table in orphaned_tables(&listed, |pid| std::path::Path::new(&format!("/proc/{pid}")).exists()) {
+    for table in orphaned_tables(&listed, |pid, started| start_time(pid).ok() == Some(started)) {
         nft(&["delete", "table", "inet", &table])?;
         removed.push(table);
     }
     Ok(removed)
 }
 
-/// The tables in `nft list tables` output that belong to a splitbench process not running.
-fn orphaned_tables(listed: &str, is_running: impl Fn(u32) -> bool) -> Vec<String> {
+/// The tables in `nft list tables` output that belong to a splitbench process not running
+/// (`is_running(pid, start time)`).
+fn orphaned_tables(listed: &str, is_running: impl Fn(u32, u64) -> bool) -> Vec<String> {
     listed
         .lines()
         .filter_map(|line| line.trim().strip_prefix("table inet "))
         .filter(|name| {
-            let pid = name.strip_prefix(TABLE_PREFIX).and_then(|rest| rest.split('_').next());
-            pid.and_then(|pid| pid.parse().ok()).is_some_and(|pid| !is_running(pid))
+            let mut parts = name.strip_prefix(TABLE_PREFIX).unwrap_or_default().split('_');
+            let (pid, started) = (parts.next().and_then(|p| p.parse().ok()), parts.next().and_then(|s| s.parse().ok()));
+            matches!((pid, started, parts.next()), (Some(pid), Some(started), Some("drop")) if !is_running(pid, started))
         })
         .map(str::to_string)
         .collect()
+}
+
+/// A process's start time (clock ticks after boot, `/proc/<pid>/stat` field 22): with its pid,
+/// it names one process for good.
+fn start_time(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let (_, rest) = stat.rsplit_once(')').context("a stat line")?;
+    // `rest` starts at field 3 (state); field 22 is the 20th of them.
+    rest.split_whitespace().nth(19).context("a start time")?.parse().context("a number")
 }
 
 /// Adds up the counters of a listed drop table: the counting rules' and the dropping rules'.
@@ -198,15 +217,34 @@ mod tests {
 
     #[test]
     fn only_tables_of_splitbench_processes_that_are_gone_are_orphans() {
-        let listed = "table inet filter\ntable inet splitbench_41_drop_8080\ntable inet splitbench_42_drop_8081\n\
-                      table ip splitbench_43_drop_1\ntable inet splitbench_x_drop_1\n";
-        assert_eq!(orphaned_tables(listed, |pid| pid == 42), vec!["splitbench_41_drop_8080".to_string()]);
+        let listed = "table inet filter\ntable inet splitbench_41_900_drop_8080\ntable inet splitbench_42_7_drop_8081\n\
+                      table inet splitbench_44_5_drop_8082\ntable ip splitbench_43_1_drop_1\n\
+                      table inet splitbench_x_1_drop_1\ntable inet splitbench_45_drop_1\n";
+        // 42 runs as the process that made its table; 44 is a reused pid (another start time).
+        let running = |pid, started| (pid, started) == (42, 7) || (pid, started) == (44, 6);
+        assert_eq!(
+            orphaned_tables(listed, running),
+            vec!["splitbench_41_900_drop_8080".to_string(), "splitbench_44_5_drop_8082".to_string()]
+        );
     }
 
-    /// Needs root and `nft` (CI installs nftables); elsewhere it says it was skipped.
+    #[test]
+    fn a_process_start_time_is_read_and_stays_the_same() {
+        let me = std::process::id();
+        let first = start_time(me).expect("readable");
+        assert_eq!(start_time(me).expect("readable"), first);
+        assert!(start_time(u32::MAX).is_err(), "no such process");
+    }
+
+    /// Needs root and `nft` (CI installs nftables and sets SPLITBENCH_REQUIRE_NFT, so there it
+    /// cannot be skipped); elsewhere it says it was skipped.
     #[tokio::test]
     async fn dropping_every_packet_blocks_a_port_and_removing_the_table_opens_it_again() {
         if !available() {
+            assert!(
+                std::env::var_os("SPLITBENCH_REQUIRE_NFT").is_none(),
+                "SPLITBENCH_REQUIRE_NFT is set, but nft is not usable"
+            );
             eprintln!("skipped: needs root and nft");
             return;
         }

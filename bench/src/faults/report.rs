@@ -46,6 +46,14 @@ pub struct FaultReport {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub not_run: Vec<FailedRun>,
     pub measuring_secs: f64,
+    /// Runs planned per scenario, trigger and architecture (`--repeat`; 1 in files written
+    /// before it existed).
+    #[serde(default = "one_run")]
+    pub repeat: u32,
+}
+
+fn one_run() -> u32 {
+    1
 }
 
 /// A scenario run that failed (its system was stopped; the others went on).
@@ -105,9 +113,9 @@ fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many times each run was repeated (`--repeat`; 1 in files written before).
+/// How many times each run was planned (`--repeat`), whether or not every repetition finished.
 fn repetitions(report: &FaultReport) -> u32 {
-    report.runs.iter().map(|r| r.repetition).max().unwrap_or(1)
+    report.runs.iter().map(|r| r.repetition).max().unwrap_or(1).max(report.repeat)
 }
 
 /// A run's name in tables and legends: its label, and its repetition when there were several.
@@ -171,30 +179,44 @@ fn phase_cell<'a>(
     runs_of(report, scenario, &trigger).into_iter().filter(|r| r.label() == label).collect()
 }
 
-/// How the runs of one cell ended: how many recovered, and their median time to recover.
+/// How the runs of one cell ended: how many finished and recovered, and their median time to
+/// recover.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Recoveries {
+    planned: usize,
     runs: usize,
     recovered: usize,
     median_ms: Option<f64>,
 }
 
 impl Recoveries {
-    fn of(runs: &[&FaultRun]) -> Self {
-        Self::of_outcomes(runs.iter().map(|r| r.outcome.recovered_ms))
+    fn of(report: &FaultReport, runs: &[&FaultRun]) -> Self {
+        Self::of_outcomes(repetitions(report) as usize, runs.iter().map(|r| r.outcome.recovered_ms))
     }
 
-    /// From each run's time to recover (`None`: it did not).
-    fn of_outcomes(outcomes: impl Iterator<Item = Option<f64>>) -> Self {
+    /// From each finished run's time to recover (`None`: it did not), of `planned` runs.
+    fn of_outcomes(planned: usize, outcomes: impl Iterator<Item = Option<f64>>) -> Self {
         let outcomes: Vec<Option<f64>> = outcomes.collect();
         let times: Vec<f64> = outcomes.iter().flatten().copied().collect();
         let median_ms = crate::analyse::Spread::of(&times).map(|spread| spread.median);
-        Self { runs: outcomes.len(), recovered: times.len(), median_ms }
+        Self { planned: planned.max(outcomes.len()), runs: outcomes.len(), recovered: times.len(), median_ms }
     }
 
-    /// The markdown cell: one run as before; several as `2 of 3 recovered (median 1.2 s)`.
+    /// The markdown cell: one run as before; several as `2 of 3 recovered (median 1.2 s)`,
+    /// and how many of the planned runs failed.
     fn cell(&self) -> String {
+        let failed = self.planned - self.runs;
+        let verdict = self.verdict();
+        match failed {
+            0 => verdict,
+            _ if self.runs == 0 => verdict,
+            _ => format!("{verdict}; {failed} of {} runs failed", self.planned),
+        }
+    }
+
+    fn verdict(&self) -> String {
         match (self.runs, self.median_ms) {
+            (0, _) if self.planned > 1 => format!("all {} runs failed", self.planned),
             (0, _) => "run failed".into(),
             (1, Some(ms)) => recovered(ms),
             (1, None) => "**did not recover**".into(),
@@ -239,7 +261,8 @@ fn phase_svg(report: &FaultReport, scenario: &Scenario) -> String {
             let _ = writeln!(svg, "<text x=\"{x0:.0}\" y=\"{:.0}\">{name}</text>", y + cell / 2.0 + 4.0);
             for (column, length) in lengths.iter().enumerate() {
                 let x = x0 + left + column as f64 * cell;
-                let (fill, text) = Recoveries::of(&phase_cell(report, scenario, label, *share, *length)).square();
+                let (fill, text) =
+                    Recoveries::of(report, &phase_cell(report, scenario, label, *share, *length)).square();
                 let _ = writeln!(
                     svg,
                     "<rect x=\"{x:.0}\" y=\"{y:.0}\" width=\"{:.0}\" height=\"{:.0}\" fill=\"{fill}\" stroke=\"white\"/><text x=\"{:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{text}</text>",
@@ -292,7 +315,7 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
         for share in &shares {
             let cells: Vec<String> = lengths
                 .iter()
-                .map(|length| Recoveries::of(&phase_cell(report, scenario, &label, *share, *length)).cell())
+                .map(|length| Recoveries::of(report, &phase_cell(report, scenario, &label, *share, *length)).cell())
                 .collect();
             let name = share.map_or_else(|| "-".to_string(), super::run::percent);
             let _ = writeln!(md, "| {name} | {} |", cells.join(" | "));
@@ -614,7 +637,7 @@ fn repetitions_section(md: &mut String, report: &FaultReport) {
                     "| {scenario} | {} | {label} | {} | {} | {complete} | {radius} |",
                     trigger.describe(),
                     runs.len(),
-                    Recoveries::of(&runs).cell()
+                    Recoveries::of(report, &runs).cell()
                 );
             }
         }
@@ -710,7 +733,7 @@ mod tests {
     #[test]
     fn a_cell_of_repetitions_says_how_many_recovered_and_their_median() {
         let cell = |outcomes: &[Option<f64>]| {
-            let r = Recoveries::of_outcomes(outcomes.iter().copied());
+            let r = Recoveries::of_outcomes(outcomes.len(), outcomes.iter().copied());
             (r.cell(), r.square())
         };
         assert_eq!(cell(&[Some(1200.0)]), ("recovered after 1.2 s".into(), ("#a1d99b", "1.2 s".into())));
@@ -725,5 +748,9 @@ mod tests {
         );
         assert_eq!(cell(&[None, None]), ("**none of 2 recovered**".into(), ("#fb6a4a", "0/2".into())));
         assert_eq!(cell(&[]).0, "run failed");
+        // Three planned, one failed: said beside the verdict of the two that finished.
+        let two_of_three = Recoveries::of_outcomes(3, [Some(400.0), None].into_iter());
+        assert_eq!(two_of_three.cell(), "**1 of 2 recovered** (median 0.4 s); 1 of 3 runs failed");
+        assert_eq!(Recoveries::of_outcomes(3, std::iter::empty()).cell(), "all 3 runs failed");
     }
 }

@@ -165,7 +165,10 @@ pub async fn run_scenario(
     let scenario = fault.scenario;
     // A network fault needs the proxy in front of the module's service from the start, so the
     // phases before and after it pass through the same hop.
-    let proxied = scenario.fault.is_network().then_some((scenario.module.as_str(), plan.seed));
+    // Each repetition's proxy draws jitter and slice sizes of its own (the first keeps the
+    // run's seed).
+    let proxy_seed = plan.seed.wrapping_add(u64::from(fault.repetition.saturating_sub(1)));
+    let proxied = scenario.fault.is_network().then_some((scenario.module.as_str(), proxy_seed));
     let (mut sut, sessions, proxy) = experiment::start_proxied(plan, launcher, architecture, proxied).await?;
     let result = measure(plan, launcher, &mut sut, &sessions, proxy.as_ref(), fault).await;
     sut.stop().await;

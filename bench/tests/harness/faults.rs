@@ -264,6 +264,10 @@ fn network_faults_run_on_the_microservices_alone_and_the_report_says_why() {
 fn repetitions_run_on_schedules_of_their_own_and_packet_drops_leave_no_table_behind() {
     // Packet drops need root and nft (CI has both); elsewhere a hang stands in for them.
     let drops = splitbench::faults::drops::available();
+    assert!(
+        drops || std::env::var_os("SPLITBENCH_REQUIRE_NFT").is_none(),
+        "SPLITBENCH_REQUIRE_NFT is set, but nft is not usable"
+    );
     let scenario = if drops { "drop:catalog --drop-share 100%" } else { "hang:catalog" };
     let args = format!(
         "faults --arch microservices --mix health --no-pin --rate 100 --warmup 0s --p99-objective 500ms \

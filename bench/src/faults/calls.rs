@@ -2,7 +2,8 @@
 //! causes inside the system, and how a fault changes it (retries multiply it, a dependency no
 //! longer called divides it). The calls are read from every process's `/metrics` at the
 //! phases' edges (`splitbench_upstream_calls_total`: what each process counted as it called
-//! another, when the call ended, answered or not, so calls to a dead or frozen process count);
+//! another, when the call ended, answered or not, so calls to a dead or frozen process count;
+//! calls given up before they were sent do not);
 //! the users' requests are those the generator's schedule made due in the phase, so a fault
 //! that delays answers does not shrink the denominator.
 

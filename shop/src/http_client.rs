@@ -273,16 +273,22 @@ mod tests {
         assert!(client.slot(client.timeout).await.is_ok(), "a released slot is free again");
     }
 
+    /// Every one of `client`'s call slots, held.
+    async fn take_every_slot(client: &ServiceClient) -> Vec<SemaphorePermit<'_>> {
+        let mut held = Vec::new();
+        for _ in 0..MAX_CALLS_IN_FLIGHT {
+            held.push(client.slot(client.timeout).await.expect("a free slot"));
+        }
+        held
+    }
+
     #[tokio::test]
     async fn the_full_profiles_bulkhead_refuses_a_call_beyond_the_bound_instead_of_queueing_it() {
         // A timeout no test waits for: the refusal must come from the bulkhead, not the clock.
         let client = ServiceClient::new("inventory", "http://127.0.0.1:9", "token", Duration::from_secs(3600))
             .expect("a client")
             .with_resilience(Resilience::Full);
-        let mut held = Vec::new();
-        for _ in 0..MAX_CALLS_IN_FLIGHT {
-            held.push(client.slot(client.timeout).await.expect("a free slot"));
-        }
+        let mut held = take_every_slot(&client).await;
         // Bounded, so a bulkhead that queued the call fails the test instead of hanging it.
         let refused = tokio::time::timeout(Duration::from_secs(5), client.slot(client.timeout)).await;
         let err = refused.expect("refused at once, not queued").expect_err("the bulkhead is full");
@@ -296,10 +302,7 @@ mod tests {
         let client = ServiceClient::new("bulkhead-full", "http://127.0.0.1:9", "token", Duration::from_secs(3600))
             .expect("a client")
             .with_resilience(Resilience::Full);
-        let mut held = Vec::new();
-        for _ in 0..MAX_CALLS_IN_FLIGHT {
-            held.push(client.slot(client.timeout).await.expect("a free slot"));
-        }
+        let _held = take_every_slot(&client).await;
         // More refusals in a row than open a breaker; none of them was sent.
         for _ in 0..2 * crate::resilience::BREAKER_FAILURES {
             let call = tokio::time::timeout(Duration::from_secs(5), client.get_json::<serde_json::Value>("/x"));

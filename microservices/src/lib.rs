@@ -36,6 +36,7 @@ use shop::reviews::{ReviewsClient, ReviewsState, SharedReviews};
 use shop::seam_faults::SeamFaults;
 use shop::settings::default_port;
 use shop::telemetry::Readiness;
+use shop::topology::Module;
 use shop::{Application, Schema, Settings};
 
 /// The seven processes.
@@ -57,16 +58,21 @@ impl Service {
     pub const MODULES: [Service; 6] =
         [Self::Accounts, Self::Catalog, Self::Inventory, Self::Payments, Self::Reviews, Self::Orders];
 
-    pub fn name(self) -> &'static str {
+    /// The module the service hosts (the gateway hosts none).
+    pub fn module(self) -> Option<Module> {
         match self {
-            Self::Gateway => "gateway",
-            Self::Accounts => "accounts",
-            Self::Catalog => "catalog",
-            Self::Inventory => "inventory",
-            Self::Reviews => "reviews",
-            Self::Payments => "payments",
-            Self::Orders => "orders",
+            Self::Gateway => None,
+            Self::Accounts => Some(Module::Accounts),
+            Self::Catalog => Some(Module::Catalog),
+            Self::Inventory => Some(Module::Inventory),
+            Self::Reviews => Some(Module::Reviews),
+            Self::Payments => Some(Module::Payments),
+            Self::Orders => Some(Module::Orders),
         }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.module().map_or("gateway", Module::name)
     }
 
     pub fn default_port(self) -> u16 {
@@ -95,16 +101,9 @@ impl Service {
         }
     }
 
+    /// The tables of its module (the gateway has none).
     fn schema(self) -> Option<Schema> {
-        match self {
-            Self::Gateway => None,
-            Self::Accounts => Some(Schema::Accounts),
-            Self::Catalog => Some(Schema::Catalog),
-            Self::Inventory => Some(Schema::Inventory),
-            Self::Reviews => Some(Schema::Reviews),
-            Self::Payments => Some(Schema::Payments),
-            Self::Orders => Some(Schema::Orders),
-        }
+        self.module()
     }
 }
 

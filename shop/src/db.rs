@@ -37,21 +37,11 @@ pub struct Database {
     pub backend: Backend,
 }
 
-/// The modules whose tables a database holds; their schemas are applied at start-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Schema {
-    Accounts,
-    Catalog,
-    Inventory,
-    Reviews,
-    Payments,
-    Orders,
-}
+/// The modules whose tables a database holds; their schemas are applied at start-up. A
+/// module is its schema: each owns its tables.
+pub use crate::topology::Module as Schema;
 
 impl Schema {
-    pub const ALL: [Schema; 6] =
-        [Self::Accounts, Self::Catalog, Self::Inventory, Self::Reviews, Self::Payments, Self::Orders];
-
     fn sql(self, backend: Backend) -> &'static str {
         use Backend::*;
         match (self, backend) {

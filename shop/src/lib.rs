@@ -33,6 +33,7 @@ pub mod seam_faults;
 pub mod seed;
 pub mod settings;
 pub mod telemetry;
+pub mod topology;
 
 pub use app::Application;
 pub use db::{Database, DatabaseSettings, Schema};

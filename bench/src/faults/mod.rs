@@ -41,11 +41,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use shop::topology::Module;
+
 use crate::record::Endpoint;
 use crate::topology::Architecture;
-
-/// The shop's modules, as a fault names them.
-pub const MODULES: [&str; 6] = ["accounts", "catalog", "inventory", "reviews", "payments", "orders"];
 
 /// What happens to the process hosting the module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,7 +144,9 @@ impl Scenario {
             anyhow::anyhow!("unknown fault '{}' (known: {})", fault.trim(), known.join(", "))
         })?;
         let module = module.trim();
-        anyhow::ensure!(MODULES.contains(&module), "unknown module '{module}' (known: {})", MODULES.join(", "));
+        anyhow::ensure!(Module::parse(module).is_some(), "unknown module '{module}' (known: {})", {
+            Module::ALL.map(Module::name).join(", ")
+        });
         anyhow::ensure!(
             !fault.is_seam() || shop::seam_faults::SEAMS.iter().any(|(seam, _)| *seam == module),
             "{} faults the product page's seams: catalog, inventory or reviews, not {module}",
@@ -255,7 +256,7 @@ mod tests {
 
     #[test]
     fn every_module_is_needed_by_some_endpoint() {
-        for module in MODULES {
+        for module in Module::ALL.map(Module::name) {
             assert!(
                 Endpoint::ALL.iter().any(|e| modules_needed(*e).contains(&module)),
                 "{module} is needed by no endpoint"

@@ -475,11 +475,9 @@ pub(crate) fn setup(
     created_databases: CreatedDatabases,
 ) -> anyhow::Result<Setup> {
     // A drop table left by a harness killed outright would slow this run's connections on a
-    // reused port: remove them first (where nft can be used at all).
-    if crate::faults::drops::available() {
-        for table in crate::faults::drops::remove_orphaned_tables()? {
-            eprintln!("removed the nftables table {table}, left by a splitbench run that no longer runs");
-        }
+    // reused port: remove them first.
+    for table in crate::faults::drops::remove_orphaned_tables()? {
+        eprintln!("removed the nftables table {table}, left by a splitbench run that no longer runs");
     }
     let mix = Mix::parse(&args.mix)?;
     anyhow::ensure!(args.rate > 0.0 && args.rate.is_finite(), "--rate must be positive");
@@ -885,12 +883,11 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
             .recovered_ms
             .map_or_else(|| "did not recover".into(), |ms| format!("recovered after {:.1} s", ms / 1000.0));
         let blast: Vec<&str> = run.outcome.blast_radius.iter().map(|e| e.name()).collect();
-        let label = if repetitions > 1 { format!("{} #{}", run.label(), run.repetition) } else { run.label() };
         println!(
             "{:<16} {:<24} {:<32} blast radius: {:<40} {recovered}",
             run.scenario.to_string(),
             run.trigger(&faults.parameters).describe(),
-            label,
+            report::run_name(&faults, run),
             if blast.is_empty() { "none".to_string() } else { blast.join(", ") }
         );
         match run.consistency.as_ref().map(|c| (&c.report, &c.error)) {

@@ -100,11 +100,6 @@ impl Service {
             Self::Gateway => {}
         }
     }
-
-    /// The tables of its module (the gateway has none).
-    fn schema(self) -> Option<Schema> {
-        self.module()
-    }
 }
 
 /// HTTP clients for the upstreams named in the settings, one per upstream.
@@ -146,7 +141,7 @@ pub async fn build(service: Service, settings: &Settings) -> anyhow::Result<Appl
         Duration::from_secs(settings.security.token_ttl_secs),
     ));
 
-    let Some(schema) = service.schema() else {
+    let Some(schema) = service.module() else {
         return build_gateway(settings, &clients, token_keys);
     };
     let default_url = format!("sqlite:{}.db", service.name());
@@ -281,7 +276,7 @@ fn build_gateway(
     let upstreams = web::Data::new(upstreams);
     // `full` sheds load at the gateway: bounded requests in flight, a controlled-delay queue.
     let admission = (settings.upstreams.resilience == Resilience::Full)
-        .then(|| web::Data::new(shop::admission::Admission::new(settings.upstreams.gateway_max_in_flight)));
+        .then(|| Arc::new(shop::admission::Admission::new(settings.upstreams.gateway_max_in_flight)));
     Application::build("gateway", settings, Service::Gateway.default_port(), move |cfg: &mut web::ServiceConfig| {
         cfg.app_data(token_keys.clone())
             .app_data(readiness.clone())
@@ -294,9 +289,9 @@ fn build_gateway(
         match &admission {
             // Only the public routes pass admission; the operations routes above never wait.
             Some(admission) => {
-                cfg.app_data(admission.clone()).service(
-                    web::scope("").wrap(from_fn(shop::admission::admit_or_shed)).configure(shop::gateway::configure),
-                );
+                let admission = admission.clone();
+                let admit = from_fn(move |req, next| shop::admission::admit_or_shed(admission.clone(), req, next));
+                cfg.service(web::scope("").wrap(admit).configure(shop::gateway::configure));
             }
             None => {
                 cfg.configure(shop::gateway::configure);

@@ -23,10 +23,10 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use actix_web::ResponseError;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
 use tokio::sync::{Semaphore, SemaphorePermit};
 // Tokio's clock, so tests can pause it.
 use tokio::time::Instant;
@@ -102,7 +102,7 @@ impl Admission {
     }
 
     /// How long a request arriving at `now` may wait for a slot.
-    pub fn max_wait(&self, now: Instant) -> Duration {
+    fn max_wait(&self, now: Instant) -> Duration {
         self.codel().max_wait(now)
     }
 
@@ -120,14 +120,13 @@ impl Admission {
     }
 }
 
-/// The layer the gateway wraps its public routes in (`full` only).
+/// The layer the gateway wraps its public routes in (`full` only), with its admission state:
+/// `from_fn(move |req, next| admit_or_shed(admission.clone(), req, next))`.
 pub async fn admit_or_shed(
+    admission: std::sync::Arc<Admission>,
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
-    let Some(admission) = req.app_data::<web::Data<Admission>>().cloned() else {
-        return Ok(next.call(req).await?.map_into_left_body());
-    };
     let Some(_slot) = admission.admit(crate::deadline::remaining()).await else {
         crate::telemetry::count_shed();
         let refusal = ApiError::unavailable("overloaded", "the gateway is overloaded; try again shortly")

@@ -97,11 +97,6 @@ pub fn count_shed() {
     SHED_REQUESTS.inc();
 }
 
-/// Requests this process has shed so far.
-pub fn shed_requests() -> u64 {
-    SHED_REQUESTS.get()
-}
-
 /// The counters of calls to `upstream` that were answered and that failed, looked up once (a
 /// client keeps them, so counting a call costs an atomic add, not a label lookup).
 pub fn upstream_call_counters(upstream: &str) -> UpstreamCallCounters {

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Connection;
 
 use super::FaultKind;
+use super::drops::PacketDrops;
 use super::proxy::{Proxy, ProxyCounts, Stream, StreamToxic, Toxic};
 use crate::launch::cgroup::{CpuQuota, Throttling};
 use crate::launch::{Launcher, SystemUnderTest};
@@ -86,7 +87,7 @@ async fn admin_faults(port: u16, credential: &str, body: Option<serde_json::Valu
 /// 100 ms late ± 20 ms; answers at 100 kB/s; answers in slices of 64 ± 16 bytes 200 µs apart;
 /// nothing through either way, connections held (a partition); every connection reset.
 /// Answers (`downstream`) is Toxiproxy's default direction; a partition and a reset cut both.
-pub fn network_toxics(fault: FaultKind) -> Vec<StreamToxic> {
+fn network_toxics(fault: FaultKind) -> Vec<StreamToxic> {
     use std::time::Duration;
     let downstream = |toxic| vec![StreamToxic { stream: Stream::Downstream, toxic }];
     let both = |toxic| {
@@ -107,7 +108,7 @@ pub fn network_toxics(fault: FaultKind) -> Vec<StreamToxic> {
 }
 
 /// A network fault's evidence: the toxics, and the proxy's counts over the fault.
-pub fn network_evidence(toxics: &[StreamToxic], before: ProxyCounts, proxy: &Proxy) -> String {
+fn network_evidence(toxics: &[StreamToxic], before: ProxyCounts, proxy: &Proxy) -> String {
     let during = proxy.counts().since(before);
     let described: Vec<String> = toxics.iter().map(|t| format!("{:?} {:?}", t.stream, t.toxic)).collect();
     format!(
@@ -135,18 +136,23 @@ pub enum Active {
     PostgresClosed(String),
     /// Seam faults set in the process on this port (with this credential; what it answered).
     Seam(u16, String, String),
+    /// The proxy in front of the process applying these toxics (its counts when they began).
+    Toxics(Vec<StreamToxic>, ProxyCounts),
     /// Packets to and from the proxy in front of the process being lost.
     Dropping(super::drops::PacketDrops),
 }
 
-/// Begins `fault` on `sut`'s process `process`.
+/// Begins `fault` on `sut`'s process `process` (a network fault at `proxy`, the one in front
+/// of it).
 pub async fn begin(
     fault: FaultKind,
     module: &str,
     parameters: &FaultParameters,
     sut: &mut SystemUnderTest,
     process: &str,
+    proxy: Option<&Proxy>,
 ) -> anyhow::Result<Active> {
+    let proxy = || proxy.with_context(|| format!("{} needs the proxy in front of {process}", fault.name()));
     Ok(match fault {
         FaultKind::Crash => {
             sut.kill_process(process).await?;
@@ -177,18 +183,28 @@ pub async fn begin(
             let set = admin_faults(port, &credential, Some(seam_faults_body(fault, module))).await?;
             Active::Seam(port, credential, set)
         }
-        network => {
-            anyhow::bail!("{} is a network fault: it is applied at the proxy in front of {process}", network.name())
+        FaultKind::Drop => {
+            let (port, share) = (proxy()?.port, parameters.drop_share);
+            // nft runs as a child process: off the generator's thread.
+            Active::Dropping(tokio::task::spawn_blocking(move || PacketDrops::start(port, share)).await??)
+        }
+        FaultKind::Latency | FaultKind::Bandwidth | FaultKind::Slicer | FaultKind::Partition | FaultKind::ResetPeer => {
+            let (proxy, toxics) = (proxy()?, network_toxics(fault));
+            let before = proxy.counts();
+            proxy.set(toxics.clone());
+            Active::Toxics(toxics, before)
         }
     })
 }
 
-/// Ends the fault: restarts, thaws, lifts the quota or reopens the database.
+/// Ends the fault: restarts, thaws, lifts the quota, reopens the database or clears the
+/// proxy.
 pub async fn end(
     active: Active,
     launcher: &Launcher,
     sut: &mut SystemUnderTest,
     process: &str,
+    proxy: Option<&Proxy>,
 ) -> anyhow::Result<FaultEvidence> {
     let mut evidence = FaultEvidence::default();
     match active {
@@ -208,6 +224,11 @@ pub async fn end(
         Active::Seam(port, credential, set) => {
             admin_faults(port, &credential, None).await?;
             evidence.seam = Some(format!("the admin route on port {port} answered {set}, and cleared them after"));
+        }
+        Active::Toxics(toxics, before) => {
+            let proxy = proxy.with_context(|| format!("the toxics were set at a proxy in front of {process}"))?;
+            proxy.set(Vec::new());
+            evidence.network = Some(network_evidence(&toxics, before, proxy));
         }
         Active::Dropping(drops) => {
             evidence.network = Some(tokio::task::spawn_blocking(move || drops.remove()).await??);

@@ -92,7 +92,7 @@ fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     for run in &report.runs {
         let mut stem =
             format!("{}-{}", group_slug(report, &run.scenario, &run.trigger(&report.parameters)), run.slug());
-        if repetitions(report) > 1 {
+        if report.repeat > 1 {
             stem.push_str(&format!("-r{}", run.repetition));
         }
         let file = dir.join("timelines").join(format!("{stem}.csv"));
@@ -113,14 +113,10 @@ fn write_derived(dir: &Path, report: &FaultReport) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How many times each run was planned (`--repeat`), whether or not every repetition finished.
-fn repetitions(report: &FaultReport) -> u32 {
-    report.runs.iter().map(|r| r.repetition).max().unwrap_or(1).max(report.repeat)
-}
-
-/// A run's name in tables and legends: its label, and its repetition when there were several.
-fn run_name(report: &FaultReport, run: &FaultRun) -> String {
-    if repetitions(report) > 1 { format!("{} #{}", run.label(), run.repetition) } else { run.label() }
+/// A run's name in tables, legends and the terminal: its label, and its repetition when there
+/// were several.
+pub(crate) fn run_name(report: &FaultReport, run: &FaultRun) -> String {
+    if report.repeat > 1 { format!("{} #{}", run.label(), run.repetition) } else { run.label() }
 }
 
 /// A scenario's triggers (length, share) in the order run.
@@ -191,7 +187,7 @@ struct Recoveries {
 
 impl Recoveries {
     fn of(report: &FaultReport, runs: &[&FaultRun]) -> Self {
-        Self::of_outcomes(repetitions(report) as usize, runs.iter().map(|r| r.outcome.recovered_ms))
+        Self::of_outcomes(report.repeat as usize, runs.iter().map(|r| r.outcome.recovered_ms))
     }
 
     /// From each finished run's time to recover (`None`: it did not), of `planned` runs.
@@ -297,7 +293,7 @@ fn phase_section(md: &mut String, report: &FaultReport, scenario: &Scenario) {
         "\n## Phase diagram: {scenario}\n\n![phase diagram](phase-{}.svg)\n\nThe same load, the trigger varied in size (the share of a core left to the process) and length. Each cell is one run: *recovered after* as in the matrix, or **did not recover** when the load after the trigger never again met the objective within the {:.1} s after it, a metastable failure in the sense of Huang et al. (OSDI'22) as far as this window can tell: a longer window might still see it recover. {}\n",
         scenario.slug(),
         report.timing.after.as_secs_f64(),
-        match repetitions(report) {
+        match report.repeat {
             1 => "One run per cell, no repetitions: read the pattern, not a boundary.".to_string(),
             n => format!(
                 "{n} runs per cell (`--repeat`), each on a schedule of its own; a cell says how many recovered and their median time."
@@ -553,7 +549,7 @@ fn markdown(report: &FaultReport) -> String {
     let drop = super::run::percent(report.parameters.drop_share);
     let degraded = if report.degraded_ok { " (degraded ones counted as complete, `--degraded-ok`)" } else { "" };
     md.push_str(&format!(
-        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. **latency**, **bandwidth**, **slicer**, **partition** and **reset-peer** apply Toxiproxy's toxics in a proxy in front of the module's service (present for the whole run; the microservices only: the monolith's modules share one process); **drop** loses {drop} of the TCP packets to and from that proxy in the kernel (an nftables table of the run's own; TCP retransmits, after at least 200 ms). **slow** and **failing** act at the product page's seam of the module, in the process composing the page (the monolith's, the gateway's), through the same fault layer: calls 200 ms later, or half of them failing as a 503 would. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. The microservices run once per resilience profile (`--resilience`): *none* (one attempt per call), *naive-retries* (a failed GET tried again at once, up to 3 more times, no limit), *full* (a circuit breaker per upstream: 5 calls in a row without an answer open it for 500 ms, then one probe; GETs retried with jittered backoff under a retry budget of 10% of calls plus 10 a second; a bulkhead per upstream: a call that finds 64 calls to it in flight waits at most 10 ms for a slot, then fails without being sent, so it counts neither against the breaker nor as a call; load shedding at the gateway: at most `--gateway-max-in-flight` public requests handled at once (the shop settings above), a request waits for a slot at most 100 ms, or 10 ms while the queue stands (even the shortest wait of the last 100 ms above 5 ms, CoDel's test), and is otherwise answered `503 overloaded` at once; the requests shed are given per phase); the monolith makes no calls between processes, so it runs once. *Calls between processes per offered user request*: the calls every process counted as it sent them (when each ended, answered or not, so calls to a dead or frozen process count; calls given up before they were sent do not) between the phase's edges (for a crash, the fault's edge is when the restarted process was ready), over the user requests the schedule made due in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge.\n\n",
+        "A **crash** kills the process hosting the module (SIGKILL) and starts it again on the same port and database when the fault's time is up; the fault ends as the restart begins, so the restart's time is part of the recovery. A **hang** freezes it (SIGSTOP) and thaws it (SIGCONT). **starve** puts it in a cgroup (v1 `cpu` controller) allowed {quota} µs of CPU in every {period} µs period, then lifts the quota. **db-outage** makes the module's database unavailable: on SQLite a connection of the harness holds the write lock (`BEGIN EXCLUSIVE`), so the module's writes wait out their busy timeout (5 s) and fail; its reads need no lock in WAL mode, but they still wait for a pooled connection while writers hold them (`--db-pool-size` per process); on PostgreSQL the database refuses connections (`ALLOW_CONNECTIONS false`) and its open ones are terminated. **latency**, **bandwidth**, **slicer**, **partition** and **reset-peer** apply Toxiproxy's toxics in a proxy in front of the module's service (present for the whole run; the microservices only: the monolith's modules share one process); **drop** loses {drop} of the TCP packets to and from that proxy in the kernel (an nftables table of the run's own; TCP retransmits, a lone lost segment typically after Linux's minimum retransmission timeout, 200 ms). **slow** and **failing** act at the product page's seam of the module, in the process composing the page (the monolith's, the gateway's), through the same fault layer: calls 200 ms later, or half of them failing as a 503 would. In the microservices the process is the module's service; in the monolith it is the one process (every module in it starves on the same quota, every module loses the one database), so every endpoint shares the fault. Requests count in the 100 ms slice they were due in; the fault's phase runs from the slice holding its start to the slice holding its end (up to a slice of healthy time at each edge), and a request due just before the fault and caught in it counts before it. *Blast radius*: endpoints that missed the objective during the fault although they do not need the faulted module (the table of each scenario says which endpoints need it). *First success*: from the fault's end to the first slice (by due time) holding a complete answer of an endpoint that needs the module. *Recovered*: from the fault's end to the first 100 ms slice from which every second-long run of slices, all endpoints together, had its p99 within the objective and at least {recovered:.0}% complete answers{degraded}; a crash's restart is inside this time. Both are read in 100 ms slices: *within 0.1 s* means the first slice after the fault already qualified. The microservices run once per resilience profile (`--resilience`): *none* (one attempt per call), *naive-retries* (a failed GET tried again at once, up to 3 more times, no limit), *full* (a circuit breaker per upstream: 5 calls in a row without an answer open it for 500 ms, then one probe; GETs retried with jittered backoff under a retry budget of 10% of calls plus 10 a second; a bulkhead per upstream: a call that finds 64 calls to it in flight waits at most 10 ms for a slot, then fails without being sent, so it counts neither against the breaker nor as a call; load shedding at the gateway: at most `--gateway-max-in-flight` public requests handled at once (the shop settings above), a request waits for a slot at most 100 ms, or 10 ms while the queue stands (even the shortest wait of the last 100 ms above 5 ms, CoDel's test), and is otherwise answered `503 overloaded` at once; the requests shed are given per phase); the monolith makes no calls between processes, so it runs once. *Calls between processes per offered user request*: the calls every process counted as it sent them (when each ended, answered or not, so calls to a dead or frozen process count; calls given up before they were sent do not) between the phase's edges (for a crash, the fault's edge is when the restarted process was ready), over the user requests the schedule made due in the phase; the monolith makes none; `-` where a process could not be read at a phase's edge.\n\n",
     ));
     md.push_str("## Matrix\n\n| scenario | fault held | architecture | complete answers during the fault | p99 during | blast radius | first success after | recovered after | calls between processes per offered user request (before, during, after) | books |\n|---|---|---|---|---|---|---|---|---|---|\n");
     for run in &report.runs {
@@ -580,7 +576,7 @@ fn markdown(report: &FaultReport) -> String {
             not_run.scenario, not_run.architecture, not_run.error
         );
     }
-    if repetitions(report) > 1 {
+    if report.repeat > 1 {
         repetitions_section(&mut md, report);
     }
     for scenario in scenarios(report) {
@@ -608,7 +604,7 @@ fn repetitions_section(md: &mut String, report: &FaultReport) {
     let _ = writeln!(
         md,
         "\n## Repetitions\n\nEach run was repeated {} times, each repetition on a schedule of its own (the architectures of one repetition on the same one). Median and range over the repetitions that finished.\n\n| scenario | fault held | architecture | runs | recovered | complete answers during the fault | blast radius (in how many runs) |\n|---|---|---|---|---|---|---|",
-        repetitions(report)
+        report.repeat
     );
     for scenario in scenarios(report) {
         for trigger in triggers(report, &scenario) {

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::analysis::{self, FaultOutcome, FaultWindow, Phase};
 use super::calls::{self, PhaseCalls};
 use super::inject::{self, FaultEvidence, FaultParameters};
-use super::proxy::{Proxy, ProxyCounts};
+use super::proxy::Proxy;
 use super::{FaultKind, FaultTiming, Scenario};
 use crate::drive::{self, AcknowledgedOrders, OpenLoop, RepetitionSeeds, Scale, Window, Workload};
 use crate::experiment::{self, Plan};
@@ -215,39 +215,14 @@ async fn measure(
         let at_start = calls::snapshot(sut).await;
         tokio::time::sleep_until((measured + timing.before).into()).await;
         let at_fault = calls::snapshot(sut).await;
-        // A network fault is the proxy's toxics; every other fault an injector's.
-        let toxics = inject::network_toxics(scenario.fault);
-        let (active, counts) = match proxy {
-            Some(proxy) if scenario.fault == FaultKind::Drop => {
-                let (port, share) = (proxy.port, parameters.drop_share);
-                let drops =
-                    tokio::task::spawn_blocking(move || super::drops::PacketDrops::start(port, share)).await??;
-                (Some(inject::Active::Dropping(drops)), ProxyCounts::default())
-            }
-            Some(proxy) if scenario.fault.is_network() => {
-                let counts = proxy.counts();
-                proxy.set(toxics.clone());
-                (None, counts)
-            }
-            _ => (
-                Some(inject::begin(scenario.fault, &scenario.module, parameters, sut, &process).await?),
-                ProxyCounts::default(),
-            ),
-        };
+        let active = inject::begin(scenario.fault, &scenario.module, parameters, sut, &process, proxy).await?;
         // In force once its injector returns (a database lock may first wait for a write).
         let began = Instant::now();
         eprintln!("{name}: {scenario}: {} {process}", scenario.fault.name());
         tokio::time::sleep_until((measured + timing.before + timing.during).into()).await;
         // The fault ends as it is lifted; a crashed process's restart is part of the recovery.
         let ended = Instant::now();
-        let evidence = match (active, proxy) {
-            (Some(active), _) => inject::end(active, launcher, sut, &process).await?,
-            (None, Some(proxy)) => {
-                proxy.set(Vec::new());
-                FaultEvidence { network: Some(inject::network_evidence(&toxics, counts, proxy)), ..Default::default() }
-            }
-            (None, None) => anyhow::bail!("a network fault without its proxy"),
-        };
+        let evidence = inject::end(active, launcher, sut, &process, proxy).await?;
         let restart_ready_ms = (scenario.fault == FaultKind::Crash).then(|| since_window(Instant::now()));
         eprintln!("{name}: {scenario}: {process} back");
         let at_fault_end = calls::snapshot(sut).await;

@@ -46,15 +46,32 @@ pub fn init() {
     clock_ticks_per_second();
 }
 
+/// The fields of `/proc/<pid>/stat` from field 3 (state) on: the command name (field 2) may
+/// contain spaces and parentheses, so they are the ones after its last ')'.
+fn fields_after_name(stat: &str) -> Option<Vec<&str>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
+}
+
 /// CPU seconds from the text of `/proc/<pid>/stat`.
 pub fn parse_cpu_seconds(stat: &str, ticks_per_second: f64) -> Option<f64> {
-    // The command name (field 2) may contain spaces and parentheses; fields after the last ')'
-    // start at field 3 (state), so utime (14) and stime (15) are at 11 and 12.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime (field 14) and stime (15) are at 11 and 12 after the name.
+    let fields = fields_after_name(stat)?;
     let utime: f64 = fields.get(11)?.parse().ok()?;
     let stime: f64 = fields.get(12)?.parse().ok()?;
     Some((utime + stime) / ticks_per_second)
+}
+
+/// A process's start time from the text of `/proc/<pid>/stat` (field 22, clock ticks after
+/// boot): with its pid, it names one process for good, as a pid alone (reused) does not.
+pub fn parse_start_time(stat: &str) -> Option<u64> {
+    fields_after_name(stat)?.get(19)?.parse().ok()
+}
+
+/// [`parse_start_time`] of the running process `pid`.
+pub fn start_time(pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_start_time(&stat)
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat")))
 }
 
 /// A `kB` field of `/proc/<pid>/status`, in bytes.
@@ -169,7 +186,16 @@ mod tests {
     fn cpu_time_is_read_after_a_command_name_with_spaces() {
         let stat = "4242 (my (odd) name) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 100 1000 200";
         assert_eq!(parse_cpu_seconds(stat, 100.0), Some(3.0));
+        assert_eq!(parse_start_time(stat), Some(100));
         assert_eq!(parse_cpu_seconds("garbage", 100.0), None);
+    }
+
+    #[test]
+    fn a_process_start_time_is_read_and_stays_the_same() {
+        let me = std::process::id();
+        let first = start_time(me).expect("readable");
+        assert_eq!(start_time(me).expect("readable"), first);
+        assert!(start_time(u32::MAX).is_err(), "no such process");
     }
 
     #[test]

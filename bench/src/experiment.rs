@@ -150,7 +150,7 @@ fn spawn_progress(label: String, recorder: Arc<Mutex<Recorder>>, window: Window)
 
 /// Every process's CPU and memory counters, the harness's, and every core's times, read
 /// back to back at one edge of a window.
-fn sample_all(sut: &SystemUnderTest) -> (Vec<(&'static str, ProcessSample)>, ProcessSample, Vec<CoreTimes>) {
+fn sample_all(sut: &SystemUnderTest) -> (Vec<(String, ProcessSample)>, ProcessSample, Vec<CoreTimes>) {
     (sut.sample(), procstat::sample(None).unwrap_or_default(), procstat::sample_cores().unwrap_or_default())
 }
 
@@ -182,7 +182,7 @@ async fn sample_pss(pids: Vec<u32>) -> Option<(Vec<u64>, u64)> {
 const PSS_READ_SPACING: Duration = Duration::from_millis(50);
 
 /// The PSS samples of a window, as stored: one series per process.
-fn memory_samples(names: &[&'static str], samples: Vec<(f64, Vec<u64>, u64)>) -> Option<MemorySamples> {
+fn memory_samples(names: &[&str], samples: Vec<(f64, Vec<u64>, u64)>) -> Option<MemorySamples> {
     if samples.is_empty() {
         return None;
     }
@@ -250,7 +250,7 @@ async fn measure(
             }
         }
     };
-    let names: Vec<&'static str> = sut.processes.iter().map(|p| p.name).collect();
+    let names: Vec<&str> = sut.processes.iter().map(|p| p.name.as_str()).collect();
     let pids: Vec<u32> = sut.processes.iter().map(|p| p.pid).collect();
     let samples = async {
         let measured = started + window.warmup;

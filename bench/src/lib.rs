@@ -20,6 +20,7 @@ pub mod check;
 pub mod cli;
 pub mod criterion_report;
 pub mod demo;
+pub mod deployment;
 pub mod drive;
 pub mod experiment;
 pub mod faults;

@@ -1,9 +1,9 @@
-//! Starting and stopping an architecture with fresh databases.
+//! Starting and stopping a shop in this process, with fresh databases: the in-process runner.
 //!
-//! [`RunningShop::start`] builds every process of an architecture inside this process (each
-//! a real actix-web server on its own free loopback port, with its own worker threads and its
-//! own database) and returns the public base URL. Microservices start in dependency order so
-//! that each service learns its upstreams' ports; the gateway comes last.
+//! [`RunningShop::start_topology`] builds every process of a topology inside this process
+//! (each a real actix-web server on its own loopback port, with its own worker threads and its
+//! own database), as [`crate::deployment::Deployment::plan`] plans them, and returns the public
+//! base URL; [`RunningShop::start`] starts an architecture's topology.
 //!
 //! Databases: SQLite files in a temporary directory (removed on drop), or, with a PostgreSQL
 //! server URL, one freshly created database per process, dropped by [`RunningShop::stop`].
@@ -12,9 +12,11 @@ use std::collections::BTreeMap;
 
 use actix_web::dev::ServerHandle;
 use anyhow::Context;
-use microservices::Service;
 use shop::Settings;
+use shop::topology::Topology;
 use sqlx::{ConnectOptions, Connection};
+
+use crate::deployment::{Deployment, PlannedProcess, free_ports};
 
 const NOT_IN_PROCESS: &str = "the null server runs only as a process (splitbench --arch null-server)";
 
@@ -36,6 +38,15 @@ impl Architecture {
             Self::Monolith => "monolith",
             Self::Microservices => "microservices",
             Self::NullServer => "null-server",
+        }
+    }
+
+    /// The architecture's topology (`None` for the null server, which is not a shop).
+    pub fn topology(self) -> Option<Topology> {
+        match self {
+            Self::Monolith => Some(Topology::monolith()),
+            Self::Microservices => Some(Topology::microservices()),
+            Self::NullServer => None,
         }
     }
 }
@@ -70,20 +81,22 @@ impl Backend {
     }
 }
 
-/// A started architecture. Stop it with [`RunningShop::stop`]; dropping it stops the servers
-/// too but cannot drop PostgreSQL databases.
+/// A started shop. Stop it with [`RunningShop::stop`]; dropping it stops the servers too but
+/// cannot drop PostgreSQL databases.
 pub struct RunningShop {
-    pub architecture: Architecture,
+    /// The architecture's or preset's name (`monolith`, `catalog-reviews`), for messages.
+    pub name: String,
+    pub topology: Topology,
     pub backend: Backend,
-    /// Base URL of the public API (the monolith, or the gateway).
+    /// Base URL of the public API (the edge: the monolith, or the gateway).
     pub base_url: String,
     /// Every process's port, by process name.
-    pub ports: BTreeMap<&'static str, u16>,
+    pub ports: BTreeMap<String, u16>,
     /// Every process's database URL, by process name (the gateway has none).
-    pub database_urls: BTreeMap<&'static str, String>,
-    handles: BTreeMap<&'static str, ServerHandle>,
-    /// The settings each process was started with (its real port included), to restart it.
-    process_settings: BTreeMap<&'static str, Settings>,
+    pub database_urls: BTreeMap<String, String>,
+    handles: BTreeMap<String, ServerHandle>,
+    /// Every process as planned, its database URL set: what a restart starts again.
+    planned: BTreeMap<String, PlannedProcess>,
     postgres_databases: Vec<String>,
     _sqlite_dir: Option<tempfile::TempDir>,
 }
@@ -91,18 +104,30 @@ pub struct RunningShop {
 impl RunningShop {
     /// Starts `architecture` with `settings` (ports and database URLs are chosen here).
     pub async fn start(architecture: Architecture, backend: &Backend, settings: &Settings) -> anyhow::Result<Self> {
+        let topology = architecture.topology().with_context(|| NOT_IN_PROCESS.to_string())?;
+        Self::start_topology(architecture.name(), &topology, backend, settings).await
+    }
+
+    /// Starts every process of `topology`, as [`Deployment::plan`] plans them.
+    pub async fn start_topology(
+        name: &str,
+        topology: &Topology,
+        backend: &Backend,
+        settings: &Settings,
+    ) -> anyhow::Result<Self> {
         let sqlite_dir = match backend {
             Backend::Sqlite => Some(tempfile::tempdir().context("creating a directory for SQLite files")?),
             Backend::Postgres { .. } => None,
         };
         let mut shop = RunningShop {
-            architecture,
+            name: name.to_string(),
+            topology: topology.clone(),
             backend: backend.clone(),
             base_url: String::new(),
             ports: BTreeMap::new(),
             database_urls: BTreeMap::new(),
             handles: BTreeMap::new(),
-            process_settings: BTreeMap::new(),
+            planned: BTreeMap::new(),
             postgres_databases: Vec::new(),
             _sqlite_dir: None,
         };
@@ -122,55 +147,33 @@ impl RunningShop {
         settings: &Settings,
         sqlite_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<()> {
-        let mut settings = settings.clone();
-        settings.server.host = "127.0.0.1".into();
-        settings.server.port = Some(0);
-        match self.architecture {
-            Architecture::Monolith => {
-                settings.database.database_url = Some(self.database_url("monolith", sqlite_dir).await?);
-                let app = monolith::build(&settings).await?;
-                self.launch("monolith", app, &settings);
+        let replicas = self.topology.processes.iter().map(|p| p.replicas as usize).sum();
+        let mut ports = free_ports(replicas)?.into_iter();
+        let deployment =
+            Deployment::plan(&self.topology, settings, |_, _| ports.next().unwrap_or(0), |_, _, port| port)?;
+        self.base_url = format!("http://127.0.0.1:{}", deployment.edge().port);
+        for mut process in deployment.processes.clone() {
+            if !process.spec.modules.is_empty() {
+                let url = self.fresh_database(&process.database_name(), sqlite_dir).await?;
+                self.database_urls.insert(process.name.clone(), url.clone());
+                process.settings.database.database_url = Some(url);
             }
-            Architecture::Microservices => {
-                for service in Service::MODULES {
-                    settings.database.database_url = Some(self.database_url(service.name(), sqlite_dir).await?);
-                    let app = microservices::build(service, &settings).await?;
-                    let url = format!("http://127.0.0.1:{}", app.port());
-                    service.point_upstream(&mut settings.upstreams, url);
-                    self.launch(service.name(), app, &settings);
-                }
-                settings.database.database_url = None;
-                let gateway = microservices::build(Service::Gateway, &settings).await?;
-                self.launch("gateway", gateway, &settings);
-            }
-            Architecture::NullServer => anyhow::bail!("{NOT_IN_PROCESS}"),
+            self.planned.insert(process.name.clone(), process.clone());
+            self.launch(&process.name).await?;
         }
-        let public = match self.architecture {
-            Architecture::Monolith => "monolith",
-            Architecture::Microservices => "gateway",
-            Architecture::NullServer => anyhow::bail!("{NOT_IN_PROCESS}"),
-        };
-        self.base_url = format!("http://127.0.0.1:{}", self.ports[public]);
         Ok(())
     }
 
-    fn launch(&mut self, name: &'static str, app: shop::Application, settings: &Settings) {
-        let mut settings = settings.clone();
-        settings.server.port = Some(app.port());
-        self.process_settings.insert(name, settings);
-        self.ports.insert(name, app.port());
-        self.handles.insert(name, app.handle());
+    /// Builds and starts the planned process `name`.
+    async fn launch(&mut self, name: &str) -> anyhow::Result<()> {
+        let process = self.planned.get(name).with_context(|| format!("no process {name}"))?;
+        let app = shop::process::build(&process.spec, &process.settings)
+            .await
+            .with_context(|| format!("starting {name}"))?;
+        self.ports.insert(name.to_string(), app.port());
+        self.handles.insert(name.to_string(), app.handle());
         tokio::spawn(app.run_until_stopped());
-    }
-
-    async fn database_url(
-        &mut self,
-        process: &'static str,
-        sqlite_dir: Option<&std::path::Path>,
-    ) -> anyhow::Result<String> {
-        let url = self.fresh_database(process, sqlite_dir).await?;
-        self.database_urls.insert(process, url.clone());
-        Ok(url)
+        Ok(())
     }
 
     async fn fresh_database(&mut self, process: &str, sqlite_dir: Option<&std::path::Path>) -> anyhow::Result<String> {
@@ -187,21 +190,14 @@ impl RunningShop {
         }
     }
 
-    /// The URL of the database that holds `module`'s tables in this architecture.
+    /// The name of the process hosting `module`.
+    pub fn process_hosting(&self, module: shop::Schema) -> String {
+        self.topology.processes[self.topology.host_of(module)].process_name()
+    }
+
+    /// The URL of the database that holds `module`'s tables.
     pub fn database_of(&self, module: shop::Schema) -> Option<&str> {
-        let process = match self.architecture {
-            Architecture::Monolith => "monolith",
-            Architecture::Microservices => match module {
-                shop::Schema::Accounts => "accounts",
-                shop::Schema::Catalog => "catalog",
-                shop::Schema::Inventory => "inventory",
-                shop::Schema::Reviews => "reviews",
-                shop::Schema::Payments => "payments",
-                shop::Schema::Orders => "orders",
-            },
-            Architecture::NullServer => return None,
-        };
-        self.database_urls.get(process).map(String::as_str)
+        self.database_urls.get(&self.process_hosting(module)).map(String::as_str)
     }
 
     /// Stops one process (tests use it to watch the others cope).
@@ -213,16 +209,8 @@ impl RunningShop {
 
     /// Starts a stopped process again on its old port with its old database, as a supervisor
     /// would restart a crashed service.
-    pub async fn restart_process(&mut self, name: &'static str) -> anyhow::Result<()> {
-        let settings = self.process_settings.get(name).cloned().with_context(|| format!("no process {name}"))?;
-        let app = match (self.architecture, Service::ALL.iter().find(|s| s.name() == name)) {
-            (Architecture::Monolith, _) => monolith::build(&settings).await?,
-            (Architecture::Microservices, Some(service)) => microservices::build(*service, &settings).await?,
-            (Architecture::Microservices, None) => anyhow::bail!("no service {name}"),
-            (Architecture::NullServer, _) => anyhow::bail!("{NOT_IN_PROCESS}"),
-        };
-        self.launch(name, app, &settings);
-        Ok(())
+    pub async fn restart_process(&mut self, name: &str) -> anyhow::Result<()> {
+        self.launch(name).await
     }
 
     /// Stops every process and drops the PostgreSQL databases created for this run.

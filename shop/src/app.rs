@@ -33,7 +33,7 @@ pub struct Application {
 impl Application {
     /// Binds and prepares a server; it starts serving when [`Application::run_until_stopped`]
     /// is awaited (or the server future is spawned).
-    pub fn build<F>(process: &'static str, settings: &Settings, default_port: u16, configure: F) -> anyhow::Result<Self>
+    pub fn build<F>(process: &str, settings: &Settings, default_port: u16, configure: F) -> anyhow::Result<Self>
     where
         F: Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
     {

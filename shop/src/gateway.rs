@@ -1,10 +1,11 @@
-//! The microservices' gateway: the only public entry point.
+//! Forwarding at the edge: the public routes of modules the public entry point does not host.
 //!
-//! It serves exactly the monolith's public routes. The product page is composed here (fan-out
-//! to catalog, inventory and reviews through [`crate::product_page`]); every other route is
-//! forwarded to the service that owns it, with the service credential added. Routes that need
-//! a user check the bearer token here first, with the same check the services (and the
-//! monolith) run, so an anonymous request never travels further than the gateway.
+//! The edge (the microservices' gateway, or any process a topology makes the entry point)
+//! serves exactly the monolith's public routes: its own modules' routes locally, the product
+//! page composed there ([`crate::product_page`]), and every other module's routes forwarded to
+//! the process that hosts it, with the service credential added ([`configure_forwarding`]).
+//! Routes that need a user check the bearer token here first, with the same check the services
+//! (and the monolith) run, so an anonymous request never travels further than the edge.
 
 use actix_web::http::header::{self, HeaderName};
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -13,66 +14,62 @@ use crate::auth::AuthenticatedUser;
 use crate::error::{ApiError, MAX_BODY_BYTES, method_not_allowed, payload_too_large};
 use crate::http_client::ServiceClient;
 use crate::orders::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
-use crate::product_page;
+use crate::topology::Module;
 
-/// The upstreams the gateway forwards to.
+/// The process a forwarded route goes to: resource data of each forwarding route.
 #[derive(Clone, Debug)]
-pub struct Upstreams {
-    pub accounts: ServiceClient,
-    pub catalog: ServiceClient,
-    pub reviews: ServiceClient,
-    pub orders: ServiceClient,
-}
+pub struct Upstream(pub ServiceClient);
 
 /// Request headers worth forwarding; everything else (hop-by-hop, host) stays here.
 const FORWARDED_REQUEST_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::AUTHORIZATION, header::ACCEPT];
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    let resource = |path: &str| web::resource(path.to_string()).default_service(web::to(method_not_allowed));
-    cfg.service(resource("/api/accounts").route(web::post().to(to_accounts)))
-        .service(resource("/api/sessions").route(web::post().to(to_accounts)))
-        .service(resource("/api/products").route(web::get().to(to_catalog)))
-        .service(resource("/api/categories").route(web::get().to(to_catalog)))
-        .service(
-            resource("/api/products/{id}/reviews")
-                .route(web::get().to(to_reviews))
-                .route(web::post().to(to_reviews_as_user)),
-        )
-        .service(
-            resource("/api/orders").route(web::get().to(to_orders_as_user)).route(web::post().to(to_orders_as_user)),
-        )
-        .service(resource("/api/orders/{id}").route(web::get().to(to_orders_as_user)))
-        .configure(product_page::configure_public);
+/// Mounts `module`'s public routes as forwarding to `upstream`, the process that hosts it
+/// (inventory and payments have no public routes). Routes that act for a user check the token
+/// first.
+pub fn configure_forwarding(cfg: &mut web::ServiceConfig, module: Module, upstream: ServiceClient) {
+    let upstream = web::Data::new(Upstream(upstream));
+    let resource = |path: &str| {
+        web::resource(path.to_string()).app_data(upstream.clone()).default_service(web::to(method_not_allowed))
+    };
+    match module {
+        Module::Accounts => {
+            cfg.service(resource("/api/accounts").route(web::post().to(to_upstream)))
+                .service(resource("/api/sessions").route(web::post().to(to_upstream)));
+        }
+        Module::Catalog => {
+            cfg.service(resource("/api/products").route(web::get().to(to_upstream)))
+                .service(resource("/api/categories").route(web::get().to(to_upstream)));
+        }
+        Module::Reviews => {
+            cfg.service(
+                resource("/api/products/{id}/reviews")
+                    .route(web::get().to(to_upstream))
+                    .route(web::post().to(to_upstream_as_user)),
+            );
+        }
+        Module::Orders => {
+            cfg.service(
+                resource("/api/orders")
+                    .route(web::get().to(to_upstream_as_user))
+                    .route(web::post().to(to_upstream_as_user)),
+            )
+            .service(resource("/api/orders/{id}").route(web::get().to(to_upstream_as_user)));
+        }
+        Module::Inventory | Module::Payments => {}
+    }
 }
 
-async fn to_accounts(req: HttpRequest, body: web::Payload, up: web::Data<Upstreams>) -> Result<HttpResponse, ApiError> {
-    forward(&req, body, &up.accounts).await
+async fn to_upstream(req: HttpRequest, body: web::Payload, up: web::Data<Upstream>) -> Result<HttpResponse, ApiError> {
+    forward(&req, body, &up.0).await
 }
 
-async fn to_catalog(req: HttpRequest, body: web::Payload, up: web::Data<Upstreams>) -> Result<HttpResponse, ApiError> {
-    forward(&req, body, &up.catalog).await
-}
-
-async fn to_reviews(req: HttpRequest, body: web::Payload, up: web::Data<Upstreams>) -> Result<HttpResponse, ApiError> {
-    forward(&req, body, &up.reviews).await
-}
-
-async fn to_reviews_as_user(
+async fn to_upstream_as_user(
     req: HttpRequest,
     body: web::Payload,
-    up: web::Data<Upstreams>,
+    up: web::Data<Upstream>,
 ) -> Result<HttpResponse, ApiError> {
     AuthenticatedUser::from_request_head(&req)?;
-    forward(&req, body, &up.reviews).await
-}
-
-async fn to_orders_as_user(
-    req: HttpRequest,
-    body: web::Payload,
-    up: web::Data<Upstreams>,
-) -> Result<HttpResponse, ApiError> {
-    AuthenticatedUser::from_request_head(&req)?;
-    forward(&req, body, &up.orders).await
+    forward(&req, body, &up.0).await
 }
 
 /// Sends the request on to `upstream` and relays its answer (status, JSON body, `Retry-After`

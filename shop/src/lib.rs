@@ -24,6 +24,7 @@ pub mod http_client;
 pub mod inventory;
 pub mod orders;
 pub mod pagination;
+pub mod process;
 pub mod payments;
 pub mod product_page;
 pub mod resilience;

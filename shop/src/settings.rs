@@ -122,6 +122,35 @@ pub struct UpstreamSettings {
     pub gateway_max_in_flight: usize,
 }
 
+impl UpstreamSettings {
+    /// Where the process hosting `module` listens.
+    pub fn url_of(&self, module: crate::topology::Module) -> &str {
+        use crate::topology::Module;
+        match module {
+            Module::Accounts => &self.accounts_url,
+            Module::Catalog => &self.catalog_url,
+            Module::Inventory => &self.inventory_url,
+            Module::Reviews => &self.reviews_url,
+            Module::Payments => &self.payments_url,
+            Module::Orders => &self.orders_url,
+        }
+    }
+
+    /// Points calls to `module` at `url` (a runner, once it knows the host's port).
+    pub fn set_url_of(&mut self, module: crate::topology::Module, url: String) {
+        use crate::topology::Module;
+        let field = match module {
+            Module::Accounts => &mut self.accounts_url,
+            Module::Catalog => &mut self.catalog_url,
+            Module::Inventory => &mut self.inventory_url,
+            Module::Reviews => &mut self.reviews_url,
+            Module::Payments => &mut self.payments_url,
+            Module::Orders => &mut self.orders_url,
+        };
+        *field = url;
+    }
+}
+
 /// Deadlines of a request and of the checkouts it starts; they nest (validated at start-up):
 /// upstream call timeout <= request deadline < recovery deadline.
 #[derive(Debug, Clone, Args)]

@@ -90,8 +90,45 @@ impl ProcessSpec {
         members.join("+")
     }
 
+    /// What the process is called in logs, metrics and reports: `monolith` (the edge with
+    /// every module), `gateway` (the edge alone), a module's name when it is alone, otherwise
+    /// its members (`catalog+reviews`).
+    pub fn process_name(&self) -> String {
+        match (self.edge, self.modules.len()) {
+            (true, _) if self.hosts_everything() => "monolith".into(),
+            (true, 0) => "gateway".into(),
+            _ => self.name(),
+        }
+    }
+
     pub fn hosts(&self, module: Module) -> bool {
         self.modules.contains(&module)
+    }
+
+    /// Hosts all six modules: calls nobody, and nobody calls it.
+    pub fn hosts_everything(&self) -> bool {
+        self.modules.len() == Module::ALL.len()
+    }
+
+    /// Parses a process's members (`edge+catalog`, `orders`, no `rest`, replicas or budget):
+    /// the `--hosts` flag of a shop process.
+    pub fn parse_members(members: &str) -> Result<Self, TopologyError> {
+        let mut process = ProcessSpec { modules: BTreeSet::new(), edge: false, replicas: 1, cores: None };
+        for member in members.split('+').map(str::trim) {
+            match member {
+                "" => return Err(TopologyError::EmptyProcess),
+                EDGE if process.edge => return Err(TopologyError::EdgeTwice),
+                EDGE => process.edge = true,
+                "all" => process.modules.extend(Module::ALL),
+                name => {
+                    let module = Module::parse(name).ok_or_else(|| TopologyError::UnknownMember(name.to_string()))?;
+                    if !process.modules.insert(module) {
+                        return Err(TopologyError::HostedTwice(module.name()));
+                    }
+                }
+            }
+        }
+        Ok(process)
     }
 }
 

@@ -44,7 +44,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::launch::SystemUnderTest;
-use crate::topology::{Architecture, RunningShop};
+use crate::topology::RunningShop;
 use books::{Books, Lines, Order};
 
 /// Where the books are: a database URL for each part (for the monolith, the same URL thrice).
@@ -73,14 +73,11 @@ impl Deployment {
 
     /// The databases of an architecture the launcher started as processes.
     pub fn of_system_under_test(sut: &SystemUnderTest) -> Option<Self> {
-        let url = |process: &str| sut.database_urls.get(process).cloned();
-        match sut.architecture {
-            Architecture::Monolith => url("monolith").map(Self::monolith),
-            Architecture::Microservices => {
-                Some(Self { inventory: url("inventory")?, payments: url("payments")?, orders: url("orders")? })
-            }
-            Architecture::NullServer => None,
-        }
+        Some(Self {
+            inventory: sut.database_of(shop::Schema::Inventory)?.to_string(),
+            payments: sut.database_of(shop::Schema::Payments)?.to_string(),
+            orders: sut.database_of(shop::Schema::Orders)?.to_string(),
+        })
     }
 
     /// The SQLite database holding `part` (`inventory`, `payments` or `orders`) in `dir`:

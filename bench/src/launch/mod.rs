@@ -18,14 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use microservices::Service;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 use shop::Settings;
+use shop::topology::{Module, ProcessSpec, Topology};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
+use crate::deployment::{Deployment, free_ports};
 use crate::report::data::BinaryHash;
 use crate::topology::{Architecture, create_postgres_database, drop_postgres_database, with_database};
 
@@ -196,7 +197,10 @@ impl LogNames {
 
 /// One started process.
 pub struct ChildProcess {
-    pub name: &'static str,
+    pub name: String,
+    /// The binary it runs, and the arguments before the settings (`--hosts` of `shop-process`).
+    binary: &'static str,
+    args: Vec<String>,
     pub pid: u32,
     pub port: u16,
     pub log: PathBuf,
@@ -214,11 +218,13 @@ pub struct ChildProcess {
 /// A started architecture.
 pub struct SystemUnderTest {
     pub architecture: Architecture,
+    /// Which process hosts which module (`None`: the null server, not a shop).
+    pub topology: Option<Topology>,
     pub base_url: String,
     pub processes: Vec<ChildProcess>,
     /// Every process's database URL, by process name (the gateway and the null server have
     /// none), so the books can be checked before the scratch databases go.
-    pub database_urls: BTreeMap<&'static str, String>,
+    pub database_urls: BTreeMap<String, String>,
 }
 
 impl Launcher {
@@ -232,9 +238,10 @@ impl Launcher {
         Ok(self.start_proxied(architecture, settings, run_dir, None).await?.0)
     }
 
-    /// [`Launcher::start`], with every call to the service `proxied` (the microservices only)
-    /// going through a fault proxy ([`crate::faults::proxy`], seeded with `seed`), which comes
-    /// back with the system; it adds a loopback hop to those calls in every phase of the run.
+    /// [`Launcher::start`], with every call to the module `proxied` (the microservices only)
+    /// going through a fault proxy ([`crate::faults::proxy`], seeded with `seed`) in front of
+    /// the process hosting it, which comes back with the system; it adds a loopback hop to
+    /// those calls in every phase of the run.
     pub async fn start_proxied(
         &self,
         architecture: Architecture,
@@ -247,63 +254,104 @@ impl Launcher {
             "only the microservices call between processes: nothing to proxy in the {}",
             architecture.name()
         );
-        if let Some((name, _)) = proxied {
-            anyhow::ensure!(Service::MODULES.iter().any(|s| s.name() == name), "no service named {name} to proxy");
+        match architecture.topology() {
+            Some(topology) => self.start_topology(architecture, &topology, settings, run_dir, proxied).await,
+            None => {
+                let mut settings = settings.clone();
+                settings.server.host = "127.0.0.1".into();
+                settings.server.port = Some(0);
+                let logs = self.log_names(run_dir, architecture.name()).await?;
+                let process = self
+                    .spawn("null-server", "null-server", &[], &settings, logs.path_of("null-server"))
+                    .await?;
+                let sut = SystemUnderTest {
+                    architecture,
+                    topology: None,
+                    base_url: format!("http://127.0.0.1:{}", process.port),
+                    processes: vec![process],
+                    database_urls: BTreeMap::new(),
+                };
+                self.wait_until_ready(&sut).await?;
+                Ok((sut, None))
+            }
         }
+    }
+
+    /// Starts every process of `topology` (as [`Deployment::plan`] plans them) from the
+    /// release binaries: each preset process from its own binary (`monolith`, `gateway`,
+    /// `catalog`, ...), any other grouping from `shop-process --hosts <members>`.
+    async fn start_topology(
+        &self,
+        architecture: Architecture,
+        topology: &Topology,
+        settings: &Settings,
+        run_dir: &Path,
+        proxied: Option<(&str, u64)>,
+    ) -> anyhow::Result<(SystemUnderTest, Option<crate::faults::proxy::Proxy>)> {
+        let proxied_process = match proxied {
+            Some((name, seed)) => {
+                let module = Module::parse(name).with_context(|| format!("no module named {name} to proxy"))?;
+                Some((topology.host_of(module), seed))
+            }
+            None => None,
+        };
+        let replicas = topology.processes.iter().map(|p| p.replicas as usize).sum();
+        let mut ports = free_ports(replicas)?.into_iter();
+        let listen: Vec<Vec<u16>> = topology
+            .processes
+            .iter()
+            .map(|p| (0..p.replicas).map(|_| ports.next().unwrap_or(0)).collect())
+            .collect();
+        // The proxy listens first, so the plan can point the callers at it.
         let mut proxy = None;
-        let logs = run_dir.join("logs");
-        tokio::fs::create_dir_all(&logs).await?;
-        // Numbered per start, so a system started later (the next sweep step) never overwrites
-        // the logs of an earlier one (whose stall may be what failed its step).
-        let start = SYSTEMS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        let logs = LogNames { dir: logs, prefix: format!("{start:03}-{}", architecture.name()) };
+        if let Some((index, seed)) = proxied_process {
+            let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], listen[index][0]));
+            let started = crate::faults::proxy::Proxy::start(upstream, seed)
+                .await
+                .with_context(|| format!("starting the proxy in front of {}", topology.processes[index].process_name()))?;
+            proxy = Some(started);
+        }
+        let proxy_port = proxy.as_ref().map(|p| p.port);
+        let deployment = Deployment::plan(
+            topology,
+            settings,
+            |index, replica| listen[index][replica as usize],
+            |index, _, port| match (proxied_process, proxy_port) {
+                (Some((proxied, _)), Some(proxy_port)) if proxied == index => proxy_port,
+                _ => port,
+            },
+        )?;
+
+        let logs = self.log_names(run_dir, architecture.name()).await?;
         let databases = self.scratch.path().join(architecture.name());
-        let mut settings = settings.clone();
-        settings.server.host = "127.0.0.1".into();
-        settings.server.port = Some(0);
         let mut sut = SystemUnderTest {
             architecture,
-            base_url: String::new(),
+            topology: Some(topology.clone()),
+            base_url: format!("http://127.0.0.1:{}", deployment.edge().port),
             processes: Vec::new(),
             database_urls: BTreeMap::new(),
         };
-        match architecture {
-            Architecture::Monolith => {
-                let url = self.database_url(architecture, "monolith", &databases).await?;
-                sut.database_urls.insert("monolith", url.clone());
-                settings.database.database_url = Some(url);
-                sut.processes.push(self.spawn("monolith", &settings, logs.path_of("monolith")).await?);
+        for mut planned in deployment.processes {
+            if !planned.spec.modules.is_empty() {
+                let url = self.database_url(architecture, &planned.database_name(), &databases).await?;
+                sut.database_urls.insert(planned.name.clone(), url.clone());
+                planned.settings.database.database_url = Some(url);
             }
-            Architecture::Microservices => {
-                for service in Service::MODULES {
-                    let url = self.database_url(architecture, service.name(), &databases).await?;
-                    sut.database_urls.insert(service.name(), url.clone());
-                    settings.database.database_url = Some(url);
-                    let process = self.spawn(service.name(), &settings, logs.path_of(service.name())).await?;
-                    let mut port = process.port;
-                    if let Some((name, seed)) = proxied.filter(|(name, _)| *name == service.name()) {
-                        let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], process.port));
-                        let started = crate::faults::proxy::Proxy::start(upstream, seed)
-                            .await
-                            .with_context(|| format!("starting the proxy in front of {name}"))?;
-                        port = started.port;
-                        proxy = Some(started);
-                    }
-                    let url = format!("http://127.0.0.1:{port}");
-                    service.point_upstream(&mut settings.upstreams, url);
-                    sut.processes.push(process);
-                }
-                settings.database.database_url = None;
-                sut.processes.push(self.spawn("gateway", &settings, logs.path_of("gateway")).await?);
-            }
-            Architecture::NullServer => {
-                sut.processes.push(self.spawn("null-server", &settings, logs.path_of("null-server")).await?);
-            }
+            let (binary, args) = binary_of(&planned.spec);
+            let log = logs.path_of(&planned.name);
+            sut.processes.push(self.spawn(&planned.name, binary, &args, &planned.settings, log).await?);
         }
-        let public = sut.processes.last().context("at least one process")?;
-        sut.base_url = format!("http://127.0.0.1:{}", public.port);
         self.wait_until_ready(&sut).await?;
         Ok((sut, proxy))
+    }
+
+    async fn log_names(&self, run_dir: &Path, system: &str) -> anyhow::Result<LogNames> {
+        let dir = run_dir.join("logs");
+        tokio::fs::create_dir_all(&dir).await?;
+        // Numbered per start, so a system started later (the next sweep step) never overwrites
+        // the logs of an earlier one (whose stall may be what failed its step).
+        let start = SYSTEMS_STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        Ok(LogNames { dir, prefix: format!("{start:03}-{system}") })
     }
 
     async fn database_url(&self, architecture: Architecture, process: &str, dir: &Path) -> anyhow::Result<String> {
@@ -330,10 +378,17 @@ impl Launcher {
         }
     }
 
-    async fn spawn(&self, name: &'static str, settings: &Settings, log_path: PathBuf) -> anyhow::Result<ChildProcess> {
-        let binary = self.bin_dir.join(name);
+    async fn spawn(
+        &self,
+        name: &str,
+        binary_name: &'static str,
+        args: &[String],
+        settings: &Settings,
+        log_path: PathBuf,
+    ) -> anyhow::Result<ChildProcess> {
+        let binary = self.bin_dir.join(binary_name);
         anyhow::ensure!(binary.is_file(), "{} does not exist (build it, or pass --bin-dir)", binary.display());
-        self.binaries.record(name, &binary)?;
+        self.binaries.record(binary_name, &binary)?;
         let mut command = if self.cores.system_under_test.is_empty() {
             Command::new(&binary)
         } else {
@@ -344,6 +399,7 @@ impl Launcher {
         };
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         command
+            .args(args)
             .args(settings.to_args())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -384,7 +440,18 @@ impl Launcher {
         });
         let mut settings = settings.clone();
         settings.server.port = Some(port);
-        Ok(ChildProcess { name, pid, port, log: log_path, settings, restarts: 0, reaped: false, child })
+        Ok(ChildProcess {
+            name: name.to_string(),
+            binary: binary_name,
+            args: args.to_vec(),
+            pid,
+            port,
+            log: log_path,
+            settings,
+            restarts: 0,
+            reaped: false,
+            child,
+        })
     }
 
     /// Starts `sut`'s process `name` again, after it died: the same binary, settings, port and
@@ -397,7 +464,8 @@ impl Launcher {
             "{}-restart{restarts}.log",
             old.log.file_stem().and_then(|s| s.to_str()).unwrap_or(name)
         ));
-        let mut process = self.spawn(old.name, &old.settings.clone(), log).await?;
+        let (name, binary, args, settings) = (old.name.clone(), old.binary, old.args.clone(), old.settings.clone());
+        let mut process = self.spawn(&name, binary, &args, &settings, log).await?;
         process.restarts = restarts;
         sut.processes[index] = process;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
@@ -436,6 +504,21 @@ impl Launcher {
     }
 }
 
+/// The binary that runs a process hosting `spec`, and its arguments before the settings: the
+/// presets' processes have binaries of their own, any other grouping runs `shop-process`.
+fn binary_of(spec: &ProcessSpec) -> (&'static str, Vec<String>) {
+    let alone = match (spec.edge, spec.modules.len()) {
+        (true, 0) => Some("gateway"),
+        (true, _) if spec.hosts_everything() => Some("monolith"),
+        (false, 1) => spec.modules.first().map(|m| m.name()),
+        _ => None,
+    };
+    match alone {
+        Some(binary) => (binary, Vec::new()),
+        None => ("shop-process", vec!["--hosts".into(), spec.name()]),
+    }
+}
+
 /// The port in a start-up line such as `catalog: listening on 127.0.0.1:41235; workers=1 ...`.
 pub fn listening_port(line: &str) -> Option<u16> {
     let rest = &line[line.find("listening on ")? + "listening on ".len()..];
@@ -444,9 +527,16 @@ pub fn listening_port(line: &str) -> Option<u16> {
 }
 
 impl SystemUnderTest {
+    /// The URL of the database holding `module`'s tables (`None` for the null server).
+    pub fn database_of(&self, module: Module) -> Option<&str> {
+        let topology = self.topology.as_ref()?;
+        let host = topology.processes[topology.host_of(module)].process_name();
+        self.database_urls.get(&host).map(String::as_str)
+    }
+
     /// Resource samples of every process, by name.
-    pub fn sample(&self) -> Vec<(&'static str, procstat::ProcessSample)> {
-        self.processes.iter().filter_map(|p| procstat::sample(Some(p.pid)).ok().map(|s| (p.name, s))).collect()
+    pub fn sample(&self) -> Vec<(String, procstat::ProcessSample)> {
+        self.processes.iter().filter_map(|p| procstat::sample(Some(p.pid)).ok().map(|s| (p.name.clone(), s))).collect()
     }
 
     fn index_of(&self, name: &str) -> anyhow::Result<usize> {

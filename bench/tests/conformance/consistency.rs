@@ -193,15 +193,12 @@ async fn a_restarted_process_recovers_what_its_predecessor_left_at_start_up() {
         let crashed = app.checkout(Some(&token), Some("restart"), &order_body(&[(36, 2)], GOOD_CARD)).await;
         assert_eq!(crashed.code(), "simulated_crash", "[{}]", app.label());
         // The process that ran it goes away (its recovery loop with it); its lease ends.
-        let process = match app.shop.architecture {
-            Architecture::Monolith => "monolith",
-            _ => "orders",
-        };
-        app.shop.stop_process(process).await;
+        let process = app.shop.process_hosting(Schema::Orders);
+        app.shop.stop_process(&process).await;
         app.expire_leases().await;
         assert_eq!(app.approved_charges().await.0, 1, "[{}] charged, and nobody left to refund it", app.label());
         // Its successor settles it at start-up.
-        app.shop.restart_process(process).await.expect("the process restarts");
+        app.shop.restart_process(&process).await.expect("the process restarts");
         app.assert_books_settle_clean(&[]).await;
         assert_eq!(app.stock_of(36).await, before, "[{}]", app.label());
         assert_eq!(app.approved_charges().await, (0, 0), "[{}] refunded", app.label());

@@ -7,7 +7,14 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use shop::{Schema, Settings};
 use splitbench::check::{CheckOptions, ConsistencyReport, Deployment, Invariant, check};
+use shop::topology::Topology;
 use splitbench::{Architecture, Backend, RunningShop};
+
+/// The topologies every conformance scenario runs on: the two ends, and one between them
+/// whose processes call each other both ways (orders calls the edge's catalog, inventory and
+/// payments; the edge forwards checkouts to orders), so checkout is a saga whose participants
+/// all live in one other process.
+pub const TOPOLOGIES: [&str; 3] = ["monolith", "microservices", "all-but-orders"];
 use sqlx::{Connection, Row};
 
 /// A user every test can log in as (seeded: `user<N>@example.com`).
@@ -57,15 +64,23 @@ impl TestApp {
     }
 
     pub async fn spawn_with(architecture: Architecture, backend: &Backend, settings: Settings) -> TestApp {
+        Self::spawn_topology(architecture.name(), backend, settings).await
+    }
+
+    /// Starts a topology: an architecture's or another preset's name, or a description.
+    pub async fn spawn_topology(topology: &str, backend: &Backend, settings: Settings) -> TestApp {
         shop::telemetry::init_tracing(&settings.server.log_level);
         let recovery_deadline = settings.recovery_deadline();
-        let shop = RunningShop::start(architecture, backend, &settings).await.expect("the architecture starts");
+        let description = Topology::parse(topology).expect("a topology");
+        let shop = RunningShop::start_topology(topology, &description, backend, &settings)
+            .await
+            .unwrap_or_else(|err| panic!("{topology} starts: {err:#}"));
         TestApp { shop, client: reqwest::Client::new(), transcript: Mutex::new(Vec::new()), recovery_deadline }
     }
 
     /// "monolith on sqlite", for assertion messages.
     pub fn label(&self) -> String {
-        format!("{} on {}", self.shop.architecture.name(), self.shop.backend.name())
+        format!("{} on {}", self.shop.name, self.shop.backend.name())
     }
 
     /// Sends a request to the public API and records the answer.
@@ -229,32 +244,32 @@ impl TestApp {
             async move { shop::Database::connect(&shop::DatabaseSettings { url, pool_size: 4 }, &[]).await }
         };
         let policy = shop::orders::CheckoutPolicy::from_settings(settings);
-        match self.shop.architecture {
-            Architecture::Monolith => {
-                let db = connect(Schema::Orders).await.expect("the database opens");
-                let payments = shop::payments::LocalPayments { db: db.clone(), latency: settings.payment_latency() };
-                Arc::new(shop::orders::LocalCheckout { db, payments, policy })
-            }
-            _ => {
-                let client = |name: &'static str| {
-                    let url = format!("http://127.0.0.1:{}", self.shop.ports[name]);
-                    shop::http_client::ServiceClient::new(
-                        name,
-                        &url,
-                        &settings.security.service_token,
-                        settings.upstream_timeout(),
-                    )
-                    .expect("a client")
-                };
-                Arc::new(shop::orders::SagaCheckout {
-                    db: connect(Schema::Orders).await.expect("the orders database opens"),
-                    catalog: Arc::new(shop::catalog::CatalogClient(client("catalog"))),
-                    inventory: Arc::new(shop::inventory::InventoryClient(client("inventory"))),
-                    payments: Arc::new(shop::payments::PaymentsClient(client("payments"))),
-                    policy,
-                })
-            }
+        let topology = &self.shop.topology;
+        let orders_host = &topology.processes[topology.host_of(Schema::Orders)];
+        if [Schema::Catalog, Schema::Inventory, Schema::Payments].iter().all(|m| orders_host.hosts(*m)) {
+            let db = connect(Schema::Orders).await.expect("the database opens");
+            let payments = shop::payments::LocalPayments { db: db.clone(), latency: settings.payment_latency() };
+            return Arc::new(shop::orders::LocalCheckout { db, payments, policy });
         }
+        // The saga, every participant over HTTP (a participant beside orders would be local in
+        // the orders process; over HTTP it reaches the same database).
+        let client = |module: Schema| {
+            let url = format!("http://127.0.0.1:{}", self.shop.ports[&self.shop.process_hosting(module)]);
+            shop::http_client::ServiceClient::new(
+                module.name(),
+                &url,
+                &settings.security.service_token,
+                settings.upstream_timeout(),
+            )
+            .expect("a client")
+        };
+        Arc::new(shop::orders::SagaCheckout {
+            db: connect(Schema::Orders).await.expect("the orders database opens"),
+            catalog: Arc::new(shop::catalog::CatalogClient(client(Schema::Catalog))),
+            inventory: Arc::new(shop::inventory::InventoryClient(client(Schema::Inventory))),
+            payments: Arc::new(shop::payments::PaymentsClient(client(Schema::Payments))),
+            policy,
+        })
     }
 
     /// The consistency check of this shop's databases, `acknowledged` being the ids of the
@@ -331,8 +346,8 @@ fn normalise(value: &Value) -> Value {
     }
 }
 
-/// Runs `scenario` against the monolith and the microservices on every test backend, then
-/// checks that both answered every request identically.
+/// Runs `scenario` against every topology of [`TOPOLOGIES`] on every test backend, then
+/// checks that each answered every request as the monolith did.
 pub async fn conformance(scenario: impl AsyncFn(&TestApp)) {
     conformance_with(test_settings(), scenario).await;
 }
@@ -341,23 +356,26 @@ pub async fn conformance(scenario: impl AsyncFn(&TestApp)) {
 pub async fn conformance_with(settings: Settings, scenario: impl AsyncFn(&TestApp)) {
     for backend in Backend::for_tests() {
         let mut transcripts = Vec::new();
-        for architecture in Architecture::ALL {
-            let app = TestApp::spawn_with(architecture, &backend, settings.clone()).await;
+        for topology in TOPOLOGIES {
+            let app = TestApp::spawn_topology(topology, &backend, settings.clone()).await;
             scenario(&app).await;
-            transcripts.push(app.transcript());
+            transcripts.push((topology, app.transcript()));
             app.shop.stop().await;
         }
-        assert_same_transcripts(backend.name(), &transcripts[0], &transcripts[1]);
+        let (_, monolith) = &transcripts[0];
+        for (topology, transcript) in &transcripts[1..] {
+            assert_same_transcripts(&format!("{} {topology}", backend.name()), monolith, transcript);
+        }
     }
 }
 
-/// Runs `scenario` against both architectures on every test backend, without comparing their
-/// answers (for concurrent scenarios, whose interleaving decides which request gets which
-/// answer; each scenario asserts what must hold whatever the interleaving).
+/// Runs `scenario` against every topology of [`TOPOLOGIES`] on every test backend, without
+/// comparing their answers (for concurrent scenarios, whose interleaving decides which request
+/// gets which answer; each scenario asserts what must hold whatever the interleaving).
 pub async fn each_architecture(settings: Settings, scenario: impl AsyncFn(&mut TestApp)) {
     for backend in Backend::for_tests() {
-        for architecture in Architecture::ALL {
-            let mut app = TestApp::spawn_with(architecture, &backend, settings.clone()).await;
+        for topology in TOPOLOGIES {
+            let mut app = TestApp::spawn_topology(topology, &backend, settings.clone()).await;
             scenario(&mut app).await;
             app.shop.stop().await;
         }
@@ -373,19 +391,13 @@ pub async fn microservices_only(scenario: impl AsyncFn(&mut TestApp)) {
     }
 }
 
-fn assert_same_transcripts(backend: &str, monolith: &[(String, Reply)], microservices: &[(String, Reply)]) {
+/// `other` (named in `label`) answered every request as the monolith did.
+fn assert_same_transcripts(label: &str, monolith: &[(String, Reply)], other: &[(String, Reply)]) {
+    let backend = label;
     assert!(!monolith.is_empty(), "[{backend}] the scenario sent requests");
-    assert_eq!(
-        monolith.len(),
-        microservices.len(),
-        "[{backend}] both architectures answered the same number of requests"
-    );
-    for ((request, a), (_, b)) in monolith.iter().zip(microservices) {
-        assert_eq!(
-            a.status, b.status,
-            "[{backend}] {request}: status differs (monolith {:?}, microservices {:?})",
-            a.body, b.body
-        );
+    assert_eq!(monolith.len(), other.len(), "[{backend}] both answered the same number of requests");
+    for ((request, a), (_, b)) in monolith.iter().zip(other) {
+        assert_eq!(a.status, b.status, "[{backend}] {request}: status differs (monolith {:?}, other {:?})", a.body, b.body);
         assert_eq!(a.replayed, b.replayed, "[{backend}] {request}: replay marker differs");
         assert_eq!(normalise(&a.body), normalise(&b.body), "[{backend}] {request}: body differs");
     }

@@ -1,5 +1,5 @@
 //! The accounts process. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Accounts)
+    microservices::main("accounts")
 }

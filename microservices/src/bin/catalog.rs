@@ -1,5 +1,5 @@
 //! The catalog process. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Catalog)
+    microservices::main("catalog")
 }

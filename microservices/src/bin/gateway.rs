@@ -1,5 +1,5 @@
-//! The gateway process. Flags: `--help`.
+//! The gateway process: the edge, hosting no module. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Gateway)
+    microservices::main("edge")
 }

@@ -1,5 +1,5 @@
 //! The inventory process. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Inventory)
+    microservices::main("inventory")
 }

@@ -1,5 +1,5 @@
 //! The orders process. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Orders)
+    microservices::main("orders")
 }

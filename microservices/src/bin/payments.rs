@@ -1,5 +1,5 @@
 //! The payments process. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Payments)
+    microservices::main("payments")
 }

@@ -1,5 +1,5 @@
 //! The reviews process. Flags: `--help`.
 
 fn main() -> anyhow::Result<()> {
-    microservices::main(microservices::Service::Reviews)
+    microservices::main("reviews")
 }

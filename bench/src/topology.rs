@@ -167,9 +167,8 @@ impl RunningShop {
     /// Builds and starts the planned process `name`.
     async fn launch(&mut self, name: &str) -> anyhow::Result<()> {
         let process = self.planned.get(name).with_context(|| format!("no process {name}"))?;
-        let app = shop::process::build(&process.spec, &process.settings)
-            .await
-            .with_context(|| format!("starting {name}"))?;
+        let app =
+            shop::process::build(&process.spec, &process.settings).await.with_context(|| format!("starting {name}"))?;
         self.ports.insert(name.to_string(), app.port());
         self.handles.insert(name.to_string(), app.handle());
         tokio::spawn(app.run_until_stopped());

@@ -57,9 +57,8 @@ pub fn main_any() -> anyhow::Result<()> {
 fn serve(spec: &ProcessSpec, settings: Settings) -> anyhow::Result<()> {
     shop::telemetry::init_tracing(&settings.server.log_level);
     actix_web::rt::System::new().block_on(async move {
-        let app = shop::process::build(spec, &settings)
-            .await
-            .with_context(|| format!("starting {}", spec.process_name()))?;
+        let app =
+            shop::process::build(spec, &settings).await.with_context(|| format!("starting {}", spec.process_name()))?;
         app.run_until_signalled().await.context("serving")
     })
 }

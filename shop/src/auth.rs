@@ -169,7 +169,7 @@ pub async fn verify_password(password: String, stored_hash: String) -> Result<bo
 pub struct ServiceCredential(pub String);
 
 impl ServiceCredential {
-    fn accepts(&self, presented: &[u8]) -> bool {
+    pub fn accepts(&self, presented: &[u8]) -> bool {
         // Constant-time comparison through the HMAC verifier would be overkill here; compare
         // lengths and then every byte so that timing does not reveal a matching prefix.
         let expected = self.0.as_bytes();

@@ -27,7 +27,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{guard, web};
 
 use crate::accounts::AccountsState;
-use crate::auth::{ServiceCredential, TokenKeys, require_service_credential};
+use crate::auth::{SERVICE_TOKEN_HEADER, ServiceCredential, TokenKeys, require_service_credential};
 use crate::catalog::{CatalogClient, CatalogState, LocalCatalog, SharedCatalog};
 use crate::http_client::ServiceClient;
 use crate::inventory::{InventoryClient, LocalInventory, SharedInventory};
@@ -48,10 +48,8 @@ type Mount = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
 /// Opens the process's database (if it hosts a module) and binds its server.
 pub async fn build(spec: &ProcessSpec, settings: &Settings) -> anyhow::Result<Application> {
     let name = spec.process_name();
-    let token_keys = web::Data::new(TokenKeys::new(
-        &settings.security.token_secret,
-        Duration::from_secs(settings.security.token_ttl_secs),
-    ));
+    let token_keys =
+        TokenKeys::new(&settings.security.token_secret, Duration::from_secs(settings.security.token_ttl_secs));
     let credential = ServiceCredential(settings.security.service_token.clone());
     let hosted: Vec<Module> = spec.modules.iter().copied().collect();
     let db = if hosted.is_empty() {
@@ -141,8 +139,14 @@ pub async fn build(spec: &ProcessSpec, settings: &Settings) -> anyhow::Result<Ap
         }
         if !guarded.is_empty() {
             // The edge's own modules, for the processes that call them: only `/internal/`
-            // paths enter this scope (the guard), and only with the credential.
-            let internal = guard::fn_guard(|ctx| ctx.head().uri.path().starts_with("/internal/"));
+            // paths with the service credential enter this scope. Without it the route does
+            // not exist (404, as at an edge that has no internal routes): the public entry
+            // point does not reveal them.
+            let credential = credential.clone();
+            let internal = guard::fn_guard(move |ctx| {
+                ctx.head().uri.path().starts_with("/internal/")
+                    && ctx.head().headers().get(SERVICE_TOKEN_HEADER).is_some_and(|v| credential.accepts(v.as_bytes()))
+            });
             cfg.service(
                 web::scope("")
                     .guard(internal)
@@ -153,8 +157,7 @@ pub async fn build(spec: &ProcessSpec, settings: &Settings) -> anyhow::Result<Ap
         match &admission {
             Some(admission) => {
                 let admission = admission.clone();
-                let admit =
-                    from_fn(move |req, next| crate::admission::admit_or_shed(admission.clone(), req, next));
+                let admit = from_fn(move |req, next| crate::admission::admit_or_shed(admission.clone(), req, next));
                 cfg.service(web::scope("").wrap(admit).configure(mount_all(open.clone())));
             }
             None => mount_all(open.clone())(cfg),
@@ -259,7 +262,8 @@ impl Parts {
                 }
                 Module::Orders => {
                     let policy = CheckoutPolicy::from_settings(settings);
-                    let one_database = [Module::Catalog, Module::Inventory, Module::Payments].iter().all(|m| spec.hosts(*m));
+                    let one_database =
+                        [Module::Catalog, Module::Inventory, Module::Payments].iter().all(|m| spec.hosts(*m));
                     let checkout: SharedCheckout = if one_database {
                         let payments = LocalPayments { db: db.clone(), latency: settings.payment_latency() };
                         Arc::new(LocalCheckout { db: db.clone(), payments, policy })

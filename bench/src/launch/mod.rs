@@ -261,9 +261,8 @@ impl Launcher {
                 settings.server.host = "127.0.0.1".into();
                 settings.server.port = Some(0);
                 let logs = self.log_names(run_dir, architecture.name()).await?;
-                let process = self
-                    .spawn("null-server", "null-server", &[], &settings, logs.path_of("null-server"))
-                    .await?;
+                let process =
+                    self.spawn("null-server", "null-server", &[], &settings, logs.path_of("null-server")).await?;
                 let sut = SystemUnderTest {
                     architecture,
                     topology: None,
@@ -297,18 +296,15 @@ impl Launcher {
         };
         let replicas = topology.processes.iter().map(|p| p.replicas as usize).sum();
         let mut ports = free_ports(replicas)?.into_iter();
-        let listen: Vec<Vec<u16>> = topology
-            .processes
-            .iter()
-            .map(|p| (0..p.replicas).map(|_| ports.next().unwrap_or(0)).collect())
-            .collect();
+        let listen: Vec<Vec<u16>> =
+            topology.processes.iter().map(|p| (0..p.replicas).map(|_| ports.next().unwrap_or(0)).collect()).collect();
         // The proxy listens first, so the plan can point the callers at it.
         let mut proxy = None;
         if let Some((index, seed)) = proxied_process {
             let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], listen[index][0]));
-            let started = crate::faults::proxy::Proxy::start(upstream, seed)
-                .await
-                .with_context(|| format!("starting the proxy in front of {}", topology.processes[index].process_name()))?;
+            let started = crate::faults::proxy::Proxy::start(upstream, seed).await.with_context(|| {
+                format!("starting the proxy in front of {}", topology.processes[index].process_name())
+            })?;
             proxy = Some(started);
         }
         let proxy_port = proxy.as_ref().map(|p| p.port);

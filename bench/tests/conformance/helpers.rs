@@ -5,9 +5,9 @@ use std::sync::Mutex;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use shop::topology::Topology;
 use shop::{Schema, Settings};
 use splitbench::check::{CheckOptions, ConsistencyReport, Deployment, Invariant, check};
-use shop::topology::Topology;
 use splitbench::{Architecture, Backend, RunningShop};
 
 /// The topologies every conformance scenario runs on: the two ends, and one between them
@@ -397,7 +397,11 @@ fn assert_same_transcripts(label: &str, monolith: &[(String, Reply)], other: &[(
     assert!(!monolith.is_empty(), "[{backend}] the scenario sent requests");
     assert_eq!(monolith.len(), other.len(), "[{backend}] both answered the same number of requests");
     for ((request, a), (_, b)) in monolith.iter().zip(other) {
-        assert_eq!(a.status, b.status, "[{backend}] {request}: status differs (monolith {:?}, other {:?})", a.body, b.body);
+        assert_eq!(
+            a.status, b.status,
+            "[{backend}] {request}: status differs (monolith {:?}, other {:?})",
+            a.body, b.body
+        );
         assert_eq!(a.replayed, b.replayed, "[{backend}] {request}: replay marker differs");
         assert_eq!(normalise(&a.body), normalise(&b.body), "[{backend}] {request}: body differs");
     }

@@ -28,9 +28,16 @@ pub struct PlannedProcess {
 }
 
 impl PlannedProcess {
-    /// The database's name for this process (replicas share their process's database).
+    /// The name of this process's database (replicas share their process's database):
+    /// the process's name, a grouping's members cut to three letters (`cat_rev`), so that
+    /// PostgreSQL's 63-byte names hold it with a run's prefix and suffix.
     pub fn database_name(&self) -> String {
-        self.spec.process_name().replace('+', "_")
+        let name = self.spec.process_name();
+        if name.contains('+') {
+            name.split('+').map(|member| &member[..member.len().min(3)]).collect::<Vec<_>>().join("_")
+        } else {
+            name
+        }
     }
 }
 
@@ -138,7 +145,7 @@ mod tests {
         assert_eq!(edge.settings.upstreams.orders_url, format!("http://127.0.0.1:{}", orders.port));
         assert_eq!(deployment.edge().name, edge.name);
         assert_eq!(deployment.host_of(Module::Payments).name, edge.name);
-        assert_eq!(edge.database_name(), "edge_accounts_catalog_inventory_reviews_payments");
+        assert_eq!(edge.database_name(), "edg_acc_cat_inv_rev_pay");
     }
 
     #[test]

@@ -217,8 +217,8 @@ async fn measure(
     let client = drive::LoadClient::new(&sut.base_url, plan.request_timeout)?;
     let recorder = Arc::new(Mutex::new(Recorder::new(window.warmup)));
     let label = match load {
-        Load::Open(pace) => format!("{} {phase} {:.0} req/s", sut.architecture.name(), pace.rate),
-        Load::Closed(users) => format!("{} {phase} {} users", sut.architecture.name(), users.users),
+        Load::Open(pace) => format!("{} {phase} {:.0} req/s", sut.name, pace.rate),
+        Load::Closed(users) => format!("{} {phase} {} users", sut.name, users.users),
     };
     let progress = spawn_progress(label, recorder.clone(), window);
 
@@ -316,7 +316,7 @@ async fn measure(
         Load::Closed(_) => None,
     };
     let mut measurement = Measurement::from_recorder(
-        sut.architecture.name(),
+        &sut.name,
         phase,
         offered,
         seeds.repetition,
@@ -391,7 +391,7 @@ pub(crate) async fn check_books(
     acknowledged: &AcknowledgedOrders,
 ) -> Option<ConsistencyCheck> {
     let deployment = Deployment::of_system_under_test(sut)?;
-    let name = sut.architecture.name();
+    let name = sut.name.as_str();
     let options =
         CheckOptions { recovery_deadline: plan.shop.recovery_deadline(), acknowledged_orders: acknowledged.ids() };
     eprintln!("{name}: waiting for checkouts in progress to settle, then checking the books");
@@ -584,7 +584,7 @@ async fn measure_saturation(
                     measure(plan, sut, sessions, load, saturation.window, "saturation", seeds, acknowledged).await?;
                 eprintln!(
                     "{} saturation round {round}/{}: {:.0} req/s answered, {:.0} µs CPU per request",
-                    sut.architecture.name(),
+                    sut.name,
                     saturation.rounds,
                     m.achieved_rate(plan.degraded_ok),
                     m.cpu_ms_per_request() * 1000.0

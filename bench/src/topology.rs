@@ -189,6 +189,11 @@ impl RunningShop {
         }
     }
 
+    /// Every process as planned and started (its settings: port, upstreams, database).
+    pub fn planned(&self) -> impl Iterator<Item = &PlannedProcess> {
+        self.planned.values()
+    }
+
     /// The name of the process hosting `module`.
     pub fn process_hosting(&self, module: shop::Schema) -> String {
         self.topology.processes[self.topology.host_of(module)].process_name()

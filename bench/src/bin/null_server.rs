@@ -9,8 +9,10 @@
 //! framed with httparse, the answers to pipelined requests written together. What limits a
 //! sweep against it is the generator.
 //!
-//! It accepts the shop's flags (the launcher passes the same ones to every process) and uses
-//! only `--host` and `--port`; like every shop process, its first line says where it listens.
+//! It accepts the shop's flags (the launcher passes the same ones to every process, and
+//! `--hosts` to `shop-process`) and uses only `--host` and `--port`; like every shop process,
+//! its first line says where it listens. Tests link it under the shop's binary names as a
+//! stand-in.
 
 use clap::Parser;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,8 +21,17 @@ use tokio::net::TcpStream;
 const ANSWER: &[u8] =
     b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 15\r\n\r\n{\"status\":\"ok\"}";
 
+/// The shop's flags, and `shop-process`'s `--hosts` (ignored).
+#[derive(Parser)]
+struct Args {
+    #[arg(long)]
+    hosts: Option<String>,
+    #[command(flatten)]
+    settings: shop::Settings,
+}
+
 fn main() -> anyhow::Result<()> {
-    let settings = shop::Settings::parse();
+    let Args { settings, .. } = Args::parse();
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let host = settings.server.host.as_str();

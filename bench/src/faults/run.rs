@@ -184,7 +184,7 @@ async fn measure(
     fault_plan: &FaultPlan<'_>,
 ) -> anyhow::Result<FaultRun> {
     let FaultPlan { scenario, timing, ref parameters, rate, repetition } = *fault_plan;
-    let architecture = sut.architecture;
+    let architecture = anyhow::Context::context(sut.architecture, "fault runs start an architecture")?;
     let scale =
         Scale { products: i64::from(plan.shop.seed.products), categories: i64::from(plan.shop.seed.categories) };
     // Both architectures of a scenario meet the same schedule and requests; each repetition

@@ -215,9 +215,12 @@ pub struct ChildProcess {
     child: Child,
 }
 
-/// A started architecture.
+/// A started system: an architecture, another topology, or the null server.
 pub struct SystemUnderTest {
-    pub architecture: Architecture,
+    /// What was started: the architecture's or topology's name (`monolith`, `catalog-reviews`).
+    pub name: String,
+    /// The architecture, if one was started (`None`: another topology).
+    pub architecture: Option<Architecture>,
     /// Which process hosts which module (`None`: the null server, not a shop).
     pub topology: Option<Topology>,
     pub base_url: String,
@@ -225,6 +228,62 @@ pub struct SystemUnderTest {
     /// Every process's database URL, by process name (the gateway and the null server have
     /// none), so the books can be checked before the scratch databases go.
     pub database_urls: BTreeMap<String, String>,
+    /// The CPU budgets of the processes that have one (the topology's `@cores`).
+    pub budgets: Vec<CpuBudget>,
+}
+
+/// Period of every CPU budget's quota: 10 ms, a tenth of the 100 ms container runtimes use by
+/// default, so a process over its budget waits at most a few milliseconds for its next share
+/// instead of up to 100 ms (which alone would dominate a p99). The smallest budget is then
+/// 0.1 core (the kernel's smallest quota is 1 ms).
+pub const BUDGET_PERIOD_US: u64 = 10_000;
+
+static BUDGETS_MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// One process's CPU budget: `cores` of CPU time per period, enforced by a cgroup v1 quota
+/// when this machine allows it (root, the `cpu` controller mounted).
+#[derive(Debug)]
+pub struct CpuBudget {
+    pub process: String,
+    pub cores: f64,
+    /// The quota's group; `None`: the budget could not be enforced here.
+    pub quota: Option<cgroup::CpuQuota>,
+}
+
+impl CpuBudget {
+    /// Puts process `pid` under a quota of `cores`, or says why it cannot (and runs without).
+    fn apply(process: &str, pid: u32, cores: f64) -> anyhow::Result<Self> {
+        let quota_us = Self::quota_us(process, cores)?;
+        if !cgroup::CpuQuota::available() {
+            eprintln!(
+                "warning: {process}'s budget of {cores} core is NOT enforced (needs root and cgroup v1's cpu controller)"
+            );
+            return Ok(Self { process: process.to_string(), cores, quota: None });
+        }
+        let group: String = process.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        // Numbered: a system started while another stops must not meet its groups.
+        let number = BUDGETS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut quota = cgroup::CpuQuota::create(&format!("budget{number}-{group}"))?;
+        quota.limit(BUDGET_PERIOD_US, Some(quota_us))?;
+        quota.add_process(pid)?;
+        Ok(Self { process: process.to_string(), cores, quota: Some(quota) })
+    }
+
+    /// The quota per period of a budget of `cores`; refused below the kernel's smallest.
+    fn quota_us(process: &str, cores: f64) -> anyhow::Result<u64> {
+        let quota_us = (cores * BUDGET_PERIOD_US as f64).round() as u64;
+        anyhow::ensure!(
+            quota_us >= cgroup::MIN_QUOTA_US,
+            "{process}: a budget of {cores} core is below the smallest quota ({} µs per {} µs period)",
+            cgroup::MIN_QUOTA_US,
+            BUDGET_PERIOD_US
+        );
+        Ok(quota_us)
+    }
+
+    pub fn enforced(&self) -> bool {
+        self.quota.is_some()
+    }
 }
 
 impl Launcher {
@@ -255,7 +314,12 @@ impl Launcher {
             architecture.name()
         );
         match architecture.topology() {
-            Some(topology) => self.start_topology(architecture, &topology, settings, run_dir, proxied).await,
+            Some(topology) => {
+                let (mut sut, proxy) =
+                    self.start_topology(architecture.name(), &topology, settings, run_dir, proxied).await?;
+                sut.architecture = Some(architecture);
+                Ok((sut, proxy))
+            }
             None => {
                 let mut settings = settings.clone();
                 settings.server.host = "127.0.0.1".into();
@@ -264,11 +328,13 @@ impl Launcher {
                 let process =
                     self.spawn("null-server", "null-server", &[], &settings, logs.path_of("null-server")).await?;
                 let sut = SystemUnderTest {
-                    architecture,
+                    name: architecture.name().into(),
+                    architecture: Some(architecture),
                     topology: None,
                     base_url: format!("http://127.0.0.1:{}", process.port),
                     processes: vec![process],
                     database_urls: BTreeMap::new(),
+                    budgets: Vec::new(),
                 };
                 self.wait_until_ready(&sut).await?;
                 Ok((sut, None))
@@ -278,15 +344,21 @@ impl Launcher {
 
     /// Starts every process of `topology` (as [`Deployment::plan`] plans them) from the
     /// release binaries: each preset process from its own binary (`monolith`, `gateway`,
-    /// `catalog`, ...), any other grouping from `shop-process --hosts <members>`.
-    async fn start_topology(
+    /// `catalog`, ...), any other grouping from `shop-process --hosts <members>`. `name` names
+    /// the logs and the system in results.
+    pub async fn start_topology(
         &self,
-        architecture: Architecture,
+        name: &str,
         topology: &Topology,
         settings: &Settings,
         run_dir: &Path,
         proxied: Option<(&str, u64)>,
     ) -> anyhow::Result<(SystemUnderTest, Option<crate::faults::proxy::Proxy>)> {
+        for spec in &topology.processes {
+            if let Some(cores) = spec.cores {
+                CpuBudget::quota_us(&spec.process_name(), cores)?;
+            }
+        }
         let proxied_process = match proxied {
             Some((name, seed)) => {
                 let module = Module::parse(name).with_context(|| format!("no module named {name} to proxy"))?;
@@ -318,18 +390,22 @@ impl Launcher {
             },
         )?;
 
-        let logs = self.log_names(run_dir, architecture.name()).await?;
-        let databases = self.scratch.path().join(architecture.name());
+        let logs = self.log_names(run_dir, name).await?;
+        let databases = self.scratch.path().join(name);
         let mut sut = SystemUnderTest {
-            architecture,
+            name: name.to_string(),
+            architecture: None,
             topology: Some(topology.clone()),
             base_url: format!("http://127.0.0.1:{}", deployment.edge().port),
             processes: Vec::new(),
             database_urls: BTreeMap::new(),
+            budgets: Vec::new(),
         };
+        let process_index: BTreeMap<String, usize> =
+            deployment.processes.iter().map(|p| (p.name.clone(), p.process)).collect();
         for mut planned in deployment.processes {
             if !planned.spec.modules.is_empty() {
-                let url = self.database_url(architecture, &planned.database_name(), &databases).await?;
+                let url = self.database_url(&planned.database_name(), &databases).await?;
                 sut.database_urls.insert(planned.name.clone(), url.clone());
                 planned.settings.database.database_url = Some(url);
             }
@@ -338,6 +414,11 @@ impl Launcher {
             sut.processes.push(self.spawn(&planned.name, binary, &args, &planned.settings, log).await?);
         }
         self.wait_until_ready(&sut).await?;
+        // Budgets start once every process is ready: seeding is not what they limit.
+        for process in &sut.processes {
+            let Some(cores) = topology.processes[process_index[&process.name]].cores else { continue };
+            sut.budgets.push(CpuBudget::apply(&process.name, process.pid, cores)?);
+        }
         Ok((sut, proxy))
     }
 
@@ -350,7 +431,7 @@ impl Launcher {
         Ok(LogNames { dir, prefix: format!("{start:03}-{system}") })
     }
 
-    async fn database_url(&self, architecture: Architecture, process: &str, dir: &Path) -> anyhow::Result<String> {
+    async fn database_url(&self, process: &str, dir: &Path) -> anyhow::Result<String> {
         match &self.database {
             DatabaseChoice::Sqlite => {
                 tokio::fs::create_dir_all(dir).await?;
@@ -361,12 +442,8 @@ impl Launcher {
                 Ok(format!("sqlite:{}", file.display()))
             }
             DatabaseChoice::Postgres(server) => {
-                let name = format!(
-                    "splitbench_{}_{process}_{}_{:x}",
-                    architecture.name(),
-                    std::process::id(),
-                    rand::random::<u32>()
-                );
+                // At most 11 + 24 + 1 + 7 + 1 + 8 bytes: within PostgreSQL's 63.
+                let name = format!("splitbench_{process}_{}_{:x}", std::process::id(), rand::random::<u32>());
                 create_postgres_database(server, &name).await?;
                 self.created_databases.add(server, &name);
                 with_database(server, &name)
@@ -539,7 +616,7 @@ impl SystemUnderTest {
         self.processes
             .iter()
             .position(|p| p.name == name)
-            .with_context(|| format!("no process {name} in the {}", self.architecture.name()))
+            .with_context(|| format!("no process {name} in the {}", self.name))
     }
 
     /// The pid of the process `name`.

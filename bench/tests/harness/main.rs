@@ -12,3 +12,4 @@ mod plots;
 mod report;
 mod stand_ins;
 mod sweep;
+mod topologies;

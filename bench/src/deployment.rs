@@ -67,16 +67,23 @@ impl Deployment {
             .enumerate()
             .map(|(index, spec)| (0..spec.replicas).map(|replica| listen(index, replica)).collect())
             .collect();
+        let edge = topology.edge();
+        anyhow::ensure!(
+            topology.processes[edge].replicas == 1,
+            "replicas of the edge need a load balancer in front of them, which is not built yet ({} asks for {})",
+            topology.processes[edge].process_name(),
+            topology.processes[edge].replicas
+        );
         for module in Module::ALL {
+            // Every replica of the host: the callers' clients balance over them.
             let host = topology.host_of(module);
-            anyhow::ensure!(
-                topology.processes[host].replicas == 1,
-                "replicas are not supported yet ({} asks for {})",
-                topology.processes[host].process_name(),
-                topology.processes[host].replicas
-            );
-            let port = reach(host, 0, ports[host][0]);
-            settings.upstreams.set_url_of(module, format!("http://127.0.0.1:{port}"));
+            let urls: Vec<String> = (0..topology.processes[host].replicas)
+                .map(|replica| {
+                    let port = reach(host, replica, ports[host][replica as usize]);
+                    format!("http://127.0.0.1:{port}")
+                })
+                .collect();
+            settings.upstreams.set_url_of(module, urls.join(","));
         }
         let mut processes = Vec::new();
         for (index, spec) in topology.processes.iter().enumerate() {
@@ -171,6 +178,24 @@ mod tests {
         assert_eq!(gateway.settings.upstreams.inventory_url, "http://127.0.0.1:7777");
         assert_eq!(gateway.settings.upstreams.catalog_url, format!("http://127.0.0.1:{}", 9000 + 2));
         assert_eq!(deployment.host_of(Module::Inventory).port, 9000 + inventory as u16);
+    }
+
+    #[test]
+    fn callers_get_every_replica_of_a_host_and_replicas_share_a_database() {
+        let deployment = planned("catalog*3|rest");
+        let names: Vec<&str> = deployment.processes.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["catalog-1", "catalog-2", "catalog-3", "edge+accounts+inventory+reviews+payments+orders"]);
+        let replicas: Vec<String> =
+            deployment.processes[..3].iter().map(|p| format!("http://127.0.0.1:{}", p.port)).collect();
+        let edge = deployment.edge();
+        assert_eq!(edge.settings.upstreams.catalog_url, replicas.join(","));
+        let databases: std::collections::BTreeSet<String> =
+            deployment.processes[..3].iter().map(PlannedProcess::database_name).collect();
+        assert_eq!(databases.into_iter().collect::<Vec<_>>(), ["catalog"]);
+        // The edge's replicas would need a load balancer: refused, clearly.
+        let topology = Topology::parse("edge*2|rest").expect("parses");
+        let refused = Deployment::plan(&topology, &Settings::defaults(), |_, _| 1, |_, _, port| port);
+        assert!(refused.expect_err("refused").to_string().contains("load balancer"));
     }
 
     #[test]

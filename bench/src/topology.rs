@@ -92,7 +92,8 @@ pub struct RunningShop {
     pub base_url: String,
     /// Every process's port, by process name.
     pub ports: BTreeMap<String, u16>,
-    /// Every process's database URL, by process name (the gateway has none).
+    /// Every process's database URL, by the topology's process name (replicas share their
+    /// process's; the gateway has none).
     pub database_urls: BTreeMap<String, String>,
     handles: BTreeMap<String, ServerHandle>,
     /// Every process as planned, its database URL set: what a restart starts again.
@@ -154,8 +155,13 @@ impl RunningShop {
         self.base_url = format!("http://127.0.0.1:{}", deployment.edge().port);
         for mut process in deployment.processes.clone() {
             if !process.spec.modules.is_empty() {
-                let url = self.fresh_database(&process.database_name(), sqlite_dir).await?;
-                self.database_urls.insert(process.name.clone(), url.clone());
+                // One database per process of the topology, its replicas' shared one.
+                let key = process.spec.process_name();
+                let url = match self.database_urls.get(&key) {
+                    Some(url) => url.clone(),
+                    None => self.fresh_database(&process.database_name(), sqlite_dir).await?,
+                };
+                self.database_urls.insert(key, url.clone());
                 process.settings.database.database_url = Some(url);
             }
             self.planned.insert(process.name.clone(), process.clone());

@@ -8,9 +8,11 @@
 //! whole checkout).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::http::StatusCode;
+use rand::Rng;
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -37,11 +39,32 @@ pub struct Answer {
     pub body: actix_web::web::Bytes,
 }
 
+/// One replica of an upstream: where it listens, and the calls this client (every clone) has
+/// in flight to it right now.
+#[derive(Debug)]
+struct Replica {
+    url: reqwest::Url,
+    in_flight: AtomicUsize,
+}
+
+/// Counts a call in flight to a replica until dropped (the answer read, or the call given up).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct ServiceClient {
     /// Upstream name used in errors ("inventory").
     name: &'static str,
+    /// Where requests are built for (the first replica); the replica a call goes to is chosen
+    /// when it is sent ([`ServiceClient::choose_replica`]).
     base_url: String,
+    /// Every replica of the upstream (one, unless the process hosting it runs several).
+    replicas: Arc<[Replica]>,
     http: reqwest::Client,
     timeout: Duration,
     /// Shared by every clone: the slots of [`MAX_CALLS_IN_FLIGHT`].
@@ -53,7 +76,14 @@ pub struct ServiceClient {
 }
 
 impl ServiceClient {
-    pub fn new(name: &'static str, base_url: &str, service_token: &str, timeout: Duration) -> anyhow::Result<Self> {
+    /// A client of the upstream `name` at `base_urls`: one URL, or the replicas' URLs
+    /// separated by commas, over which calls are balanced.
+    pub fn new(name: &'static str, base_urls: &str, service_token: &str, timeout: Duration) -> anyhow::Result<Self> {
+        let replicas: Vec<Replica> = base_urls
+            .split(',')
+            .map(|url| Ok(Replica { url: reqwest::Url::parse(url.trim())?, in_flight: AtomicUsize::new(0) }))
+            .collect::<anyhow::Result<_>>()?;
+        anyhow::ensure!(!replicas.is_empty(), "{name}: no upstream URL");
         let mut headers = HeaderMap::new();
         let mut credential = HeaderValue::from_str(service_token)?;
         credential.set_sensitive(true);
@@ -67,7 +97,8 @@ impl ServiceClient {
             .build()?;
         Ok(Self {
             name,
-            base_url: base_url.trim_end_matches('/').to_string(),
+            base_url: replicas[0].url.as_str().trim_end_matches('/').to_string(),
+            replicas: replicas.into(),
             http,
             timeout,
             slots: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
@@ -210,8 +241,38 @@ impl ServiceClient {
         result
     }
 
-    /// Sends `request`, which may take `left`, and reads the whole answer.
+    /// Power of two choices (Mitzenmacher): of two replicas drawn at random, the one with
+    /// fewer of this client's calls in flight (the first on a tie). Nearly as good as asking
+    /// every replica, without a shared view: each caller balances by its own calls.
+    fn choose_replica(&self) -> &Replica {
+        let n = self.replicas.len();
+        if n == 1 {
+            return &self.replicas[0];
+        }
+        let mut rng = rand::rng();
+        let first = rng.random_range(0..n);
+        let second = (first + rng.random_range(1..n)) % n;
+        let (a, b) = (&self.replicas[first], &self.replicas[second]);
+        if b.in_flight.load(Ordering::Relaxed) < a.in_flight.load(Ordering::Relaxed) { b } else { a }
+    }
+
+    /// Sends `request` to a replica ([`ServiceClient::choose_replica`]), which may take
+    /// `left`, and reads the whole answer.
     async fn exchange_once(&self, request: reqwest::RequestBuilder, left: Duration) -> Result<Answer, ModuleError> {
+        let replica = self.choose_replica();
+        replica.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _in_flight = InFlight(&replica.in_flight);
+        let request = match self.replicas.len() {
+            1 => request,
+            _ => {
+                let mut built = request.build().map_err(|e| ModuleError::from_transport(self.name, &e))?;
+                let url = built.url_mut();
+                // Only the address changes: the requests were built for the first replica.
+                let _ = url.set_host(replica.url.host_str());
+                let _ = url.set_port(replica.url.port());
+                reqwest::RequestBuilder::from_parts(self.http.clone(), built)
+            }
+        };
         // Told the time left after the wait for a slot, so the callee's deadline is no later
         // than ours; a little earlier, so its answer arrives in time.
         let request = match crate::deadline::current() {
@@ -345,5 +406,93 @@ mod tests {
         // without sending them.
         let full = attempts_against_a_dead_upstream("dead-full", Resilience::Full, 20).await;
         assert_eq!(full, u64::from(crate::resilience::BREAKER_FAILURES), "then the breaker refuses");
+    }
+
+    /// A replica for the balancing tests: answers every request with `{}` (after `gate`
+    /// opens, if one is given), counting requests.
+    async fn counting_replica(gate: Option<Arc<tokio::sync::Semaphore>>) -> (String, Arc<AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a port");
+        let url = format!("http://{}", listener.local_addr().expect("an address"));
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let (counted, gate) = (counted.clone(), gate.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        // One request per header block (the tests send bodiless GETs).
+                        while !buffer.windows(4).any(|w| w == b"\r\n\r\n") {
+                            match stream.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let end = buffer.windows(4).position(|w| w == b"\r\n\r\n").expect("found") + 4;
+                        buffer.drain(..end);
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        if let Some(gate) = &gate {
+                            let _ = gate.acquire().await;
+                        }
+                        let answer =
+                            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, count)
+    }
+
+    #[tokio::test]
+    async fn calls_are_spread_over_every_replica() {
+        let mut urls = Vec::new();
+        let mut counts = Vec::new();
+        for _ in 0..3 {
+            let (url, count) = counting_replica(None).await;
+            urls.push(url);
+            counts.push(count);
+        }
+        let client = ServiceClient::new("spread", &urls.join(","), "token", Duration::from_secs(5)).expect("a client");
+        for _ in 0..300 {
+            client.get_json::<serde_json::Value>("/x").await.expect("answered");
+        }
+        let served: Vec<usize> = counts.iter().map(|c| c.load(Ordering::Relaxed)).collect();
+        assert_eq!(served.iter().sum::<usize>(), 300, "{served:?}");
+        // One at a time, every replica is idle at each choice: the draws alone decide, about
+        // 100 each. Below 50 has a probability under 1e-9.
+        assert!(served.iter().all(|&n| n >= 50), "every replica takes a share: {served:?}");
+    }
+
+    #[tokio::test]
+    async fn a_replica_with_calls_stuck_in_it_gets_no_more() {
+        // The first replica holds every request until the gate opens; the others answer.
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let (stuck_url, stuck) = counting_replica(Some(gate.clone())).await;
+        let (a_url, a) = counting_replica(None).await;
+        let (b_url, b) = counting_replica(None).await;
+        let client =
+            ServiceClient::new("stuck", &[stuck_url, a_url, b_url].join(","), "token", Duration::from_secs(10))
+                .expect("a client");
+        let mut calls = Vec::new();
+        for _ in 0..30 {
+            let client = client.clone();
+            calls.push(tokio::spawn(async move { client.get_json::<serde_json::Value>("/x").await }));
+            // Each call answered (or stuck) before the next is chosen.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let stuck_calls = stuck.load(Ordering::Relaxed);
+        // With one call stuck there, the stuck replica loses every draw against an idle one:
+        // round robin would have sent it 10.
+        assert!(stuck_calls <= 3, "the stuck replica got {stuck_calls} of 30");
+        assert_eq!(stuck_calls + a.load(Ordering::Relaxed) + b.load(Ordering::Relaxed), 30);
+        gate.add_permits(1000);
+        for call in calls {
+            call.await.expect("joined").expect("answered once the gate opens");
+        }
     }
 }

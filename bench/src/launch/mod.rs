@@ -225,8 +225,9 @@ pub struct SystemUnderTest {
     pub topology: Option<Topology>,
     pub base_url: String,
     pub processes: Vec<ChildProcess>,
-    /// Every process's database URL, by process name (the gateway and the null server have
-    /// none), so the books can be checked before the scratch databases go.
+    /// Every process's database URL, by the topology's process name (replicas share their
+    /// process's; the gateway and the null server have none), so the books can be checked
+    /// before the scratch databases go.
     pub database_urls: BTreeMap<String, String>,
     /// The CPU budgets of the processes that have one (the topology's `@cores`).
     pub budgets: Vec<CpuBudget>,
@@ -405,8 +406,13 @@ impl Launcher {
             deployment.processes.iter().map(|p| (p.name.clone(), p.process)).collect();
         for mut planned in deployment.processes {
             if !planned.spec.modules.is_empty() {
-                let url = self.database_url(&planned.database_name(), &databases).await?;
-                sut.database_urls.insert(planned.name.clone(), url.clone());
+                // One database per process of the topology, its replicas' shared one.
+                let key = planned.spec.process_name();
+                let url = match sut.database_urls.get(&key) {
+                    Some(url) => url.clone(),
+                    None => self.database_url(&planned.database_name(), &databases).await?,
+                };
+                sut.database_urls.insert(key, url.clone());
                 planned.settings.database.database_url = Some(url);
             }
             let (binary, args) = binary_of(&planned.spec);

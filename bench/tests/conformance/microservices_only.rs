@@ -153,3 +153,38 @@ async fn the_full_profiles_gateway_sheds_what_it_cannot_admit_and_the_others_que
     let (statuses, _) = page_burst(Resilience::None, admitted).await;
     assert!(statuses.iter().all(|s| *s == 200), "none: {statuses:?}");
 }
+
+#[tokio::test]
+async fn replicas_share_their_processes_database_and_each_serves_calls() {
+    for backend in splitbench::Backend::for_tests() {
+        // Two catalogs and two inventories, each pair on one database; the rest beside the edge.
+        let app = TestApp::spawn_topology("catalog*2|inventory*2|rest", &backend, test_settings()).await;
+        let token = app.token_of_user(3).await;
+        for id in 1..=40 {
+            assert_eq!(app.product_page(id).await.status, 200, "[{}] page {id}", app.label());
+        }
+        let before = app.stock_of(7).await;
+        let mut confirmed = Vec::new();
+        for n in 0..6 {
+            let reply =
+                app.checkout(Some(&token), Some(&format!("replicas-{n}")), &order_body(&[(7, 1)], GOOD_CARD)).await;
+            assert_eq!(reply.status, 201, "[{}] checkout {n}: {:?}", app.label(), reply.body);
+            confirmed.push(reply.body["id"].as_i64().expect("an order id"));
+        }
+        // Every replica answered some of the calls (the edge balances over them) ...
+        for replica in ["catalog-1", "catalog-2", "inventory-1", "inventory-2"] {
+            let url = format!("http://127.0.0.1:{}/metrics", app.shop.ports[replica]);
+            let metrics = reqwest::get(&url).await.expect("metrics").text().await.expect("text");
+            let served: u64 = metrics
+                .lines()
+                .filter(|l| l.starts_with("splitbench_http_requests_total") && l.contains("/internal/"))
+                .filter_map(|l| l.rsplit_once(' ').and_then(|(_, n)| n.parse::<u64>().ok()))
+                .sum();
+            assert!(served > 0, "[{}] {replica} served no call", app.label());
+        }
+        // ... on one database per module: six orders, each taking a unit of product 7 once.
+        assert_eq!(app.stock_of(7).await, before - 6, "[{}]", app.label());
+        app.assert_books_settle_clean(&confirmed).await;
+        app.shop.stop().await;
+    }
+}

@@ -20,9 +20,9 @@
 //! start order gives every process its upstreams' addresses: a runner assigns every process
 //! its port before it starts any.
 //!
-//! Status (issue "Scaling reports"): the harness's runners still start the two presets with
-//! code of their own; the process that hosts any set of modules, replicas and budgets are not
-//! built yet. This is the description they are to share.
+//! [`crate::process::build`] builds any process of a topology; the harness plans one
+//! (`bench::deployment`) and starts it as processes or in-process. Replicas of the edge (which
+//! need a load balancer in front) are refused there for now.
 
 use std::collections::BTreeSet;
 use std::fmt;

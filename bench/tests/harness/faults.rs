@@ -189,22 +189,9 @@ fn several_lengths_and_shares_run_each_trigger_and_draw_a_phase_diagram() {
 
 #[tokio::test]
 async fn a_proxied_service_is_reached_through_its_proxy_by_every_caller() {
-    use splitbench::launch::{CoreLayout, DatabaseChoice, Launcher};
     let bin_dir = tempfile::tempdir().expect("a temp dir");
-    let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in ["accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
-        std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
-    }
     let run_dir = tempfile::tempdir().expect("a temp dir");
-    let launcher = Launcher {
-        bin_dir: bin_dir.path().to_path_buf(),
-        cores: CoreLayout::auto(false),
-        database: DatabaseChoice::Sqlite,
-        created_databases: Default::default(),
-        ready_timeout: std::time::Duration::from_secs(60),
-        scratch: std::sync::Arc::new(tempfile::tempdir().expect("a temp dir")),
-        binaries: Default::default(),
-    };
+    let launcher = crate::stand_ins::stand_in_launcher(bin_dir.path());
     let architecture = splitbench::topology::Architecture::Microservices;
     let (sut, proxy) = launcher
         .start_proxied(architecture, &shop::Settings::defaults(), run_dir.path(), Some(("catalog", 7)))
@@ -213,9 +200,9 @@ async fn a_proxied_service_is_reached_through_its_proxy_by_every_caller() {
     let proxy = proxy.expect("a proxy in front of the catalog");
     let catalog = sut.processes.iter().find(|p| p.name == "catalog").expect("a catalog").port;
     assert_ne!(proxy.port, catalog);
-    // Every process started after the catalog (its callers) was told the proxy's address.
+    // Every other process (any may call it) was told the proxy's address, not the catalog's.
     let proxied = format!("http://127.0.0.1:{}", proxy.port);
-    for process in sut.processes.iter().skip_while(|p| p.name != "catalog").skip(1) {
+    for process in sut.processes.iter().filter(|p| p.name != "catalog") {
         let cmdline = std::fs::read(format!("/proc/{}/cmdline", process.pid)).expect("a command line");
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
         let url = args.iter().position(|a| a == "--catalog-url").and_then(|i| args.get(i + 1));

@@ -53,3 +53,24 @@ pub fn run_splitbench_against_stand_ins(
     let dir = out.path().join(run_id);
     (out, dir, output)
 }
+
+/// A process launcher whose every shop binary (`shop-process` included) is the null server,
+/// linked into `bin_dir`: it starts any topology in milliseconds, each process answering
+/// `/health` and `/ready` with the flags it was given on its command line.
+pub fn stand_in_launcher(bin_dir: &std::path::Path) -> splitbench::launch::Launcher {
+    let null_server = env!("CARGO_BIN_EXE_null-server");
+    for name in
+        ["monolith", "gateway", "accounts", "catalog", "inventory", "reviews", "payments", "orders", "shop-process"]
+    {
+        std::os::unix::fs::symlink(null_server, bin_dir.join(name)).expect("a stand-in");
+    }
+    splitbench::launch::Launcher {
+        bin_dir: bin_dir.to_path_buf(),
+        cores: splitbench::launch::CoreLayout::auto(false),
+        database: splitbench::launch::DatabaseChoice::Sqlite,
+        created_databases: Default::default(),
+        ready_timeout: std::time::Duration::from_secs(60),
+        scratch: std::sync::Arc::new(tempfile::tempdir().expect("a temp dir")),
+        binaries: Default::default(),
+    }
+}

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 
 use shop::Settings;
 use shop::topology::{Module, Topology};
-use splitbench::launch::{CoreLayout, DatabaseChoice, Launcher};
 use splitbench::{Backend, RunningShop};
+
+use crate::stand_ins::stand_in_launcher;
 
 /// For every process: which process each module's calls go to (by port, then by name).
 type Graph = BTreeMap<String, BTreeMap<&'static str, String>>;
@@ -31,24 +32,6 @@ fn graph_of(processes: &[(String, u16, Settings)]) -> Graph {
             (name.clone(), calls)
         })
         .collect()
-}
-
-fn stand_in_launcher(bin_dir: &std::path::Path) -> Launcher {
-    let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in
-        ["monolith", "gateway", "accounts", "catalog", "inventory", "reviews", "payments", "orders", "shop-process"]
-    {
-        std::os::unix::fs::symlink(null_server, bin_dir.join(name)).expect("a stand-in");
-    }
-    Launcher {
-        bin_dir: bin_dir.to_path_buf(),
-        cores: CoreLayout::auto(false),
-        database: DatabaseChoice::Sqlite,
-        created_databases: Default::default(),
-        ready_timeout: std::time::Duration::from_secs(60),
-        scratch: std::sync::Arc::new(tempfile::tempdir().expect("a temp dir")),
-        binaries: Default::default(),
-    }
 }
 
 /// A process's command line, as the kernel has it.

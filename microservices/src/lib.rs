@@ -19,8 +19,9 @@
 //! | orders    | orders, lines          | catalog, inventory, payments  |
 //!
 //! `shop-process --hosts <members>` is any process of any topology (`catalog+reviews`,
-//! `edge+accounts+payments+orders`, `edge+all` for the monolith); the harness starts every
-//! topology with it.
+//! `edge+accounts+payments+orders`, `edge+all` for the monolith); the harness starts the
+//! preset processes above (and the monolith) from their own binaries and every other grouping
+//! with it.
 //!
 //! Run one: `cargo run --release -p microservices --bin catalog -- --port 8082`.
 

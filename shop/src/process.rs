@@ -8,7 +8,8 @@
 //! - A module hosted here gets its in-process implementation (`Local*`) on this process's one
 //!   database, which holds the tables of every module the process hosts; a module hosted
 //!   elsewhere gets its HTTP client (one [`ServiceClient`] per upstream module, shared by every
-//!   caller in this process, so the in-flight bound is per upstream).
+//!   caller in this process, so the in-flight bound is per upstream module, across all the
+//!   replicas of its process; two modules of one upstream process get two clients).
 //! - Checkout is one local transaction ([`LocalCheckout`]) when orders, catalog, inventory and
 //!   payments share the process (so their tables share the database); otherwise it is the saga
 //!   ([`SagaCheckout`]) over whichever participants are local or remote.
@@ -62,10 +63,6 @@ pub async fn build(spec: &ProcessSpec, settings: &Settings) -> anyhow::Result<Ap
 
     // Everything the routes extract, registered once for the whole app.
     let mut state: Vec<Mount> = vec![data(token_keys), data(credential.clone())];
-    state.push(data(match &db {
-        Some(db) => Readiness::Database(db.clone()),
-        None => Readiness::Upstreams(clients.made.values().cloned().collect()),
-    }));
     state.extend(parts.state);
 
     // Routes: what the process serves openly (the edge) and behind the credential.
@@ -110,6 +107,15 @@ pub async fn build(spec: &ProcessSpec, settings: &Settings) -> anyhow::Result<Ap
         };
         state.push(data(ProductPages { catalog, inventory, reviews }));
     }
+    // Ready: its database answers; a process without one (the gateway), every upstream
+    // module's process is up.
+    let readiness = match &db {
+        Some(db) => Readiness::Database(db.clone()),
+        None => Readiness::Upstreams(
+            Module::ALL.iter().filter(|m| !spec.hosts(**m)).map(|m| clients.get(*m)).collect::<anyhow::Result<_>>()?,
+        ),
+    };
+    state.push(data(readiness));
     // `full` sheds load at an edge that calls other processes (bounded requests in flight, a
     // controlled-delay queue); a process hosting every module calls nobody and sheds nothing.
     let admission = (spec.edge && !spec.hosts_everything() && settings.upstreams.resilience == Resilience::Full)

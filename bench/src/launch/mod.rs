@@ -363,7 +363,15 @@ impl Launcher {
         let proxied_process = match proxied {
             Some((name, seed)) => {
                 let module = Module::parse(name).with_context(|| format!("no module named {name} to proxy"))?;
-                Some((topology.host_of(module), seed))
+                let host = topology.host_of(module);
+                // One proxy fronts one process: the proxy stands for the whole host (every
+                // module in it), and a host with replicas would send every call to one.
+                anyhow::ensure!(
+                    topology.processes[host].replicas == 1,
+                    "a fault proxy fronts one process; {} has replicas",
+                    topology.processes[host].process_name()
+                );
+                Some((host, seed))
             }
             None => None,
         };
@@ -546,6 +554,10 @@ impl Launcher {
         let (name, binary, args, settings) = (old.name.clone(), old.binary, old.args.clone(), old.settings.clone());
         let mut process = self.spawn(&name, binary, &args, &settings, log).await?;
         process.restarts = restarts;
+        // The new process keeps its predecessor's budget.
+        if let Some(quota) = sut.budgets.iter_mut().find(|b| b.process == name).and_then(|b| b.quota.as_mut()) {
+            quota.add_process(process.pid)?;
+        }
         sut.processes[index] = process;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
         self.wait_until_ready_one(&client, &sut.processes[index], Instant::now() + self.ready_timeout).await

@@ -98,7 +98,7 @@ async fn cpu_budgets_are_quotas_read_back_from_the_cgroup() {
     let run_dir = tempfile::tempdir().expect("a temp dir");
     let launcher = stand_in_launcher(bin_dir.path());
     let topology = Topology::parse("edge@0.5|catalog+reviews@0.25|rest").expect("parses");
-    let (sut, _) = launcher
+    let (mut sut, _) = launcher
         .start_topology("budgets", &topology, &Settings::defaults(), run_dir.path(), None)
         .await
         .expect("started");
@@ -115,6 +115,13 @@ async fn cpu_budgets_are_quotas_read_back_from_the_cgroup() {
         assert_eq!(quota.read_limit().expect("readable"), (splitbench::launch::BUDGET_PERIOD_US, Some(expected_quota)));
         let pid = sut.pid_of(&budget.process).expect("running");
         assert_eq!(quota.processes().expect("readable"), [pid], "{} is in its group, alone", budget.process);
+    }
+    // A restarted process (a fault run's crash) keeps its budget.
+    sut.kill_process("gateway").await.expect("killed");
+    launcher.restart(&mut sut, "gateway").await.expect("restarted");
+    if let Some(quota) = &sut.budgets[0].quota {
+        let pid = sut.pid_of("gateway").expect("running again");
+        assert_eq!(quota.processes().expect("readable"), [pid], "the new gateway is in the old one's group");
     }
     let groups: Vec<std::path::PathBuf> =
         sut.budgets.iter().filter_map(|b| b.quota.as_ref().map(|q| q.path().to_path_buf())).collect();

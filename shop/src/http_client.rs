@@ -23,7 +23,8 @@ use crate::error::ApiError;
 use crate::resilience::{CallPolicy, Resilience};
 use crate::seam::ModuleError;
 
-/// Calls one process makes to one upstream at the same time, at most; more wait for a slot.
+/// Calls one process makes to one upstream replica at the same time, at most (a client of N
+/// replicas has N times as many slots); more wait for a slot.
 ///
 /// Why a bound: reqwest's pool has no upper limit, so a burst of concurrent requests (after a
 /// stall, say) opens a new connection per call, and on a service with one worker thread on a
@@ -67,7 +68,8 @@ pub struct ServiceClient {
     replicas: Arc<[Replica]>,
     http: reqwest::Client,
     timeout: Duration,
-    /// Shared by every clone: the slots of [`MAX_CALLS_IN_FLIGHT`].
+    /// Shared by every clone: [`MAX_CALLS_IN_FLIGHT`] slots per replica. One pool for all
+    /// replicas: a call takes a slot before its replica is chosen.
     slots: Arc<Semaphore>,
     /// Shared by every clone: the resilience profile, the breaker and the retry budget.
     policy: Arc<CallPolicy>,
@@ -84,6 +86,7 @@ impl ServiceClient {
             .map(|url| Ok(Replica { url: reqwest::Url::parse(url.trim())?, in_flight: AtomicUsize::new(0) }))
             .collect::<anyhow::Result<_>>()?;
         anyhow::ensure!(!replicas.is_empty(), "{name}: no upstream URL");
+        let slots = MAX_CALLS_IN_FLIGHT * replicas.len();
         let mut headers = HeaderMap::new();
         let mut credential = HeaderValue::from_str(service_token)?;
         credential.set_sensitive(true);
@@ -101,7 +104,7 @@ impl ServiceClient {
             replicas: replicas.into(),
             http,
             timeout,
-            slots: Arc::new(Semaphore::new(MAX_CALLS_IN_FLIGHT)),
+            slots: Arc::new(Semaphore::new(slots)),
             policy: Arc::new(CallPolicy::new(Resilience::None)),
             calls: crate::telemetry::upstream_call_counters(name),
         })
@@ -132,13 +135,18 @@ impl ServiceClient {
             // `full`'s bulkhead: the upstream already has all the calls it may have.
             Err(_elapsed) => Err(ModuleError::Unavailable {
                 module: self.name,
-                message: format!("bulkhead full: {MAX_CALLS_IN_FLIGHT} calls in flight"),
+                message: format!("bulkhead full: {} calls in flight", self.slots_total()),
             }),
         }
     }
 
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The call slots: [`MAX_CALLS_IN_FLIGHT`] per replica.
+    fn slots_total(&self) -> usize {
+        MAX_CALLS_IN_FLIGHT * self.replicas.len()
     }
 
     /// A request builder for `path` on this upstream, credential and timeout included; send it
@@ -446,6 +454,18 @@ mod tests {
             }
         });
         (url, count)
+    }
+
+    #[tokio::test]
+    async fn every_replica_adds_its_own_call_slots() {
+        let client =
+            ServiceClient::new("two", "http://127.0.0.1:9,http://127.0.0.1:10", "token", Duration::from_millis(20))
+                .expect("a client");
+        let mut held = Vec::new();
+        for _ in 0..2 * MAX_CALLS_IN_FLIGHT {
+            held.push(client.slot(client.timeout).await.expect("a free slot"));
+        }
+        assert!(client.slot(client.timeout).await.is_err(), "twice the slots of one, no more");
     }
 
     #[tokio::test]

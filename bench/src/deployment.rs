@@ -67,13 +67,6 @@ impl Deployment {
             .enumerate()
             .map(|(index, spec)| (0..spec.replicas).map(|replica| listen(index, replica)).collect())
             .collect();
-        let edge = topology.edge();
-        anyhow::ensure!(
-            topology.processes[edge].replicas == 1,
-            "replicas of the edge need a load balancer in front of them, which is not built yet ({} asks for {})",
-            topology.processes[edge].process_name(),
-            topology.processes[edge].replicas
-        );
         for module in Module::ALL {
             // Every replica of the host: the callers' clients balance over them.
             let host = topology.host_of(module);
@@ -101,10 +94,15 @@ impl Deployment {
         Ok(Self { topology: topology.clone(), processes })
     }
 
-    /// The process public requests go to.
+    /// The process public requests go to (its first replica).
     pub fn edge(&self) -> &PlannedProcess {
+        self.edge_replicas().next().expect("a planned topology has its edge")
+    }
+
+    /// Every replica of the edge: more than one needs a load balancer in front of them.
+    pub fn edge_replicas(&self) -> impl Iterator<Item = &PlannedProcess> {
         let edge = self.topology.edge();
-        self.processes.iter().find(|p| p.process == edge).expect("a planned topology has its edge")
+        self.processes.iter().filter(move |p| p.process == edge)
     }
 
     /// The process hosting `module`.
@@ -192,10 +190,10 @@ mod tests {
         let databases: std::collections::BTreeSet<String> =
             deployment.processes[..3].iter().map(PlannedProcess::database_name).collect();
         assert_eq!(databases.into_iter().collect::<Vec<_>>(), ["catalog"]);
-        // The edge's replicas would need a load balancer: refused, clearly.
-        let topology = Topology::parse("edge*2|rest").expect("parses");
-        let refused = Deployment::plan(&topology, &Settings::defaults(), |_, _| 1, |_, _, port| port);
-        assert!(refused.expect_err("refused").to_string().contains("load balancer"));
+        // The edge's replicas are listed for the balancer in front of them.
+        let monoliths = planned("edge+rest*3");
+        assert_eq!(monoliths.edge_replicas().count(), 3);
+        assert_eq!(monoliths.edge().name, "monolith-1");
     }
 
     #[test]

@@ -148,6 +148,12 @@ impl RunningShop {
         settings: &Settings,
         sqlite_dir: Option<&std::path::Path>,
     ) -> anyhow::Result<()> {
+        let edge = &self.topology.processes[self.topology.edge()];
+        anyhow::ensure!(
+            edge.replicas == 1,
+            "replicas of the edge need HAProxy in front of them: start {} as processes (the launcher)",
+            edge.process_name()
+        );
         let replicas = self.topology.processes.iter().map(|p| p.replicas as usize).sum();
         let mut ports = free_ports(replicas)?.into_iter();
         let deployment =

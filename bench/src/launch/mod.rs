@@ -8,6 +8,7 @@
 //! child outlives the harness. Every binary started is hashed first ([`StartedBinaries`]), so
 //! the results say exactly what ran.
 
+pub mod balancer;
 pub mod cgroup;
 pub mod procstat;
 
@@ -198,9 +199,8 @@ impl LogNames {
 /// One started process.
 pub struct ChildProcess {
     pub name: String,
-    /// The binary it runs, and the arguments before the settings (`--hosts` of `shop-process`).
-    binary: &'static str,
-    args: Vec<String>,
+    /// What it runs: a shop binary, or the load balancer.
+    program: Program,
     pub pid: u32,
     pub port: u16,
     pub log: PathBuf,
@@ -326,8 +326,8 @@ impl Launcher {
                 settings.server.host = "127.0.0.1".into();
                 settings.server.port = Some(0);
                 let logs = self.log_names(run_dir, architecture.name()).await?;
-                let process =
-                    self.spawn("null-server", "null-server", &[], &settings, logs.path_of("null-server")).await?;
+                let program = Program::Shop { binary: "null-server", args: Vec::new() };
+                let process = self.spawn("null-server", &program, &settings, logs.path_of("null-server")).await?;
                 let sut = SystemUnderTest {
                     name: architecture.name().into(),
                     architecture: Some(architecture),
@@ -412,6 +412,7 @@ impl Launcher {
         };
         let process_index: BTreeMap<String, usize> =
             deployment.processes.iter().map(|p| (p.name.clone(), p.process)).collect();
+        let edges: Vec<u16> = deployment.edge_replicas().map(|p| p.port).collect();
         for mut planned in deployment.processes {
             if !planned.spec.modules.is_empty() {
                 // One database per process of the topology, its replicas' shared one.
@@ -423,14 +424,25 @@ impl Launcher {
                 sut.database_urls.insert(key, url.clone());
                 planned.settings.database.database_url = Some(url);
             }
-            let (binary, args) = binary_of(&planned.spec);
             let log = logs.path_of(&planned.name);
-            sut.processes.push(self.spawn(&planned.name, binary, &args, &planned.settings, log).await?);
+            sut.processes.push(self.spawn(&planned.name, &program_of(&planned.spec), &planned.settings, log).await?);
+        }
+        // Replicas of the edge: HAProxy in front of them is the public entry point.
+        if edges.len() > 1 {
+            let port = free_ports(1)?[0];
+            let config = logs.dir.join(format!("{}-haproxy.cfg", logs.prefix));
+            balancer::write_config(&config, port, &edges)?;
+            let program = Program::Balancer { config, port };
+            sut.processes.push(self.spawn("haproxy", &program, settings, logs.path_of("haproxy")).await?);
+            sut.base_url = format!("http://127.0.0.1:{port}");
         }
         self.wait_until_ready(&sut).await?;
         // Budgets start once every process is ready: seeding is not what they limit.
         for process in &sut.processes {
-            let Some(cores) = topology.processes[process_index[&process.name]].cores else { continue };
+            // (The balancer is no process of the topology: it has no budget of its own.)
+            let Some(cores) = process_index.get(&process.name).and_then(|&i| topology.processes[i].cores) else {
+                continue;
+            };
             sut.budgets.push(CpuBudget::apply(&process.name, process.pid, cores)?);
         }
         Ok((sut, proxy))
@@ -468,14 +480,25 @@ impl Launcher {
     async fn spawn(
         &self,
         name: &str,
-        binary_name: &'static str,
-        args: &[String],
+        program: &Program,
         settings: &Settings,
         log_path: PathBuf,
     ) -> anyhow::Result<ChildProcess> {
-        let binary = self.bin_dir.join(binary_name);
-        anyhow::ensure!(binary.is_file(), "{} does not exist (build it, or pass --bin-dir)", binary.display());
-        self.binaries.record(binary_name, &binary)?;
+        let (binary, args) = match program {
+            Program::Shop { binary, args } => {
+                let path = self.bin_dir.join(binary);
+                anyhow::ensure!(path.is_file(), "{} does not exist (build it, or pass --bin-dir)", path.display());
+                self.binaries.record(binary, &path)?;
+                let mut args = args.clone();
+                args.extend(settings.to_args());
+                (path, args)
+            }
+            Program::Balancer { config, .. } => {
+                let path = balancer::haproxy_path()?;
+                self.binaries.record("haproxy", &path)?;
+                (path, vec!["-db".into(), "-f".into(), config.display().to_string()])
+            }
+        };
         let mut command = if self.cores.system_under_test.is_empty() {
             Command::new(&binary)
         } else {
@@ -486,8 +509,7 @@ impl Launcher {
         };
         let log = std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
         command
-            .args(args)
-            .args(settings.to_args())
+            .args(&args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .stdin(Stdio::null())
@@ -500,8 +522,12 @@ impl Launcher {
         let mut lines = BufReader::new(stderr).lines();
         let mut log = tokio::fs::File::from_std(log);
 
-        // The first line a shop process prints says where it listens.
+        // The first line a shop process prints says where it listens; the balancer listens
+        // where its configuration says.
         let announce = tokio::time::timeout(self.ready_timeout, async {
+            if let Program::Balancer { port, .. } = program {
+                return Ok(Some(*port));
+            }
             while let Some(line) = lines.next_line().await? {
                 log.write_all(format!("{line}\n").as_bytes()).await?;
                 if let Some(port) = listening_port(&line) {
@@ -529,8 +555,7 @@ impl Launcher {
         settings.server.port = Some(port);
         Ok(ChildProcess {
             name: name.to_string(),
-            binary: binary_name,
-            args: args.to_vec(),
+            program: program.clone(),
             pid,
             port,
             log: log_path,
@@ -551,8 +576,8 @@ impl Launcher {
             "{}-restart{restarts}.log",
             old.log.file_stem().and_then(|s| s.to_str()).unwrap_or(name)
         ));
-        let (name, binary, args, settings) = (old.name.clone(), old.binary, old.args.clone(), old.settings.clone());
-        let mut process = self.spawn(&name, binary, &args, &settings, log).await?;
+        let (name, program, settings) = (old.name.clone(), old.program.clone(), old.settings.clone());
+        let mut process = self.spawn(&name, &program, &settings, log).await?;
         process.restarts = restarts;
         // The new process keeps its predecessor's budget.
         if let Some(quota) = sut.budgets.iter_mut().find(|b| b.process == name).and_then(|b| b.quota.as_mut()) {
@@ -595,9 +620,18 @@ impl Launcher {
     }
 }
 
-/// The binary that runs a process hosting `spec`, and its arguments before the settings: the
-/// presets' processes have binaries of their own, any other grouping runs `shop-process`.
-fn binary_of(spec: &ProcessSpec) -> (&'static str, Vec<String>) {
+/// What a started process runs.
+#[derive(Debug, Clone)]
+enum Program {
+    /// A binary of the bin directory, with these arguments before the shop's settings.
+    Shop { binary: &'static str, args: Vec<String> },
+    /// HAProxy with this configuration, listening on `port`.
+    Balancer { config: PathBuf, port: u16 },
+}
+
+/// The binary that runs a process hosting `spec`: the presets' processes have binaries of their
+/// own, any other grouping runs `shop-process --hosts <members>`.
+fn program_of(spec: &ProcessSpec) -> Program {
     let alone = match (spec.edge, spec.modules.len()) {
         (true, 0) => Some("gateway"),
         (true, _) if spec.hosts_everything() => Some("monolith"),
@@ -605,8 +639,8 @@ fn binary_of(spec: &ProcessSpec) -> (&'static str, Vec<String>) {
         _ => None,
     };
     match alone {
-        Some(binary) => (binary, Vec::new()),
-        None => ("shop-process", vec!["--hosts".into(), spec.name()]),
+        Some(binary) => Program::Shop { binary, args: Vec::new() },
+        None => Program::Shop { binary: "shop-process", args: vec!["--hosts".into(), spec.name()] },
     }
 }
 

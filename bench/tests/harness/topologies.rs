@@ -141,3 +141,35 @@ async fn a_budget_below_the_smallest_quota_is_refused() {
     let message = format!("{:#}", refused.err().expect("refused"));
     assert!(message.contains("below the smallest quota"), "{message}");
 }
+
+#[tokio::test]
+async fn replicas_of_the_edge_get_haproxy_in_front_as_the_public_entry_point() {
+    if splitbench::launch::balancer::haproxy_path().is_err() {
+        eprintln!("HAProxy is not installed here: skipped");
+        assert!(std::env::var_os("SPLITBENCH_REQUIRE_HAPROXY").is_none(), "CI requires HAProxy");
+        return;
+    }
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let run_dir = tempfile::tempdir().expect("a temp dir");
+    let launcher = stand_in_launcher(bin_dir.path());
+    let topology = Topology::parse("edge+rest*3").expect("three monoliths");
+    let (sut, _) = launcher
+        .start_topology("monoliths", &topology, &Settings::defaults(), run_dir.path(), None)
+        .await
+        .expect("started");
+    let names: Vec<&str> = sut.processes.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["monolith-1", "monolith-2", "monolith-3", "haproxy"]);
+    let balancer = sut.processes.last().expect("the balancer");
+    assert_eq!(sut.base_url, format!("http://127.0.0.1:{}", balancer.port), "the public entry point");
+    // Requests through it reach the replicas (stand-ins answer everything with 200).
+    for _ in 0..6 {
+        let answer = reqwest::get(format!("{}/health", sut.base_url)).await.expect("through HAProxy");
+        assert!(answer.status().is_success());
+    }
+    // It runs as a process of the system, so its CPU is sampled with the others'.
+    assert!(sut.sample().iter().any(|(name, _)| name == "haproxy"));
+    sut.stop().await;
+    // The in-process runner has no balancer: it refuses instead of serving one replica.
+    let refused = RunningShop::start_topology("monoliths", &topology, &Backend::Sqlite, &Settings::defaults()).await;
+    assert!(format!("{:#}", refused.err().expect("refused")).contains("HAProxy"));
+}

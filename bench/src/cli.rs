@@ -82,6 +82,14 @@ pub enum ArchitectureChoice {
     NullServer,
 }
 
+/// A `--topology` value: `name=description`, or a preset's name or a description (named by
+/// itself).
+pub fn parse_topology_arg(value: &str) -> anyhow::Result<Architecture> {
+    let (name, description) = value.split_once('=').unwrap_or((value, value));
+    anyhow::ensure!(!name.trim().is_empty(), "--topology {value}: an empty name");
+    Architecture::topology_named(name.trim(), description.trim()).with_context(|| format!("--topology {value}"))
+}
+
 /// `splitbench faults`: the scenarios and their timing, then the flags `run` takes (`--rate`,
 /// `--mix`, `--arch`, `--db`, ...).
 #[derive(Debug, Args)]
@@ -137,6 +145,11 @@ pub struct BenchArgs {
     /// Which architecture(s) to measure.
     #[arg(long, value_enum, default_value = "both")]
     pub arch: ArchitectureChoice,
+    /// Measure this topology instead of --arch (repeat for several): a preset (monolith,
+    /// microservices, all-but-orders, catalog-reviews) or a description such as
+    /// `catalog+reviews*2@0.3|rest`, optionally named `name=description`.
+    #[arg(long)]
+    pub topology: Vec<String>,
     /// Offered rate of the head-to-head run, requests per second (open loop).
     #[arg(long, default_value_t = 500.0)]
     pub rate: f64,
@@ -492,6 +505,9 @@ pub(crate) fn setup(
     let sweep_resolution = Resolution::parse(&args.sweep_resolution).context("--sweep-resolution")?;
     anyhow::ensure!(args.users != Some(0), "--users must be positive");
     let architectures = match args.arch {
+        _ if !args.topology.is_empty() => {
+            args.topology.iter().map(|t| parse_topology_arg(t)).collect::<Result<_, _>>()?
+        }
         ArchitectureChoice::Both => Architecture::ALL.to_vec(),
         ArchitectureChoice::Monolith => vec![Architecture::Monolith],
         ArchitectureChoice::Microservices => vec![Architecture::Microservices],

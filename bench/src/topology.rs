@@ -28,6 +28,12 @@ pub enum Architecture {
     /// Not a shop: `null-server`, the harness's yardstick for its own generator. Started only
     /// as a process by the launcher, never in-process.
     NullServer,
+    /// Any other topology ([`Architecture::topology_named`]): its name in results, and its
+    /// description (`shop::topology` syntax). Interned, so an architecture stays `Copy`.
+    Topology {
+        name: &'static str,
+        description: &'static str,
+    },
 }
 
 impl Architecture {
@@ -38,6 +44,7 @@ impl Architecture {
             Self::Monolith => "monolith",
             Self::Microservices => "microservices",
             Self::NullServer => "null-server",
+            Self::Topology { name, .. } => name,
         }
     }
 
@@ -47,7 +54,27 @@ impl Architecture {
             Self::Monolith => Some(Topology::monolith()),
             Self::Microservices => Some(Topology::microservices()),
             Self::NullServer => None,
+            Self::Topology { description, .. } => {
+                Some(Topology::parse(description).expect("validated by Architecture::topology_named"))
+            }
         }
+    }
+
+    /// A topology to measure under `name`: a preset's name or a description. The two
+    /// architectures' own presets give [`Architecture::Monolith`] and
+    /// [`Architecture::Microservices`] (same name, same topology).
+    pub fn topology_named(name: &str, description: &str) -> Result<Self, shop::topology::TopologyError> {
+        let topology = Topology::parse(description)?;
+        if topology == Topology::monolith() && name == "monolith" {
+            return Ok(Self::Monolith);
+        }
+        if topology == Topology::microservices() && name == "microservices" {
+            return Ok(Self::Microservices);
+        }
+        // A handful per run, kept for the run's life: leaking them keeps `Architecture` `Copy`.
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        let description: &'static str = Box::leak(topology.to_string().into_boxed_str());
+        Ok(Self::Topology { name, description })
     }
 }
 

@@ -165,12 +165,13 @@ impl Scenario {
 
     /// The process the fault hits in `architecture`: for a seam fault the one holding the
     /// seam (the caller: the gateway composes the product page), otherwise the module's.
-    pub fn process(&self, architecture: Architecture) -> &str {
-        match architecture {
-            Architecture::Microservices if self.fault.is_seam() => "gateway",
-            Architecture::Microservices => &self.module,
-            Architecture::Monolith | Architecture::NullServer => architecture.name(),
-        }
+    pub fn process(&self, architecture: Architecture) -> String {
+        let Some(topology) = architecture.topology() else { return architecture.name().to_string() };
+        let host = match shop::topology::Module::parse(&self.module) {
+            Some(module) if !self.fault.is_seam() => topology.host_of(module),
+            _ => topology.edge(),
+        };
+        topology.processes[host].process_name()
     }
 
     /// `crash-inventory`, for file names.

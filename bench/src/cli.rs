@@ -65,6 +65,10 @@ pub enum Command {
     /// steady load; what the users saw (per 100 ms), the blast radius, the time to recover, and
     /// the books afterwards.
     Faults(FaultsArgs),
+    /// Capacity against the CPU budget of the system under test, for several topologies
+    /// (replicas, groupings): capacity per core, scaling efficiency, CPU and memory per
+    /// request, a Universal Scalability Law fit per topology.
+    Scale(ScaleArgs),
     /// Start both architectures in-process and show the same product page from each.
     Demo {
         #[arg(long, default_value_t = 1)]
@@ -80,6 +84,32 @@ pub enum ArchitectureChoice {
     /// Not the shop: a minimal HTTP server that answers every request with 200 (`--mix health`
     /// only), to measure the generator's own ceiling.
     NullServer,
+}
+
+/// `splitbench scale`: budgets and scenarios, then the flags `run` takes (`--mix`, `--db`,
+/// `--saturation-users`, `--saturation-duration`, ...).
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Total CPU budgets of the system under test, in cores (each at least 0.1: the kernel's
+    /// smallest quota in the 10 ms period).
+    #[arg(long, value_delimiter = ',', default_value = "0.2,0.4,0.6,0.8")]
+    pub budgets: Vec<f64>,
+    /// Scenarios: monolith (one process), monolith-replicated, microservices,
+    /// microservices-hottest (the process with the most CPU in a calibration window
+    /// replicated), microservices-even (every process replicated), catalog-reviews,
+    /// all-but-orders, or name=topology with `{n}` for the replica count
+    /// (`cat=catalog*{n}|rest`).
+    #[arg(long, value_delimiter = ',', default_values_t = crate::scale::DEFAULT_SCENARIOS.map(String::from))]
+    pub scenario: Vec<String>,
+    /// Cores of budget per replica in the replicated scenarios (replicas = budget / this,
+    /// rounded, at least 1).
+    #[arg(long, default_value_t = 0.2)]
+    pub replica_cores: f64,
+    /// Saturation rounds per point (6 or more give the median a 95% interval).
+    #[arg(long, default_value_t = 6)]
+    pub rounds: u32,
+    #[command(flatten)]
+    pub bench: BenchArgs,
 }
 
 /// A `--topology` value: `name=description`, or a preset's name or a description (named by
@@ -435,6 +465,12 @@ pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabase
     match cli.command {
         Command::Report { dir, threshold, degraded_ok } => {
             let thresholds = parse_thresholds(&threshold)?;
+            if !dir.join("run.json").exists() && dir.join("scale.json").exists() {
+                anyhow::ensure!(thresholds.is_empty(), "a scaling report judges no --threshold");
+                crate::scale::ScaleRun::read(&dir)?.write_report(&dir)?;
+                println!("rebuilt {}", dir.join("scale.md").display());
+                return Ok(Finished::Ok);
+            }
             if !dir.join("run.json").exists() && dir.join("faults.json").exists() {
                 anyhow::ensure!(thresholds.is_empty(), "a fault report judges no --threshold");
                 crate::faults::report::rebuild(&dir)?;
@@ -462,6 +498,7 @@ pub async fn run(cli: Cli, cores: CoreLayout, created_databases: CreatedDatabase
             Ok(Finished::Ok)
         }
         Command::Faults(args) => faults(args, cores, created_databases).await,
+        Command::Scale(args) => scale(args, cores, created_databases).await,
         Command::Compare(args) => bench("compare", args, true, true, cores, created_databases).await,
         Command::Run(args) => bench("run", args, false, true, cores, created_databases).await,
         Command::Sweep(args) => bench("sweep", args, true, false, cores, created_databases).await,
@@ -551,6 +588,7 @@ pub(crate) fn setup(
         ready_timeout: Duration::from_secs(120),
         scratch: std::sync::Arc::new(tempfile::Builder::new().prefix("splitbench-db-").tempdir()?),
         binaries: Default::default(),
+        system_budget: None,
     };
     let objective = Objective {
         p99_us: parse_duration_us(&args.p99_objective)?,
@@ -687,6 +725,133 @@ async fn bench(
     println!("\nreport: {}", run_dir.join("report.md").display());
 
     judge(&run, &thresholds, args.degraded_ok)
+}
+
+/// `splitbench scale`: every budget, every scenario, saturation rounds ([`crate::scale`]).
+async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
+    use crate::scale::{Calibration, ScalePoint, ScaleRun, ScenarioSpec, replicas_at};
+    let mut budgets = args.budgets.clone();
+    budgets.sort_by(f64::total_cmp);
+    budgets.dedup();
+    anyhow::ensure!(!budgets.is_empty(), "--budgets needs a budget");
+    let period = crate::launch::BUDGET_PERIOD_US as f64;
+    anyhow::ensure!(
+        budgets.iter().all(|b| b.is_finite() && b * period >= crate::launch::cgroup::MIN_QUOTA_US as f64),
+        "--budgets must be at least 0.1 core each (the kernel's smallest quota in a {} µs period)",
+        crate::launch::BUDGET_PERIOD_US
+    );
+    anyhow::ensure!(args.replica_cores > 0.0 && args.replica_cores.is_finite(), "--replica-cores must be positive");
+    anyhow::ensure!(args.rounds > 0, "--rounds must be positive");
+    anyhow::ensure!(args.bench.topology.is_empty(), "scale takes its topologies as --scenario");
+    let Setup { mut plan, launcher, mut fingerprint, run_id } =
+        setup("scale", &args.bench, true, false, &cores, created_databases)?;
+    plan.sweep_grid = None;
+    plan.main_load = None;
+    let saturation = SaturationPlan {
+        users: args.bench.saturation_users,
+        rounds: args.rounds,
+        window: Window {
+            warmup: duration(&args.bench.saturation_warmup).context("--saturation-warmup")?,
+            duration: duration(&args.bench.saturation_duration).context("--saturation-duration")?,
+        },
+    };
+    let enforced = crate::launch::cgroup::CpuQuota::available();
+    if !enforced {
+        eprintln!(
+            "warning: CPU budgets cannot be enforced here (root and cgroup v1 needed): the points differ only in replicas"
+        );
+    }
+    eprintln!("splitbench scale: results in {}; {}", plan.run_dir.display(), cores.describe());
+    let measuring = std::time::Instant::now();
+
+    // The hottest microservice, from one window at the largest budget.
+    let largest = *budgets.last().expect("checked non-empty");
+    let calibration = if args.scenario.iter().any(|s| s == "microservices-hottest") {
+        let calibrating = Plan {
+            architectures: vec![Architecture::Microservices],
+            saturation: Some(SaturationPlan { rounds: 1, ..saturation }),
+            ..plan.clone()
+        };
+        let budgeted = Launcher { system_budget: Some(largest), ..launcher.clone() };
+        let executed = crate::experiment::execute(&calibrating, &budgeted).await.context("the calibration window")?;
+        let window = executed.measurements.first().context("the calibration measured a window")?;
+        let found = Calibration::of(largest, window).context("the calibration saw no process")?;
+        eprintln!("calibration: the hottest microservice is {}", found.hottest);
+        Some(found)
+    } else {
+        None
+    };
+    let hottest = calibration.as_ref().map(|c| c.hottest.as_str());
+    let specs = args.scenario.iter().map(|s| ScenarioSpec::parse(s, hottest)).collect::<anyhow::Result<Vec<_>>>()?;
+
+    let mut points = Vec::new();
+    for &budget in &budgets {
+        let mut systems = Vec::new();
+        for spec in &specs {
+            let replicas = if spec.replicated() { replicas_at(budget, args.replica_cores) } else { 1 };
+            let topology = spec.topology(replicas)?;
+            let architecture = Architecture::topology_named(&spec.name, &topology.to_string())?;
+            systems.push((spec, replicas, architecture));
+        }
+        let at_budget = Plan {
+            architectures: systems.iter().map(|(_, _, a)| *a).collect(),
+            saturation: Some(saturation),
+            ..plan.clone()
+        };
+        eprintln!(
+            "budget {budget} core(s): {}",
+            systems.iter().map(|(s, n, _)| format!("{} x{n}", s.name)).collect::<Vec<_>>().join(", ")
+        );
+        let budgeted = Launcher { system_budget: Some(budget), ..launcher.clone() };
+        let executed = crate::experiment::execute(&at_budget, &budgeted).await?;
+        for (spec, replicas, architecture) in &systems {
+            let windows: Vec<&crate::report::data::Measurement> =
+                executed.measurements.iter().filter(|m| m.architecture == architecture.name()).collect();
+            points.push(ScalePoint::of(spec, budget, *replicas, &windows));
+        }
+    }
+    fingerprint.binaries.extend(launcher.binaries.list());
+    let run = ScaleRun {
+        fingerprint,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        budgets,
+        scenarios: specs,
+        replica_cores: args.replica_cores,
+        rounds: args.rounds,
+        users: saturation.users,
+        warmup_secs: saturation.window.warmup.as_secs_f64(),
+        window_secs: saturation.window.duration.as_secs_f64(),
+        budget_period_us: crate::launch::BUDGET_PERIOD_US,
+        budgets_enforced: enforced,
+        mix: plan.mix.name.clone(),
+        database: database_description(&launcher.database),
+        core_layout: cores.describe(),
+        calibration,
+        points,
+        took_secs: measuring.elapsed().as_secs_f64(),
+    };
+    run.write(&plan.run_dir)?;
+    eprintln!("\nscaling report ({run_id}): {}", plan.run_dir.join("scale.md").display());
+    for spec in &run.scenarios {
+        let line: Vec<String> = run
+            .points
+            .iter()
+            .filter(|p| p.scenario == spec.name)
+            .filter_map(|p| Some(format!("{}: {:.0}", p.budget_cores, p.capacity()?.median)))
+            .collect();
+        println!("{:<24} capacity req/s by budget  {}", spec.name, line.join("  "));
+    }
+    let violations: Vec<String> = run
+        .points
+        .iter()
+        .filter(|p| !p.books_clean)
+        .map(|p| format!("{} at {} core(s): books not clean", p.scenario, p.budget_cores))
+        .collect();
+    if violations.is_empty() {
+        Ok(Finished::Ok)
+    } else {
+        Ok(Finished::Inconsistent { violations, breaches: Vec::new() })
+    }
 }
 
 /// The shop's settings as flags, without the per-process values (ports, database URLs,

@@ -28,6 +28,7 @@ pub mod fingerprint;
 pub mod launch;
 pub mod record;
 pub mod report;
+pub mod scale;
 pub mod topology;
 
 pub use topology::{Architecture, Backend, RunningShop};

@@ -163,6 +163,9 @@ pub struct Launcher {
     pub scratch: Arc<tempfile::TempDir>,
     /// Every binary started, hashed (for the fingerprint).
     pub binaries: StartedBinaries,
+    /// A CPU budget for the whole system under test (every process, the balancer included),
+    /// in cores: one cgroup quota over them all (`splitbench scale`); `None`: none.
+    pub system_budget: Option<f64>,
 }
 
 /// The workspace's release binaries, built with cargo (which rebuilds only what is stale).
@@ -239,6 +242,9 @@ pub struct SystemUnderTest {
 /// 0.1 core (the kernel's smallest quota is 1 ms).
 pub const BUDGET_PERIOD_US: u64 = 10_000;
 
+/// The name of the budget of the whole system under test ([`Launcher::system_budget`]).
+pub const SYSTEM_BUDGET: &str = "system";
+
 static BUDGETS_MADE: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// One process's CPU budget: `cores` of CPU time per period, enforced by a cgroup v1 quota
@@ -252,8 +258,9 @@ pub struct CpuBudget {
 }
 
 impl CpuBudget {
-    /// Puts process `pid` under a quota of `cores`, or says why it cannot (and runs without).
-    fn apply(process: &str, pid: u32, cores: f64) -> anyhow::Result<Self> {
+    /// Puts processes `pids` under one quota of `cores`, or says why it cannot (and runs
+    /// without). `process` names the budget: a process, or [`SYSTEM_BUDGET`].
+    fn apply(process: &str, pids: &[u32], cores: f64) -> anyhow::Result<Self> {
         let quota_us = Self::quota_us(process, cores)?;
         if !cgroup::CpuQuota::available() {
             eprintln!(
@@ -266,7 +273,9 @@ impl CpuBudget {
         let number = BUDGETS_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut quota = cgroup::CpuQuota::create(&format!("budget{number}-{group}"))?;
         quota.limit(BUDGET_PERIOD_US, Some(quota_us))?;
-        quota.add_process(pid)?;
+        for &pid in pids {
+            quota.add_process(pid)?;
+        }
         Ok(Self { process: process.to_string(), cores, quota: Some(quota) })
     }
 
@@ -438,12 +447,16 @@ impl Launcher {
         }
         self.wait_until_ready(&sut).await?;
         // Budgets start once every process is ready: seeding is not what they limit.
+        if let Some(cores) = self.system_budget {
+            let pids: Vec<u32> = sut.processes.iter().map(|p| p.pid).collect();
+            sut.budgets.push(CpuBudget::apply(SYSTEM_BUDGET, &pids, cores)?);
+        }
         for process in &sut.processes {
             // (The balancer is no process of the topology: it has no budget of its own.)
             let Some(cores) = process_index.get(&process.name).and_then(|&i| topology.processes[i].cores) else {
                 continue;
             };
-            sut.budgets.push(CpuBudget::apply(&process.name, process.pid, cores)?);
+            sut.budgets.push(CpuBudget::apply(&process.name, &[process.pid], cores)?);
         }
         Ok((sut, proxy))
     }
@@ -579,9 +592,11 @@ impl Launcher {
         let (name, program, settings) = (old.name.clone(), old.program.clone(), old.settings.clone());
         let mut process = self.spawn(&name, &program, &settings, log).await?;
         process.restarts = restarts;
-        // The new process keeps its predecessor's budget.
-        if let Some(quota) = sut.budgets.iter_mut().find(|b| b.process == name).and_then(|b| b.quota.as_mut()) {
-            quota.add_process(process.pid)?;
+        // The new process keeps its predecessor's budget (its own, or the whole system's).
+        for budget in sut.budgets.iter_mut().filter(|b| b.process == name || b.process == SYSTEM_BUDGET) {
+            if let Some(quota) = budget.quota.as_mut() {
+                quota.add_process(process.pid)?;
+            }
         }
         sut.processes[index] = process;
         let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;

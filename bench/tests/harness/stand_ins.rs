@@ -37,7 +37,9 @@ pub fn run_splitbench_against_stand_ins(
 ) -> (tempfile::TempDir, PathBuf, std::process::Output) {
     let bin_dir = tempfile::tempdir().expect("a temp dir");
     let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway"] {
+    for name in
+        ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway", "shop-process"]
+    {
         std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
     }
     let out = tempfile::tempdir().expect("a temp dir");
@@ -72,5 +74,6 @@ pub fn stand_in_launcher(bin_dir: &std::path::Path) -> splitbench::launch::Launc
         ready_timeout: std::time::Duration::from_secs(60),
         scratch: std::sync::Arc::new(tempfile::tempdir().expect("a temp dir")),
         binaries: Default::default(),
+        system_budget: None,
     }
 }

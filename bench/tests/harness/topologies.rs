@@ -173,3 +173,84 @@ async fn replicas_of_the_edge_get_haproxy_in_front_as_the_public_entry_point() {
     let refused = RunningShop::start_topology("monoliths", &topology, &Backend::Sqlite, &Settings::defaults()).await;
     assert!(format!("{:#}", refused.err().expect("refused")).contains("HAProxy"));
 }
+
+#[test]
+fn scale_measures_every_scenario_at_every_budget_and_its_report_rebuilds_from_the_data() {
+    if splitbench::launch::balancer::haproxy_path().is_err() {
+        eprintln!("HAProxy is not installed here: skipped");
+        assert!(std::env::var_os("SPLITBENCH_REQUIRE_HAPROXY").is_none(), "CI requires HAProxy");
+        return;
+    }
+    let args = "scale --no-pin --mix health --budgets 0.4,0.2 --rounds 1 --replica-cores 0.2 \
+                --scenario monolith,monolith-replicated,microservices-even,cat=catalog*{n}|rest \
+                --saturation-users 4 --saturation-warmup 100ms --saturation-duration 300ms";
+    let (_out, dir, output) = crate::stand_ins::run_splitbench_against_stand_ins(args, "scale");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let run = splitbench::scale::ScaleRun::read(&dir).unwrap_or_else(|err| panic!("{err:#}: {stderr}"));
+    assert_eq!(run.budgets, [0.2, 0.4], "sorted");
+    let points: Vec<(&str, f64, u32)> =
+        run.points.iter().map(|p| (p.scenario.as_str(), p.budget_cores, p.replicas)).collect();
+    assert_eq!(
+        points,
+        [
+            ("monolith", 0.2, 1),
+            ("monolith-replicated", 0.2, 1),
+            ("microservices-even", 0.2, 1),
+            ("cat", 0.2, 1),
+            ("monolith", 0.4, 1),
+            ("monolith-replicated", 0.4, 2),
+            ("microservices-even", 0.4, 2),
+            ("cat", 0.4, 2),
+        ]
+    );
+    // Each point measured its round; the replicated monolith had HAProxy in front, whose CPU
+    // share is reported; the stand-ins keep no books, so none is clean (and the exit says so).
+    assert!(run.points.iter().all(|p| p.throughput.len() == 1 && p.throughput[0] > 0.0), "{:?}", run.points);
+    let two_monoliths = &run.points[5];
+    assert_eq!(two_monoliths.topology, "edge+accounts+catalog+inventory+reviews+payments+orders*2");
+    assert_eq!(two_monoliths.balancer_cpu_share.len(), 1);
+    assert!(run.points[4].balancer_cpu_share.is_empty(), "one monolith, no balancer");
+    assert!(run.points.iter().all(|p| !p.books_clean));
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert_eq!(run.budgets_enforced, splitbench::launch::cgroup::CpuQuota::available());
+    // The report is derived from scale.json alone.
+    let written = std::fs::read_to_string(dir.join("scale.md")).expect("scale.md");
+    assert!(written.contains("| monolith-replicated | 0.4 | 2 |"), "{written}");
+    assert!(dir.join("scale.svg").is_file());
+    std::fs::remove_file(dir.join("scale.md")).expect("removed");
+    let rebuilt = std::process::Command::new(env!("CARGO_BIN_EXE_splitbench"))
+        .arg("report")
+        .arg(&dir)
+        .output()
+        .expect("splitbench report runs");
+    assert!(rebuilt.status.success(), "{}", String::from_utf8_lossy(&rebuilt.stderr));
+    assert_eq!(std::fs::read_to_string(dir.join("scale.md")).expect("rebuilt"), written);
+}
+
+#[tokio::test]
+async fn a_system_budget_is_one_quota_over_every_process() {
+    let quotas = splitbench::launch::cgroup::CpuQuota::available();
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let run_dir = tempfile::tempdir().expect("a temp dir");
+    let launcher = splitbench::launch::Launcher { system_budget: Some(0.3), ..stand_in_launcher(bin_dir.path()) };
+    let topology = Topology::parse("catalog-reviews").expect("a preset");
+    let (sut, _) = launcher
+        .start_topology("budgeted", &topology, &Settings::defaults(), run_dir.path(), None)
+        .await
+        .expect("started");
+    assert_eq!(sut.budgets.len(), 1);
+    let budget = &sut.budgets[0];
+    assert_eq!(
+        (budget.process.as_str(), budget.cores, budget.enforced()),
+        (splitbench::launch::SYSTEM_BUDGET, 0.3, quotas)
+    );
+    if let Some(quota) = &budget.quota {
+        assert_eq!(quota.read_limit().expect("readable"), (splitbench::launch::BUDGET_PERIOD_US, Some(3000)));
+        let mut inside = quota.processes().expect("readable");
+        inside.sort_unstable();
+        let mut pids: Vec<u32> = sut.processes.iter().map(|p| p.pid).collect();
+        pids.sort_unstable();
+        assert_eq!(inside, pids, "every process of the system, in one group");
+    }
+    sut.stop().await;
+}

@@ -26,8 +26,14 @@ use crate::report::data::{Fingerprint, Measurement};
 use crate::report::svg::{self, Figure, Panel, Scale, Series, Style};
 
 /// The scenarios `scale` runs unless told otherwise.
-pub const DEFAULT_SCENARIOS: [&str; 5] =
-    ["monolith", "monolith-replicated", "microservices-hottest", "microservices-even", "catalog-reviews"];
+pub const DEFAULT_SCENARIOS: [&str; 6] = [
+    "monolith",
+    "monolith-replicated",
+    "microservices",
+    "microservices-hottest",
+    "microservices-even",
+    "catalog-reviews",
+];
 
 /// One scenario: how its topology looks at a replica count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -415,12 +421,14 @@ impl ScaleRun {
              the median over the rounds with its distribution-free 95% interval (order statistics over independent \
              rounds). Per core: capacity over the budget. Efficiency: capacity per core relative to the scenario's \
              own at the smallest budget (1.00 = linear scaling). CPU per request: the system under test's, the \
-             balancer's included. Memory: the system under test's mean PSS.\n",
+             balancer's included. Budget used: that CPU per request times the capacity, over the budget (near 100%: \
+             the point was bound by its budget, not by latency or the load). Memory: the system under test's mean \
+             PSS.\n",
             self.users
         );
         let _ = writeln!(
             md,
-            "| scenario | budget (cores) | replicas | capacity req/s | per core | efficiency | CPU µs/request (median) | memory MiB (median) | balancer's CPU share | books |\n|---|---|---|---|---|---|---|---|---|---|"
+            "| scenario | budget (cores) | replicas | capacity req/s | per core | efficiency | CPU µs/request (median) | budget used | memory MiB (median) | balancer's CPU share | books |\n|---|---|---|---|---|---|---|---|---|---|---|"
         );
         for s in &self.scenarios {
             let base = self.points_of(&s.name).next().and_then(|p| Some(p.capacity()?.median / p.budget_cores));
@@ -434,9 +442,19 @@ impl ScaleRun {
                 let memory = crate::analyse::Spread::of(&pss).map_or("-".into(), |s| format!("{:.0}", s.median));
                 let balancer = crate::analyse::Spread::of(&p.balancer_cpu_share)
                     .map_or("-".into(), |s| format!("{:.0}%", 100.0 * s.median));
+                // CPU-bound at the budget when the CPU it used is the budget: throughput times
+                // CPU per request, each round, against the quota.
+                let used: Vec<f64> = p
+                    .throughput
+                    .iter()
+                    .zip(&p.cpu_us_per_request)
+                    .map(|(x, cpu)| x * cpu / 1e6 / p.budget_cores)
+                    .collect();
+                let used =
+                    crate::analyse::Spread::of(&used).map_or("-".into(), |s| format!("{:.0}%", 100.0 * s.median));
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {} | {per_core:.0} | {efficiency} | {cpu} | {memory} | {balancer} | {} |",
+                    "| {} | {} | {} | {} | {per_core:.0} | {efficiency} | {cpu} | {used} | {memory} | {balancer} | {} |",
                     p.scenario,
                     p.budget_cores,
                     p.replicas,

@@ -318,12 +318,19 @@ impl ScaleRun {
     }
 
     fn plot(&self) -> String {
+        // The two architectures in their usual colours, every other scenario its own.
+        const OTHERS: [&str; 8] =
+            ["#ff7f0e", "#9467bd", "#17becf", "#8c564b", "#2ca02c", "#e377c2", "#7f7f7f", "#bcbd22"];
+        let mut others = OTHERS.iter().cycle();
         let series = self
             .scenarios
             .iter()
             .map(|s| Series {
                 name: s.name.clone(),
-                colour: svg::architecture_colour(&s.name),
+                colour: match s.name.as_str() {
+                    "monolith" | "microservices" => svg::architecture_colour(&s.name),
+                    _ => others.next().expect("a cycle never ends"),
+                },
                 style: if s.replicated() { Style::Solid } else { Style::Dashed },
                 values: self.points_of(&s.name).filter_map(|p| Some((p.budget_cores, p.capacity()?.median))).collect(),
             })

@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 use splitbench::report::data::RunData;
 
+/// Every binary the launcher may start for a shop topology.
+pub const SHOP_BINARIES: [&str; 9] =
+    ["monolith", "gateway", "accounts", "catalog", "inventory", "reviews", "payments", "orders", "shop-process"];
+
 /// A finished stand-in run: its results directory (removed on drop) and its raw data.
 pub struct StandInRun {
     _out: tempfile::TempDir,
@@ -37,9 +41,7 @@ pub fn run_splitbench_against_stand_ins(
 ) -> (tempfile::TempDir, PathBuf, std::process::Output) {
     let bin_dir = tempfile::tempdir().expect("a temp dir");
     let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in
-        ["monolith", "accounts", "catalog", "inventory", "payments", "reviews", "orders", "gateway", "shop-process"]
-    {
+    for name in SHOP_BINARIES {
         std::os::unix::fs::symlink(null_server, bin_dir.path().join(name)).expect("a stand-in");
     }
     let out = tempfile::tempdir().expect("a temp dir");
@@ -61,9 +63,7 @@ pub fn run_splitbench_against_stand_ins(
 /// `/health` and `/ready` with the flags it was given on its command line.
 pub fn stand_in_launcher(bin_dir: &std::path::Path) -> splitbench::launch::Launcher {
     let null_server = env!("CARGO_BIN_EXE_null-server");
-    for name in
-        ["monolith", "gateway", "accounts", "catalog", "inventory", "reviews", "payments", "orders", "shop-process"]
-    {
+    for name in SHOP_BINARIES {
         std::os::unix::fs::symlink(null_server, bin_dir.join(name)).expect("a stand-in");
     }
     splitbench::launch::Launcher {

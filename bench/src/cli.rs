@@ -105,7 +105,8 @@ pub struct ScaleArgs {
     /// rounded, at least 1).
     #[arg(long, default_value_t = 0.2)]
     pub replica_cores: f64,
-    /// Saturation rounds per point (6 or more give the median a 95% interval).
+    /// Saturation rounds per point (6 or more give the median a 95% interval); it replaces
+    /// --saturation-rounds here.
     #[arg(long, default_value_t = 6)]
     pub rounds: u32,
     #[command(flatten)]
@@ -743,6 +744,7 @@ async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDat
     anyhow::ensure!(args.replica_cores > 0.0 && args.replica_cores.is_finite(), "--replica-cores must be positive");
     anyhow::ensure!(args.rounds > 0, "--rounds must be positive");
     anyhow::ensure!(args.bench.topology.is_empty(), "scale takes its topologies as --scenario");
+    anyhow::ensure!(!args.bench.degraded_ok, "scale counts complete answers only (no --degraded-ok)");
     let Setup { mut plan, launcher, mut fingerprint, run_id } =
         setup("scale", &args.bench, true, false, &cores, created_databases)?;
     plan.sweep_grid = None;
@@ -783,6 +785,9 @@ async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDat
     };
     let hottest = calibration.as_ref().map(|c| c.hottest.as_str());
     let specs = args.scenario.iter().map(|s| ScenarioSpec::parse(s, hottest)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+    names.sort_unstable();
+    anyhow::ensure!(names.windows(2).all(|w| w[0] != w[1]), "--scenario: every scenario needs a name of its own");
 
     let mut points = Vec::new();
     for &budget in &budgets {
@@ -885,6 +890,10 @@ fn database_description(database: &DatabaseChoice) -> String {
 async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedDatabases) -> anyhow::Result<Finished> {
     use crate::faults::inject::FaultParameters;
     use crate::faults::{FaultKind, FaultTiming, Scenario, report, run};
+    anyhow::ensure!(
+        args.bench.topology.is_empty(),
+        "fault runs start the two architectures (--arch), not other topologies (--topology)"
+    );
     let scenarios = if args.scenario.is_empty() {
         Scenario::defaults()
     } else {

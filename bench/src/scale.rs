@@ -66,7 +66,10 @@ impl ScenarioSpec {
                     .split('|')
                     .map(|p| if p == members { format!("{p}*{{n}}") } else { p.to_string() })
                     .collect::<Vec<_>>();
-                named(template.join("|"), "the microservices, only the process with the most CPU replicated")
+                let spec =
+                    named(template.join("|"), "the microservices, only the process with the most CPU replicated");
+                anyhow::ensure!(spec.replicated(), "the hottest process '{hottest}' is none of the microservices'");
+                spec
             }
             "catalog-reviews" | "all-but-orders" => {
                 let topology = Topology::parse(value)?;
@@ -196,7 +199,8 @@ impl Median {
 pub struct UslFit {
     pub sigma: f64,
     pub kappa: f64,
-    /// Where capacity would peak, in units of the smallest budget (kappa > 0).
+    /// Where capacity would peak, in units of the smallest budget (only with 0 <= sigma < 1 and
+    /// kappa > 0: otherwise the points lie outside the law).
     pub peak_units: Option<f64>,
 }
 
@@ -226,7 +230,8 @@ impl UslFit {
         }
         let sigma = (ay * bb - by * ab) / det;
         let kappa = (aa * by - ab * ay) / det;
-        let peak_units = (kappa > 0.0 && sigma < 1.0).then(|| ((1.0 - sigma) / kappa).sqrt());
+        // A peak only where the law applies (sigma in [0, 1), kappa > 0).
+        let peak_units = (kappa > 0.0 && (0.0..1.0).contains(&sigma)).then(|| ((1.0 - sigma) / kappa).sqrt());
         Some(Self { sigma, kappa, peak_units })
     }
 }
@@ -424,13 +429,16 @@ impl ScaleRun {
         let _ = writeln!(md, "## Capacity against the CPU budget\n\n![capacity](scale.svg)\n");
         let _ = writeln!(
             md,
-            "Capacity is the closed-loop service rate (answered requests per second with {} users always waiting), \
+            "Capacity is the closed-loop service rate (complete answers per second, degraded ones not counted, with {} \
+             users always waiting), \
              the median over the rounds with its distribution-free 95% interval (order statistics over independent \
              rounds). Per core: capacity over the budget. Efficiency: capacity per core relative to the scenario's \
              own at the smallest budget (1.00 = linear scaling). CPU per request: the system under test's, the \
              balancer's included. Budget used: that CPU per request times the capacity, over the budget (near 100%: \
              the point was bound by its budget, not by latency or the load). Memory: the system under test's mean \
-             PSS.\n",
+             PSS. The budgets run one after another (the scenarios of one budget side by side), so comparing a \
+             scenario across budgets, as efficiency and the fit do, compares minutes of the machine that may differ; \
+             a scenario's smallest-budget point sets its efficiency, so its noise moves the whole column.\n",
             self.users
         );
         let _ = writeln!(

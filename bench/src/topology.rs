@@ -29,7 +29,8 @@ pub enum Architecture {
     /// as a process by the launcher, never in-process.
     NullServer,
     /// Any other topology ([`Architecture::topology_named`]): its name in results, and its
-    /// description (`shop::topology` syntax). Interned, so an architecture stays `Copy`.
+    /// description (`shop::topology` syntax), leaked as `'static` so an architecture stays
+    /// `Copy` (a few per command).
     Topology {
         name: &'static str,
         description: &'static str,

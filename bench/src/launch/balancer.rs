@@ -6,7 +6,8 @@
 //! sides (the generator's connections stay open; connections to the replicas are reused),
 //! `leastconn` (a new request goes to the replica with the fewest open requests; with
 //! requests of unequal cost it balances better than round robin), timeouts above the shop's
-//! own (the request deadline decides, not the balancer).
+//! own (the request deadline decides, not the balancer), each replica's `/health` checked once
+//! a second (a replica that stops answering is taken out).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -51,10 +52,12 @@ frontend public
 
 backend edge
     balance leastconn
+    option httpchk GET /health
 "
     );
+    // Checked once a second: a replica that stops answering gets no more requests.
     for (index, replica) in replicas.iter().enumerate() {
-        let _ = writeln!(text, "    server edge{} 127.0.0.1:{replica}", index + 1);
+        let _ = writeln!(text, "    server edge{} 127.0.0.1:{replica} check inter 1s", index + 1);
     }
     text
 }
@@ -74,8 +77,9 @@ mod tests {
         assert!(text.contains("bind 127.0.0.1:8080"));
         assert!(text.contains("balance leastconn"));
         assert!(text.contains("nbthread 1"));
+        assert!(text.contains("option httpchk GET /health"));
         for (n, port) in [(1, 9001), (2, 9002), (3, 9003)] {
-            assert!(text.contains(&format!("server edge{n} 127.0.0.1:{port}\n")), "{text}");
+            assert!(text.contains(&format!("server edge{n} 127.0.0.1:{port} check inter 1s\n")), "{text}");
         }
     }
 }

@@ -1,9 +1,10 @@
 //! Starting and stopping the system under test as real processes.
 //!
-//! [`Launcher::start`] runs an architecture from its release binaries (building them first if
-//! needed, `cargo` decides what is stale), on free loopback ports (each process binds port 0
-//! and reports the port it got on its first line), with fresh databases, each process's output
-//! kept in the run directory. [`SystemUnderTest::stop`] sends SIGTERM and then SIGKILL to every
+//! [`Launcher::start`] runs an architecture (and [`Launcher::start_topology`] any topology) from
+//! its release binaries (building them first if needed, `cargo` decides what is stale), on
+//! loopback ports chosen before any process starts ([`crate::deployment`]; each process reports
+//! the port it bound on its first line), with fresh databases, each process's output kept in the
+//! run directory. [`SystemUnderTest::stop`] sends SIGTERM and then SIGKILL to every
 //! process; dropping a [`SystemUnderTest`] (an error, a panic, Ctrl-C) kills them all, so no
 //! child outlives the harness. Every binary started is hashed first ([`StartedBinaries`]), so
 //! the results say exactly what ran.
@@ -367,6 +368,13 @@ impl Launcher {
         for spec in &topology.processes {
             if let Some(cores) = spec.cores {
                 CpuBudget::quota_us(&spec.process_name(), cores)?;
+                // cgroup v1 membership is exclusive: a process's own group would take it out
+                // of the system's.
+                anyhow::ensure!(
+                    self.system_budget.is_none(),
+                    "{}: a budget per process (@{cores}) and one for the whole system do not combine",
+                    spec.process_name()
+                );
             }
         }
         let proxied_process = match proxied {

@@ -209,7 +209,7 @@ fn scale_measures_every_scenario_at_every_budget_and_its_report_rebuilds_from_th
     let two_monoliths = &run.points[5];
     assert_eq!(two_monoliths.topology, "edge+accounts+catalog+inventory+reviews+payments+orders*2");
     assert_eq!(two_monoliths.balancer_cpu_share.len(), 1);
-    assert!(run.points[4].balancer_cpu_share.is_empty(), "one monolith, no balancer");
+    assert!(run.points[1].balancer_cpu_share.is_empty(), "one replica of the monolith, no balancer");
     assert!(run.points.iter().all(|p| !p.books_clean));
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert_eq!(run.budgets_enforced, splitbench::launch::cgroup::CpuQuota::available());
@@ -244,6 +244,7 @@ async fn a_system_budget_is_one_quota_over_every_process() {
         (budget.process.as_str(), budget.cores, budget.enforced()),
         (splitbench::launch::SYSTEM_BUDGET, 0.3, quotas)
     );
+    assert!(quotas || std::env::var_os("SPLITBENCH_REQUIRE_CGROUP").is_none(), "CI requires enforced budgets");
     if let Some(quota) = &budget.quota {
         assert_eq!(quota.read_limit().expect("readable"), (splitbench::launch::BUDGET_PERIOD_US, Some(3000)));
         let mut inside = quota.processes().expect("readable");
@@ -252,5 +253,11 @@ async fn a_system_budget_is_one_quota_over_every_process() {
         pids.sort_unstable();
         assert_eq!(inside, pids, "every process of the system, in one group");
     }
+    let group = budget.quota.as_ref().map(|q| q.path().to_path_buf());
     sut.stop().await;
+    assert!(group.is_none_or(|g| !g.exists()), "the system's group is removed with it");
+    // A process's own budget would take it out of the system's group: refused.
+    let both = Topology::parse("catalog@0.2|rest").expect("parses");
+    let refused = launcher.start_topology("both", &both, &Settings::defaults(), run_dir.path(), None).await;
+    assert!(format!("{:#}", refused.err().expect("refused")).contains("do not combine"));
 }

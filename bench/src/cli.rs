@@ -181,6 +181,10 @@ pub struct BenchArgs {
     /// `catalog+reviews*2@0.3|rest`, optionally named `name=description`.
     #[arg(long)]
     pub topology: Vec<String>,
+    /// A CPU budget for the whole system under test, in cores: one cgroup v1 quota (10 ms
+    /// period) over all its processes (root; at least 0.1). `scale` sets its own per point.
+    #[arg(long)]
+    pub system_budget: Option<f64>,
     /// Offered rate of the head-to-head run, requests per second (open loop).
     #[arg(long, default_value_t = 500.0)]
     pub rate: f64,
@@ -542,6 +546,10 @@ pub(crate) fn setup(
     anyhow::ensure!(args.sweep_attempts > 0, "--sweep-attempts must be positive");
     let sweep_resolution = Resolution::parse(&args.sweep_resolution).context("--sweep-resolution")?;
     anyhow::ensure!(args.users != Some(0), "--users must be positive");
+    anyhow::ensure!(
+        args.system_budget.is_none_or(|b| b.is_finite() && b >= 0.1),
+        "--system-budget must be at least 0.1 core (the kernel's smallest quota in a 10 ms period)"
+    );
     let architectures = match args.arch {
         _ if !args.topology.is_empty() => {
             args.topology.iter().map(|t| parse_topology_arg(t)).collect::<Result<_, _>>()?
@@ -589,7 +597,7 @@ pub(crate) fn setup(
         ready_timeout: Duration::from_secs(120),
         scratch: std::sync::Arc::new(tempfile::Builder::new().prefix("splitbench-db-").tempdir()?),
         binaries: Default::default(),
-        system_budget: None,
+        system_budget: args.system_budget,
     };
     let objective = Objective {
         p99_us: parse_duration_us(&args.p99_objective)?,
@@ -744,6 +752,7 @@ async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDat
     anyhow::ensure!(args.replica_cores > 0.0 && args.replica_cores.is_finite(), "--replica-cores must be positive");
     anyhow::ensure!(args.rounds > 0, "--rounds must be positive");
     anyhow::ensure!(args.bench.topology.is_empty(), "scale takes its topologies as --scenario");
+    anyhow::ensure!(args.bench.system_budget.is_none(), "scale takes its budgets as --budgets");
     anyhow::ensure!(!args.bench.degraded_ok, "scale counts complete answers only (no --degraded-ok)");
     let Setup { mut plan, launcher, mut fingerprint, run_id } =
         setup("scale", &args.bench, true, false, &cores, created_databases)?;
@@ -894,6 +903,9 @@ async fn faults(args: FaultsArgs, cores: CoreLayout, created_databases: CreatedD
         args.bench.topology.is_empty(),
         "fault runs start the two architectures (--arch), not other topologies (--topology)"
     );
+    // The starve fault puts a process in a CPU group of its own, which would take it out of
+    // the system's.
+    anyhow::ensure!(args.bench.system_budget.is_none(), "fault runs take no --system-budget");
     let scenarios = if args.scenario.is_empty() {
         Scenario::defaults()
     } else {

@@ -754,7 +754,7 @@ async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDat
     anyhow::ensure!(args.bench.topology.is_empty(), "scale takes its topologies as --scenario");
     anyhow::ensure!(args.bench.system_budget.is_none(), "scale takes its budgets as --budgets");
     anyhow::ensure!(!args.bench.degraded_ok, "scale counts complete answers only (no --degraded-ok)");
-    let Setup { mut plan, launcher, mut fingerprint, run_id } =
+    let Setup { mut plan, launcher, fingerprint, run_id } =
         setup("scale", &args.bench, true, false, &cores, created_databases)?;
     plan.sweep_grid = None;
     plan.main_load = None;
@@ -798,7 +798,27 @@ async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDat
     names.sort_unstable();
     anyhow::ensure!(names.windows(2).all(|w| w[0] != w[1]), "--scenario: every scenario needs a name of its own");
 
-    let mut points = Vec::new();
+    // The harness's own hash, then every binary the launcher starts (added as they start).
+    let harness_binaries = fingerprint.binaries.clone();
+    let mut run = ScaleRun {
+        fingerprint,
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        budgets: budgets.clone(),
+        scenarios: specs.clone(),
+        replica_cores: args.replica_cores,
+        rounds: args.rounds,
+        users: saturation.users,
+        warmup_secs: saturation.window.warmup.as_secs_f64(),
+        window_secs: saturation.window.duration.as_secs_f64(),
+        budget_period_us: crate::launch::BUDGET_PERIOD_US,
+        budgets_enforced: enforced,
+        mix: plan.mix.name.clone(),
+        database: database_description(&launcher.database),
+        core_layout: cores.describe(),
+        calibration,
+        points: Vec::new(),
+        took_secs: 0.0,
+    };
     for &budget in &budgets {
         let mut systems = Vec::new();
         for spec in &specs {
@@ -821,30 +841,13 @@ async fn scale(args: ScaleArgs, cores: CoreLayout, created_databases: CreatedDat
         for (spec, replicas, architecture) in &systems {
             let windows: Vec<&crate::report::data::Measurement> =
                 executed.measurements.iter().filter(|m| m.architecture == architecture.name()).collect();
-            points.push(ScalePoint::of(spec, budget, *replicas, &windows));
+            run.points.push(ScalePoint::of(spec, budget, *replicas, &windows));
         }
+        // What is measured so far is kept: a run stopped later still leaves these points.
+        run.took_secs = measuring.elapsed().as_secs_f64();
+        run.fingerprint.binaries = harness_binaries.iter().cloned().chain(launcher.binaries.list()).collect();
+        run.write(&plan.run_dir)?;
     }
-    fingerprint.binaries.extend(launcher.binaries.list());
-    let run = ScaleRun {
-        fingerprint,
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        budgets,
-        scenarios: specs,
-        replica_cores: args.replica_cores,
-        rounds: args.rounds,
-        users: saturation.users,
-        warmup_secs: saturation.window.warmup.as_secs_f64(),
-        window_secs: saturation.window.duration.as_secs_f64(),
-        budget_period_us: crate::launch::BUDGET_PERIOD_US,
-        budgets_enforced: enforced,
-        mix: plan.mix.name.clone(),
-        database: database_description(&launcher.database),
-        core_layout: cores.describe(),
-        calibration,
-        points,
-        took_secs: measuring.elapsed().as_secs_f64(),
-    };
-    run.write(&plan.run_dir)?;
     eprintln!("\nscaling report ({run_id}): {}", plan.run_dir.join("scale.md").display());
     for spec in &run.scenarios {
         let line: Vec<String> = run

@@ -631,6 +631,14 @@ impl Launcher {
             if client.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
                 return Ok(());
             }
+            // A process that died (HAProxy refusing its configuration, a shop process failing
+            // after its first line) will never be ready: say so now, not at the deadline.
+            anyhow::ensure!(
+                !procstat::exited(process.pid),
+                "{} exited while starting; see {}",
+                process.name,
+                process.log.display()
+            );
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "{} was not ready within {:?}; see {}",

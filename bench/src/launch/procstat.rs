@@ -74,6 +74,17 @@ pub fn start_time(pid: u32) -> std::io::Result<u64> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, format!("unexpected /proc/{pid}/stat")))
 }
 
+/// Whether the stat text is of a process that has exited and waits to be reaped (state `Z`,
+/// the first field after the name).
+pub fn parse_exited(stat: &str) -> bool {
+    fields_after_name(stat).and_then(|f| f.first().copied()) == Some("Z")
+}
+
+/// Whether process `pid` is gone or has exited (a zombie): a child that died during start-up.
+pub fn exited(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| parse_exited(&stat))
+}
+
 /// A `kB` field of `/proc/<pid>/status`, in bytes.
 pub fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with(field))?;
@@ -188,6 +199,24 @@ mod tests {
         assert_eq!(parse_cpu_seconds(stat, 100.0), Some(3.0));
         assert_eq!(parse_start_time(stat), Some(100));
         assert_eq!(parse_cpu_seconds("garbage", 100.0), None);
+        assert!(!parse_exited(stat), "sleeping (S) is alive");
+        assert!(parse_exited(&stat.replace(") S ", ") Z ")), "a zombie has exited");
+    }
+
+    #[test]
+    fn a_process_that_exited_is_told_from_a_running_one() {
+        assert!(!exited(std::process::id()));
+        assert!(exited(u32::MAX), "no such process");
+        let mut child = std::process::Command::new("true").spawn().expect("true runs");
+        let pid = child.id();
+        // Not reaped yet: a zombie.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !exited(pid) {
+            assert!(std::time::Instant::now() < deadline, "`true` exits");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.wait().expect("reaped");
+        assert!(exited(pid), "reaped: gone");
     }
 
     #[test]

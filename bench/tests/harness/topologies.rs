@@ -213,6 +213,11 @@ fn scale_measures_every_scenario_at_every_budget_and_its_report_rebuilds_from_th
     assert!(run.points.iter().all(|p| !p.books_clean));
     assert_eq!(output.status.code(), Some(4), "{stderr}");
     assert_eq!(run.budgets_enforced, splitbench::launch::cgroup::CpuQuota::available());
+    // The fingerprint names the harness and every binary that ran, HAProxy included.
+    let binaries: Vec<&str> = run.fingerprint.binaries.iter().map(|b| b.name.as_str()).collect();
+    for name in ["splitbench", "monolith", "gateway", "haproxy"] {
+        assert!(binaries.contains(&name), "{name} in {binaries:?}");
+    }
     // The report is derived from scale.json alone.
     let written = std::fs::read_to_string(dir.join("scale.md")).expect("scale.md");
     assert!(written.contains("| monolith-replicated | 0.4 | 2 |"), "{written}");
@@ -260,4 +265,21 @@ async fn a_system_budget_is_one_quota_over_every_process() {
     let both = Topology::parse("catalog@0.2|rest").expect("parses");
     let refused = launcher.start_topology("both", &both, &Settings::defaults(), run_dir.path(), None).await;
     assert!(format!("{:#}", refused.err().expect("refused")).contains("do not combine"));
+}
+
+#[tokio::test]
+async fn a_process_that_dies_while_starting_is_reported_at_once_not_at_the_deadline() {
+    use std::os::unix::fs::PermissionsExt;
+    let bin_dir = tempfile::tempdir().expect("a temp dir");
+    let run_dir = tempfile::tempdir().expect("a temp dir");
+    let launcher = stand_in_launcher(bin_dir.path());
+    // A monolith that says where it listens, then dies.
+    let script = bin_dir.path().join("monolith");
+    std::fs::remove_file(&script).expect("the stand-in removed");
+    std::fs::write(&script, "#!/bin/sh\necho \"monolith: listening on 127.0.0.1:9;\" >&2\nexit 3\n").expect("written");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("executable");
+    let failed =
+        launcher.start_topology("dies", &Topology::monolith(), &Settings::defaults(), run_dir.path(), None).await;
+    let message = format!("{:#}", failed.err().expect("it cannot start"));
+    assert!(message.contains("monolith exited while starting"), "{message}");
 }

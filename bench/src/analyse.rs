@@ -589,6 +589,17 @@ impl Spread {
     }
 }
 
+/// `[X_(l), X_(u)]` of the sorted `values`: holds the median of their distribution with
+/// probability ≥ 95% (order statistics, [`quantile_confidence_ranks`]), for independent
+/// values; `None` with fewer than 6, too few to bound it at 95%.
+pub fn median_interval(values: &[f64]) -> Option<(f64, f64)> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len() as u64;
+    let (low, high) = quantile_confidence_ranks(n, 0.5);
+    (low >= 1 && high <= n).then(|| (sorted[low as usize - 1], sorted[high as usize - 1]))
+}
+
 /// A limit that makes `splitbench` exit non-zero when a measurement breaches it.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub enum Threshold {

@@ -56,7 +56,7 @@ impl Deployment {
         topology: &Topology,
         settings: &Settings,
         mut listen: impl FnMut(usize, u32) -> u16,
-        reach: impl Fn(usize, u32, u16) -> u16,
+        reach: impl Fn(usize, u16) -> u16,
     ) -> anyhow::Result<Self> {
         let mut settings = settings.clone();
         settings.server.host = "127.0.0.1".into();
@@ -72,7 +72,7 @@ impl Deployment {
             let host = topology.host_of(module);
             let urls: Vec<String> = (0..topology.processes[host].replicas)
                 .map(|replica| {
-                    let port = reach(host, replica, ports[host][replica as usize]);
+                    let port = reach(host, ports[host][replica as usize]);
                     format!("http://127.0.0.1:{port}")
                 })
                 .collect();
@@ -112,6 +112,13 @@ impl Deployment {
     }
 }
 
+/// A free loopback port for every replica of every process of `topology`, by process and
+/// replica: what [`Deployment::plan`]'s `listen` reads.
+pub fn free_ports_for(topology: &Topology) -> anyhow::Result<Vec<Vec<u16>>> {
+    let mut ports = free_ports(topology.processes.iter().map(|p| p.replicas as usize).sum())?.into_iter();
+    Ok(topology.processes.iter().map(|p| ports.by_ref().take(p.replicas as usize).collect()).collect())
+}
+
 /// `count` free loopback ports, all held at once while chosen (so they differ) and then
 /// released for the processes to bind. Another program could take one in between; the
 /// process would then fail to bind, loudly.
@@ -134,7 +141,7 @@ mod tests {
                 next += 1;
                 next
             },
-            |_, _, port| port,
+            |_, port| port,
         )
         .expect("planned")
     }
@@ -169,7 +176,7 @@ mod tests {
             &topology,
             &Settings::defaults(),
             |index, _| 9000 + index as u16,
-            |index, _, port| if index == inventory { 7777 } else { port },
+            |index, port| if index == inventory { 7777 } else { port },
         )
         .expect("planned");
         let gateway = deployment.edge();

@@ -21,7 +21,6 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use shop::topology::Topology;
 
-use crate::analyse::quantile_confidence_ranks;
 use crate::report::data::{Fingerprint, Measurement};
 use crate::report::svg::{self, Figure, Panel, Scale, Series, Style};
 
@@ -127,12 +126,12 @@ pub struct ScalePoint {
 impl ScalePoint {
     /// From the windows of one scenario at one budget.
     pub fn of(scenario: &ScenarioSpec, budget: f64, replicas: u32, windows: &[&Measurement]) -> Self {
+        // Only where a balancer ran.
         let balancer_share = |m: &Measurement| {
+            let balancer = m.processes.iter().find(|p| p.name == crate::launch::balancer::PROCESS)?.cpu_seconds;
             let total: f64 = m.processes.iter().map(|p| p.cpu_seconds).sum();
-            let balancer: f64 = m.processes.iter().filter(|p| p.name == "haproxy").map(|p| p.cpu_seconds).sum();
             (total > 0.0).then(|| balancer / total)
         };
-        let has_balancer = windows.iter().any(|m| m.processes.iter().any(|p| p.name == "haproxy"));
         Self {
             scenario: scenario.name.clone(),
             budget_cores: budget,
@@ -144,11 +143,7 @@ impl ScalePoint {
                 .iter()
                 .filter_map(|m| m.memory.as_ref().and_then(|mem| mem.system_under_test_stats()).map(|s| s.mean_bytes))
                 .collect(),
-            balancer_cpu_share: if has_balancer {
-                windows.iter().filter_map(|m| balancer_share(m)).collect()
-            } else {
-                vec![]
-            },
+            balancer_cpu_share: windows.iter().filter_map(|m| balancer_share(m)).collect(),
             books_clean: !windows.is_empty()
                 && windows
                     .iter()
@@ -173,12 +168,7 @@ pub struct Median {
 impl Median {
     pub fn of(values: &[f64]) -> Option<Self> {
         let spread = crate::analyse::Spread::of(values)?;
-        let mut sorted = values.to_vec();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len();
-        let (low, high) = quantile_confidence_ranks(n as u64, 0.5);
-        let interval = (low >= 1 && high as usize <= n).then(|| (sorted[low as usize - 1], sorted[high as usize - 1]));
-        Some(Self { median: spread.median, interval, n })
+        Some(Self { median: spread.median, interval: crate::analyse::median_interval(values), n: spread.n })
     }
 
     pub fn describe(&self, digits: usize) -> String {
@@ -248,8 +238,12 @@ pub struct Calibration {
 
 impl Calibration {
     pub fn of(budget: f64, window: &Measurement) -> Option<Self> {
-        let cpu_seconds: Vec<(String, f64)> =
-            window.processes.iter().filter(|p| p.name != "haproxy").map(|p| (p.name.clone(), p.cpu_seconds)).collect();
+        let cpu_seconds: Vec<(String, f64)> = window
+            .processes
+            .iter()
+            .filter(|p| p.name != crate::launch::balancer::PROCESS)
+            .map(|p| (p.name.clone(), p.cpu_seconds))
+            .collect();
         let hottest = cpu_seconds.iter().max_by(|a, b| a.1.total_cmp(&b.1))?.0.clone();
         Some(Self { budget_cores: budget, cpu_seconds, hottest })
     }

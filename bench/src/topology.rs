@@ -16,7 +16,7 @@ use shop::Settings;
 use shop::topology::Topology;
 use sqlx::{ConnectOptions, Connection};
 
-use crate::deployment::{Deployment, PlannedProcess, free_ports};
+use crate::deployment::{Deployment, PlannedProcess, free_ports_for};
 
 const NOT_IN_PROCESS: &str = "the null server runs only as a process (splitbench --arch null-server)";
 
@@ -182,10 +182,13 @@ impl RunningShop {
             "replicas of the edge need HAProxy in front of them: start {} as processes (the launcher)",
             edge.process_name()
         );
-        let replicas = self.topology.processes.iter().map(|p| p.replicas as usize).sum();
-        let mut ports = free_ports(replicas)?.into_iter();
-        let deployment =
-            Deployment::plan(&self.topology, settings, |_, _| ports.next().unwrap_or(0), |_, _, port| port)?;
+        let listen = free_ports_for(&self.topology)?;
+        let deployment = Deployment::plan(
+            &self.topology,
+            settings,
+            |index, replica| listen[index][replica as usize],
+            |_, port| port,
+        )?;
         self.base_url = format!("http://127.0.0.1:{}", deployment.edge().port);
         for mut process in deployment.processes.clone() {
             if !process.spec.modules.is_empty() {
@@ -236,7 +239,7 @@ impl RunningShop {
 
     /// The name of the process hosting `module`.
     pub fn process_hosting(&self, module: shop::Schema) -> String {
-        self.topology.processes[self.topology.host_of(module)].process_name()
+        self.topology.host(module).process_name()
     }
 
     /// The URL of the database that holds `module`'s tables.

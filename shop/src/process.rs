@@ -145,20 +145,15 @@ pub async fn build(spec: &ProcessSpec, settings: &Settings) -> anyhow::Result<Ap
         }
         if !guarded.is_empty() {
             // The edge's own modules, for the processes that call them: only `/internal/`
-            // paths with the service credential enter this scope. Without it the route does
-            // not exist (404, as at an edge that has no internal routes): the public entry
-            // point does not reveal them.
+            // paths with the service credential enter this scope (the guard is the credential
+            // check). Without it the route does not exist (404, as at an edge that has no
+            // internal routes): the public entry point does not reveal them.
             let credential = credential.clone();
             let internal = guard::fn_guard(move |ctx| {
                 ctx.head().uri.path().starts_with("/internal/")
                     && ctx.head().headers().get(SERVICE_TOKEN_HEADER).is_some_and(|v| credential.accepts(v.as_bytes()))
             });
-            cfg.service(
-                web::scope("")
-                    .guard(internal)
-                    .wrap(from_fn(require_service_credential))
-                    .configure(mount_all(guarded.clone())),
-            );
+            cfg.service(web::scope("").guard(internal).configure(mount_all(guarded.clone())));
         }
         match &admission {
             Some(admission) => {

@@ -257,6 +257,11 @@ impl Topology {
         self.processes.iter().position(|p| p.hosts(module)).expect("a validated topology hosts every module")
     }
 
+    /// The process hosting `module`, described.
+    pub fn host(&self, module: Module) -> &ProcessSpec {
+        &self.processes[self.host_of(module)]
+    }
+
     /// The process that is the public entry point.
     pub fn edge(&self) -> usize {
         self.processes.iter().position(|p| p.edge).expect("a validated topology has an edge")

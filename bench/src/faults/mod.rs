@@ -168,10 +168,10 @@ impl Scenario {
     pub fn process(&self, architecture: Architecture) -> String {
         let Some(topology) = architecture.topology() else { return architecture.name().to_string() };
         let host = match shop::topology::Module::parse(&self.module) {
-            Some(module) if !self.fault.is_seam() => topology.host_of(module),
-            _ => topology.edge(),
+            Some(module) if !self.fault.is_seam() => topology.host(module),
+            _ => &topology.processes[topology.edge()],
         };
-        topology.processes[host].process_name()
+        host.process_name()
     }
 
     /// `crash-inventory`, for file names.

@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+/// The balancer's name among the system's processes (in results, logs and the fingerprint).
+pub const PROCESS: &str = "haproxy";
+
 /// Where HAProxy is, or how to get it.
 pub fn haproxy_path() -> anyhow::Result<PathBuf> {
     let candidates = std::env::var_os("PATH")

@@ -28,7 +28,7 @@ use shop::topology::{Module, ProcessSpec, Topology};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::deployment::{Deployment, free_ports};
+use crate::deployment::{Deployment, free_ports, free_ports_for};
 use crate::report::data::BinaryHash;
 use crate::topology::{Architecture, create_postgres_database, drop_postgres_database, with_database};
 
@@ -336,7 +336,7 @@ impl Launcher {
                 settings.server.host = "127.0.0.1".into();
                 settings.server.port = Some(0);
                 let logs = self.log_names(run_dir, architecture.name()).await?;
-                let program = Program::Shop { binary: "null-server", args: Vec::new() };
+                let program = Program::Shop { binary: "null-server".into(), args: Vec::new() };
                 let process = self.spawn("null-server", &program, &settings, logs.path_of("null-server")).await?;
                 let sut = SystemUnderTest {
                     name: architecture.name().into(),
@@ -392,10 +392,7 @@ impl Launcher {
             }
             None => None,
         };
-        let replicas = topology.processes.iter().map(|p| p.replicas as usize).sum();
-        let mut ports = free_ports(replicas)?.into_iter();
-        let listen: Vec<Vec<u16>> =
-            topology.processes.iter().map(|p| (0..p.replicas).map(|_| ports.next().unwrap_or(0)).collect()).collect();
+        let listen = free_ports_for(topology)?;
         // The proxy listens first, so the plan can point the callers at it.
         let mut proxy = None;
         if let Some((index, seed)) = proxied_process {
@@ -410,7 +407,7 @@ impl Launcher {
             topology,
             settings,
             |index, replica| listen[index][replica as usize],
-            |index, _, port| match (proxied_process, proxy_port) {
+            |index, port| match (proxied_process, proxy_port) {
                 (Some((proxied, _)), Some(proxy_port)) if proxied == index => proxy_port,
                 _ => port,
             },
@@ -427,8 +424,8 @@ impl Launcher {
             database_urls: BTreeMap::new(),
             budgets: Vec::new(),
         };
-        let process_index: BTreeMap<String, usize> =
-            deployment.processes.iter().map(|p| (p.name.clone(), p.process)).collect();
+        // Each budgeted process (name, pid, cores), given its quota once all are ready.
+        let mut budgeted = Vec::new();
         let edges: Vec<u16> = deployment.edge_replicas().map(|p| p.port).collect();
         for mut planned in deployment.processes {
             if !planned.spec.modules.is_empty() {
@@ -442,7 +439,11 @@ impl Launcher {
                 planned.settings.database.database_url = Some(url);
             }
             let log = logs.path_of(&planned.name);
-            sut.processes.push(self.spawn(&planned.name, &program_of(&planned.spec), &planned.settings, log).await?);
+            let process = self.spawn(&planned.name, &program_of(&planned.spec), &planned.settings, log).await?;
+            if let Some(cores) = planned.spec.cores {
+                budgeted.push((planned.name, process.pid, cores));
+            }
+            sut.processes.push(process);
         }
         // Replicas of the edge: HAProxy in front of them is the public entry point.
         if edges.len() > 1 {
@@ -450,7 +451,8 @@ impl Launcher {
             let config = logs.dir.join(format!("{}-haproxy.cfg", logs.prefix));
             balancer::write_config(&config, port, &edges)?;
             let program = Program::Balancer { config, port };
-            sut.processes.push(self.spawn("haproxy", &program, settings, logs.path_of("haproxy")).await?);
+            let log = logs.path_of(balancer::PROCESS);
+            sut.processes.push(self.spawn(balancer::PROCESS, &program, settings, log).await?);
             sut.base_url = format!("http://127.0.0.1:{port}");
         }
         self.wait_until_ready(&sut).await?;
@@ -459,12 +461,8 @@ impl Launcher {
             let pids: Vec<u32> = sut.processes.iter().map(|p| p.pid).collect();
             sut.budgets.push(CpuBudget::apply(SYSTEM_BUDGET, &pids, cores)?);
         }
-        for process in &sut.processes {
-            // (The balancer is no process of the topology: it has no budget of its own.)
-            let Some(cores) = process_index.get(&process.name).and_then(|&i| topology.processes[i].cores) else {
-                continue;
-            };
-            sut.budgets.push(CpuBudget::apply(&process.name, &[process.pid], cores)?);
+        for (name, pid, cores) in budgeted {
+            sut.budgets.push(CpuBudget::apply(&name, &[pid], cores)?);
         }
         Ok((sut, proxy))
     }
@@ -507,6 +505,7 @@ impl Launcher {
     ) -> anyhow::Result<ChildProcess> {
         let (binary, args) = match program {
             Program::Shop { binary, args } => {
+                let binary = binary.as_str();
                 let path = self.bin_dir.join(binary);
                 anyhow::ensure!(path.is_file(), "{} does not exist (build it, or pass --bin-dir)", path.display());
                 self.binaries.record(binary, &path)?;
@@ -516,7 +515,7 @@ impl Launcher {
             }
             Program::Balancer { config, .. } => {
                 let path = balancer::haproxy_path()?;
-                self.binaries.record("haproxy", &path)?;
+                self.binaries.record(balancer::PROCESS, &path)?;
                 (path, vec!["-db".into(), "-f".into(), config.display().to_string()])
             }
         };
@@ -655,7 +654,7 @@ impl Launcher {
 #[derive(Debug, Clone)]
 enum Program {
     /// A binary of the bin directory, with these arguments before the shop's settings.
-    Shop { binary: &'static str, args: Vec<String> },
+    Shop { binary: String, args: Vec<String> },
     /// HAProxy with this configuration, listening on `port`.
     Balancer { config: PathBuf, port: u16 },
 }
@@ -663,15 +662,13 @@ enum Program {
 /// The binary that runs a process hosting `spec`: the presets' processes have binaries of their
 /// own, any other grouping runs `shop-process --hosts <members>`.
 fn program_of(spec: &ProcessSpec) -> Program {
-    let alone = match (spec.edge, spec.modules.len()) {
-        (true, 0) => Some("gateway"),
-        (true, _) if spec.hosts_everything() => Some("monolith"),
-        (false, 1) => spec.modules.first().map(|m| m.name()),
-        _ => None,
-    };
-    match alone {
-        Some(binary) => Program::Shop { binary, args: Vec::new() },
-        None => Program::Shop { binary: "shop-process", args: vec!["--hosts".into(), spec.name()] },
+    // A preset process's name (`monolith`, `gateway`, `catalog`) is its binary's; a grouping's
+    // (`catalog+reviews`) is its members.
+    let name = spec.process_name();
+    if name.contains('+') {
+        Program::Shop { binary: "shop-process".into(), args: vec!["--hosts".into(), name] }
+    } else {
+        Program::Shop { binary: name, args: Vec::new() }
     }
 }
 
@@ -686,8 +683,7 @@ impl SystemUnderTest {
     /// The URL of the database holding `module`'s tables (`None` for the null server).
     pub fn database_of(&self, module: Module) -> Option<&str> {
         let topology = self.topology.as_ref()?;
-        let host = topology.processes[topology.host_of(module)].process_name();
-        self.database_urls.get(&host).map(String::as_str)
+        self.database_urls.get(&topology.host(module).process_name()).map(String::as_str)
     }
 
     /// Resource samples of every process, by name.

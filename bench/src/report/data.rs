@@ -716,11 +716,7 @@ impl RoundRatio {
         let halves = (each.len() >= 4)
             .then(|| Some((Spread::of(&each[..half])?.median, Spread::of(&each[each.len() - half..])?.median)))
             .flatten();
-        let mut sorted = each.clone();
-        sorted.sort_by(f64::total_cmp);
-        let n = sorted.len() as u64;
-        let (low, high) = crate::analyse::quantile_confidence_ranks(n, 0.5);
-        let median_interval = (low >= 1 && high <= n).then(|| (sorted[low as usize - 1], sorted[high as usize - 1]));
+        let median_interval = crate::analyse::median_interval(&each);
         Some(Self { each, spread, median_interval, halves })
     }
 

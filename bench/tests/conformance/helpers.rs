@@ -245,7 +245,7 @@ impl TestApp {
         };
         let policy = shop::orders::CheckoutPolicy::from_settings(settings);
         let topology = &self.shop.topology;
-        let orders_host = &topology.processes[topology.host_of(Schema::Orders)];
+        let orders_host = topology.host(Schema::Orders);
         if [Schema::Catalog, Schema::Inventory, Schema::Payments].iter().all(|m| orders_host.hosts(*m)) {
             let db = connect(Schema::Orders).await.expect("the database opens");
             let payments = shop::payments::LocalPayments { db: db.clone(), latency: settings.payment_latency() };
